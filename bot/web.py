@@ -1,0 +1,37 @@
+"""The one HTTP server: health, metrics, and the channel webhooks mounted by later wiring."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bot.database import Database
+
+
+def build_app(db: Database, registry: CollectorRegistry, routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The Starlette app with /healthz, /metrics and any channel routes."""
+
+    async def healthz(_request: Request) -> Response:
+        """200 when the database answers, 503 otherwise."""
+        ok = await db.ping()
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "database": "ok" if ok else "unreachable"},
+            status_code=200 if ok else 503,
+        )
+
+    async def metrics(_request: Request) -> Response:
+        """Prometheus text exposition."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            *routes,
+        ]
+    )

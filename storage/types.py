@@ -1,0 +1,101 @@
+"""Column types and value enums shared by the models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import DateTime
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores it naive, PostgreSQL timestamptz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQL on SQLite
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Channel(StrEnum):
+    TELEGRAM = "telegram"
+    WHATSAPP = "whatsapp"
+
+
+class AreaLevel(StrEnum):
+    PROVINSI = "provinsi"
+    KABUPATEN = "kabupaten"
+    KOTA = "kota"
+    KECAMATAN = "kecamatan"
+    KELURAHAN = "kelurahan"
+    DESA = "desa"
+    RW = "rw"
+    RT = "rt"
+
+
+class Role(StrEnum):
+    RESIDENT = "resident"
+    OFFICER = "officer"
+    COORDINATOR = "coordinator"
+    ADMIN = "admin"
+
+    @property
+    def is_staff(self) -> bool:
+        return self is not Role.RESIDENT
+
+
+class ReportStatus(StrEnum):
+    NEW = "new"
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+    REJECTED = "rejected"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (ReportStatus.NEW, ReportStatus.CLAIMED)
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    UNDELIVERED = "undelivered"
+    NEEDS_TEMPLATE = "needs_template"
+
+
+class OutboxKind(StrEnum):
+    ALERT = "alert"
+    ALERT_EDIT = "alert_edit"
+    STATUS = "status"
+    ESCALATION = "escalation"
+    BROADCAST = "broadcast"
+    REMINDER = "reminder"
+    PATROL = "patrol"
+    RECAP = "recap"
+    NOTICE = "notice"
