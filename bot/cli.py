@@ -43,11 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     areas = sub.add_parser("areas", help="areas (kelurahan/desa and their parents)")
     areas_sub = areas.add_subparsers(dest="areas_command", required=True, metavar="ACTION")
     imp = areas_sub.add_parser("import", help="import or update areas from a CSV file")
-    imp.add_argument("file", type=Path, help="CSV with columns code,name,level,parent_code,timezone")
+    imp.add_argument(
+        "file", type=Path, help="CSV with columns code,name,level,parent_code,timezone"
+    )
 
     invite = sub.add_parser("invite", help="create a single-use invite code for staff")
     invite.add_argument("--role", required=True, choices=["officer", "coordinator", "admin"])
-    invite.add_argument("--area", required=True, metavar="CODE", help="area code, e.g. 17.71.08.1004")
+    invite.add_argument(
+        "--area", required=True, metavar="CODE", help="area code, e.g. 17.71.08.1004"
+    )
     invite.add_argument("--expires", default="7d", help="validity: 30m, 12h, 7d, 2w (default 7d)")
 
     sub.add_parser("run", help="run the bot (web server, channels, dispatcher, scheduler)")
@@ -81,13 +85,17 @@ async def _db_command(settings: Settings, action: str) -> None:
         await db.close()
 
 
-async def _areas_import(settings: Settings, file: Path) -> None:
+def _read_text(file: Path) -> str:
     try:
-        text = file.read_text(encoding="utf-8")
+        return file.read_text(encoding="utf-8")
     except OSError as exc:
         raise CommandError(f"cannot read {file}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise CommandError(f"{file} is not UTF-8 text") from None
+
+
+async def _areas_import(settings: Settings, file: Path) -> None:
+    text = _read_text(file)
     try:
         rows = parse_areas_csv(text)
     except AreaImportError as exc:
@@ -99,11 +107,15 @@ async def _areas_import(settings: Settings, file: Path) -> None:
                 result = await import_areas(session, rows)
             except AreaImportError as exc:
                 await session.rollback()
-                raise CommandError(f"{file}: nothing imported:\n" + "\n".join(exc.problems)) from None
+                raise CommandError(
+                    f"{file}: nothing imported:\n" + "\n".join(exc.problems)
+                ) from None
             await session.commit()
     finally:
         await db.close()
-    print(f"{file}: {result.created} created, {result.updated} updated, {result.unchanged} unchanged")
+    print(
+        f"{file}: {result.created} created, {result.updated} updated, {result.unchanged} unchanged"
+    )
 
 
 async def _invite(settings: Settings, role: str, area_code: str, expires: str) -> None:
@@ -124,7 +136,9 @@ async def _invite(settings: Settings, role: str, area_code: str, expires: str) -
     finally:
         await db.close()
     print(f"Invite: role {role} for {area.name} ({area.code}), single use.")
-    print(f"Valid until {invite.expires_at:%Y-%m-%d %H:%M} UTC. In a private chat with the bot send:")
+    print(
+        f"Valid until {invite.expires_at:%Y-%m-%d %H:%M} UTC. In a private chat with the bot send:"
+    )
     print(f"/daftar {invite.code}")
     print(invite.code)
 
@@ -169,8 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ktn-bot: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:
-        print(f"ktn-bot: database error: {exc.__class__.__name__}: {exc.args[0] if exc.args else ''}",
-              file=sys.stderr)
+        print(
+            f"ktn-bot: database error: {exc.__class__.__name__}: {exc.args[0] if exc.args else ''}",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130

@@ -53,7 +53,7 @@ def connect(settings: Settings) -> Database:
 
 
 async def prepare_schema(db: Database, url: str) -> None:
-    """Migrate an embedded SQLite database; refuse to start on a PostgreSQL schema that is behind."""
+    """Migrate an embedded SQLite database; refuse a PostgreSQL schema that is behind."""
     if is_sqlite(url):
         if not await migrate.is_up_to_date(db.engine):
             log.info("applying database migrations")

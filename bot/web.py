@@ -13,7 +13,9 @@ from starlette.routing import BaseRoute, Route
 from bot.database import Database
 
 
-def build_app(db: Database, registry: CollectorRegistry, routes: Sequence[BaseRoute] = ()) -> Starlette:
+def build_app(
+    db: Database, registry: CollectorRegistry, routes: Sequence[BaseRoute] = ()
+) -> Starlette:
     """The Starlette app with /healthz, /metrics and any channel routes."""
 
     async def healthz(_request: Request) -> Response:

@@ -1,0 +1,60 @@
+"""Serving an ASGI app with uvicorn inside the current event loop (the app, fakes, sandbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Iterator
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind the socket ourselves: a clear error when the port is taken, and port 0 works."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def make_server(app: ASGIApp, *, lifespan: str = "off") -> QuietServer:
+    """A uvicorn server for ``app`` with our logging left alone."""
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan=lifespan)  # type: ignore[arg-type]
+    return QuietServer(config)
+
+
+@contextlib.asynccontextmanager
+async def serve_asgi(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve ``app`` on host:port (0 = any free port) while the block runs; yields its base URL."""
+    sock = bind_socket(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    server = make_server(app)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"serve:{bound_port}")
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("server stopped during start-up")
+            await asyncio.sleep(0.005)
+        yield f"http://{bound_host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
