@@ -71,7 +71,7 @@ def parse_areas_csv(text: str) -> list[AreaRow]:
     seen: dict[str, int] = {}
     for record in reader:
         line = reader.line_num
-        if record.get(None):  # type: ignore[call-overload]
+        if record.get(None):
             problems.append(f"line {line}: too many columns")
             continue
         values = {k: (record.get(k) or "").strip() for k in CSV_COLUMNS}

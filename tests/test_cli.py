@@ -1,0 +1,155 @@
+"""The `ktn-bot` command line, run as an operator would run it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from storage.db import is_sqlite
+from tests.conftest import ROOT
+
+SAMPLE = ROOT / "data" / "areas-sample.csv"
+
+
+def cli(
+    cfg: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(cfg), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text('[database]\nurl = "sqlite+aiosqlite:///data/ktn.db"\n[http]\nport = 0\n')
+    return path
+
+
+def test_areas_import_then_invite(cfg: Path) -> None:
+    first = cli(cfg, "areas", "import", str(SAMPLE))
+    assert first.returncode == 0, first.stderr
+    assert "8 created, 0 updated, 0 unchanged" in first.stdout
+    again = cli(cfg, "areas", "import", str(SAMPLE))
+    assert "0 created, 0 updated, 8 unchanged" in again.stdout
+
+    invite = cli(cfg, "invite", "--role", "officer", "--area", "17.71.08.1004", "--expires", "3d")
+    assert invite.returncode == 0, invite.stderr
+    code = invite.stdout.strip().splitlines()[-1]
+    assert code.isalnum() and code.isupper() and len(code) == 10
+    assert "Sumber Jaya" in invite.stdout
+    other = cli(cfg, "invite", "--role", "coordinator", "--area", "17.71.08")
+    assert other.stdout.strip().splitlines()[-1] != code
+
+
+def test_bad_csv_imports_nothing_and_names_lines(cfg: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(SAMPLE.read_text() + "17.71.08.9999,,kelurahan,17.71.08,Asia/Jakarta\n")
+    result = cli(cfg, "areas", "import", str(bad))
+    assert result.returncode == 1
+    assert "nothing imported" in result.stderr and "line 10: name is empty" in result.stderr
+    assert "Traceback" not in result.stderr
+    invite = cli(cfg, "invite", "--role", "officer", "--area", "17.71.08.1004")
+    assert invite.returncode == 1 and "no area with code 17.71.08.1004" in invite.stderr
+
+
+def test_invite_refuses_bad_input(cfg: Path) -> None:
+    cli(cfg, "areas", "import", str(SAMPLE))
+    assert (
+        "--expires"
+        in cli(cfg, "invite", "--role", "officer", "--area", "17", "--expires", "soon").stderr
+    )
+    bad_role = cli(cfg, "invite", "--role", "king", "--area", "17")
+    assert bad_role.returncode == 2 and "invalid choice" in bad_role.stderr
+
+
+def test_db_upgrade_and_current(cfg: Path) -> None:
+    assert "schema at none: behind" in cli(cfg, "db", "current").stdout
+    assert "schema at 0001" in cli(cfg, "db", "upgrade").stdout
+    assert "up to date" in cli(cfg, "db", "current").stdout
+
+
+def wait_for_line(stream: object, needle: str, timeout: float = 30.0) -> str:
+    """Read the child's stderr until a line contains needle (in a thread, so we can time out)."""
+    found: list[str] = []
+    seen: list[str] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            seen.append(line)
+            if needle in line:
+                found.append(line)
+                done.set()
+                return
+        done.set()
+
+    threading.Thread(target=reader, daemon=True).start()
+    if not done.wait(timeout) or not found:
+        raise AssertionError(f"no {needle!r} in output:\n{''.join(seen)}")
+    return found[0]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_run_serves_healthz_and_stops_cleanly(cfg: Path, sig: signal.Signals) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(cfg), "run"],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = wait_for_line(proc.stderr, "listening on http://")
+        url = line.strip().split("listening on ")[1]
+        health = httpx.get(f"{url}/healthz", timeout=5)
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok", "database": "ok"}
+        assert httpx.get(f"{url}/metrics", timeout=5).status_code == 200
+        proc.send_signal(sig)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+    assert (cfg.parent / "data" / "ktn.db").exists()  # SQLite schema applied by `run` itself
+
+
+def test_run_reports_port_in_use(cfg: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli(cfg, "run", env={"KTN_HTTP__PORT": str(port)})
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_refuses_postgres_schema_behind(db_url: str, cfg: Path) -> None:
+    """On PostgreSQL `run` never migrates by itself: the operator upgrades after a backup."""
+    if is_sqlite(db_url):
+        pytest.skip("PostgreSQL only: .ci/run runs this with KTN_TEST_DATABASE_URL")
+    result = cli(cfg, "run", env={"KTN_DATABASE__URL": db_url})
+    assert result.returncode == 1
+    assert "run `ktn-bot db upgrade` first" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert cli(cfg, "db", "upgrade", env={"KTN_DATABASE__URL": db_url}).returncode == 0
+    assert "up to date" in cli(cfg, "db", "current", env={"KTN_DATABASE__URL": db_url}).stdout
