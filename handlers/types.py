@@ -120,6 +120,7 @@ class Reply:
     location: Location | None = None
     media: Media | None = None
     ask_location: bool = False
+    location_label: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -128,6 +129,7 @@ class Reply:
             "location": self.location.to_json() if self.location else None,
             "media": self.media.to_json() if self.media else None,
             "ask_location": self.ask_location,
+            "location_label": self.location_label,
         }
 
     @classmethod
@@ -138,6 +140,7 @@ class Reply:
             location=Location.from_json(data["location"]) if data.get("location") else None,
             media=Media.from_json(data["media"]) if data.get("media") else None,
             ask_location=bool(data.get("ask_location")),
+            location_label=data.get("location_label"),
         )
 
 

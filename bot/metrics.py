@@ -1,0 +1,46 @@
+"""Prometheus metrics of one process (served at /metrics)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class Metrics:
+    """The process's counters, in their own registry (tests make as many as they like)."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.updates = Counter(
+            "ktn_updates_total", "Inbound messages handled", ["channel", "result"], registry=r
+        )
+        self.handling_seconds = Histogram(
+            "ktn_handling_seconds",
+            "Time to handle one inbound message",
+            ["channel"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+        self.sends = Counter(
+            "ktn_outbox_sends_total",
+            "Outbox send attempts by result",
+            ["channel", "result"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "ktn_rate_limited_total",
+            "429 / retry_after answers from a channel",
+            ["channel"],
+            registry=r,
+        )
+        self.outbox_depth = Gauge("ktn_outbox_depth", "Outbox rows waiting to be sent", registry=r)
+        self.escalations = Counter(
+            "ktn_escalations_total", "Reports escalated to the parent area", registry=r
+        )
+        self.leader = Gauge(
+            "ktn_scheduler_leader", "1 when this process runs the schedules", registry=r
+        )
