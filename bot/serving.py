@@ -22,7 +22,7 @@ class QuietServer(uvicorn.Server):
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind the socket ourselves: a clear error when the port is taken, and port 0 works."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio only disables Nagle on sockets it knows are TCP (~40 ms/request).
+    # IPPROTO_TCP explicitly: asyncio disables Nagle only on known TCP sockets (~40 ms/request).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
