@@ -247,7 +247,7 @@ class Dispatcher:
 
     async def _resolve_edit_targets(
         self, batch: list[Envelope]
-    ) -> tuple[list[Envelope], list[Envelope]]:
+    ) -> tuple[list[Envelope], list[tuple[Envelope, datetime]]]:
         """Give each edit the message id of the message it edits; defer it until that is sent."""
         edit_of = {
             e.id: int(e.payload["edit_of"]) for e in batch if e.kind == OutboxKind.ALERT_EDIT
@@ -259,9 +259,9 @@ class Dispatcher:
                 r.id: r
                 for r in (
                     await session.execute(
-                        select(Outbox.id, Outbox.status, Outbox.external_id).where(
-                            Outbox.id.in_(set(edit_of.values()))
-                        )
+                        select(
+                            Outbox.id, Outbox.status, Outbox.external_id, Outbox.next_attempt_at
+                        ).where(Outbox.id.in_(set(edit_of.values())))
                     )
                 ).all()
             }
@@ -270,7 +270,7 @@ class Dispatcher:
         for env_id, target_id in edit_of.items():
             newest[target_id] = max(newest.get(target_id, 0), env_id)
         ready: list[Envelope] = []
-        deferred: list[Envelope] = []
+        deferred: list[tuple[Envelope, datetime]] = []
         superseded: list[_Result] = []
         for env in batch:
             if env.id not in edit_of:
@@ -288,8 +288,8 @@ class Dispatcher:
                 superseded.append(
                     _Result(env, error=SendError("original message was never sent", permanent=True))
                 )
-            else:
-                deferred.append(env)
+            else:  # try again when the original is due (it goes first: lower id)
+                deferred.append((env, original.next_attempt_at))
         if superseded:
             await self._record(superseded, [], [])
         return ready, deferred
@@ -375,7 +375,10 @@ class Dispatcher:
         return _Result(env, external_id)
 
     async def _record(
-        self, results: list[_Result], deferred: list[Envelope], unsent: list[Envelope]
+        self,
+        results: list[_Result],
+        deferred: list[tuple[Envelope, datetime]],
+        unsent: list[Envelope],
     ) -> None:
         """Write every outcome of a batch in one transaction."""
         now = self.wall()
@@ -422,13 +425,13 @@ class Dispatcher:
                 row["next_attempt_at"] = now + timedelta(seconds=self._backoff(attempts, err))
                 retry_at[env.key] = row["next_attempt_at"]
             changes.append(row)
-        for env in deferred:
+        for env, due in deferred:
             changes.append(
                 {
                     "id": env.id,
                     "status": OutboxStatus.PENDING,
                     "lease_until": None,
-                    "next_attempt_at": now + timedelta(seconds=1),
+                    "next_attempt_at": max(due, now),
                 }
             )
         for env in unsent:  # held back behind a failed row of the same chat, or stopped
