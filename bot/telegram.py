@@ -6,6 +6,11 @@ It only translates. Business rules live in ``handlers``; delivery of outbox rows
 
 from __future__ import annotations
 
+import os
+
+# Opt in to PTB's timedelta durations now (RetryAfter etc.); the int form is deprecated.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
 import asyncio
 import contextlib
 import logging

@@ -8,6 +8,9 @@ automatically; .ci/run runs them again on PostgreSQL.
 from __future__ import annotations
 
 import os
+
+os.environ.setdefault("PTB_TIMEDELTA", "true")  # as bot.telegram does: PTB's non-deprecated form
+
 from collections.abc import AsyncIterator
 from pathlib import Path
 
