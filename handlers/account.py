@@ -1,0 +1,184 @@
+"""The resident's own things: /status, /bahasa, /berhenti, /hapusdata, /batal."""
+
+from __future__ import annotations
+
+from handlers.commands import LANGUAGE_WORDS
+from handlers.render import category_label, format_time, status_label
+from handlers.states import State
+from handlers.turn import Turn, expects, fallback, prompt
+from handlers.types import Option
+from storage import contacts, reports
+from storage.areas import descendant_ids
+from storage.models import Area, Report
+from storage.types import Role
+
+STATUS_LIST_LIMIT = 10
+
+
+# --- /batal --------------------------------------------------------------------------------
+
+
+async def cancel(turn: Turn) -> None:
+    """Drop whatever is going on and say so (an erase question just goes back)."""
+    previous = turn.state
+    if previous is State.ERASE_CONFIRM:  # cancelling the question keeps data and draft
+        turn.say(turn.t("erase.kept"))
+        turn.state = State.parse(turn.draft.pop("return", None))
+        await turn.reprompt_if_busy()
+        return
+    turn.draft.clear()
+    turn.state = State.IDLE
+    if previous.in_report:
+        turn.say(turn.t("cancel.report"))
+    elif previous in (State.CONSENT, State.AREA):
+        turn.say(turn.t("cancel.onboarding"))
+        return
+    else:
+        turn.say(turn.t("cancel.nothing"))
+    if turn.consented:
+        await turn.reprompt()
+
+
+# --- /status -------------------------------------------------------------------------------
+
+
+async def can_see(turn: Turn, report: Report) -> bool:
+    """The reporter, a follower, or staff of the report's area (or an area above it)."""
+    contact = turn.contact
+    if report.reporter_id == contact.id:
+        return True
+    if await reports.is_follower(turn.session, report.id, contact.id):
+        return True
+    if contact.area_id is None or contact.erased_at is not None:
+        return False
+    try:
+        staff = Role(contact.role).is_staff
+    except ValueError:
+        staff = False
+    return staff and report.area_id in await descendant_ids(turn.session, contact.area_id)
+
+
+async def show_status(turn: Turn, arg: str | None) -> None:
+    """One report by ticket (only if the user may see it), or the user's latest reports."""
+    if arg:
+        ticket = reports.normalise_ticket(arg)
+        if ticket is None:
+            turn.say(turn.t("status.bad_ticket", text=arg[:40]))
+            return
+        report = await reports.get_by_ticket(turn.session, ticket)
+        if report is None or not await can_see(turn, report):
+            turn.say(turn.t("status.not_found", ticket=ticket))
+            return
+        areas = await reports.areas_by_id(turn.session, [report.area_id])
+        turn.say(_detail(turn, report, areas.get(report.area_id)))
+        return
+    mine = await reports.reports_of(turn.session, turn.contact.id, limit=STATUS_LIST_LIMIT)
+    if not mine:
+        turn.say(turn.t("status.none"))
+        return
+    areas = await reports.areas_by_id(turn.session, [r.area_id for r in mine])
+    lines = [turn.t("status.list_title")]
+    for report in mine:
+        area = areas.get(report.area_id)
+        lines.append(
+            turn.t(
+                "status.list_line",
+                ticket=report.ticket,
+                category=category_label(turn.catalog, turn.lang, report.category),
+                status=status_label(turn.catalog, turn.lang, report.status),
+                time=format_time(report.created_at, area.timezone if area else None),
+            )
+            + ("" if report.reporter_id == turn.contact.id else " " + turn.t("status.followed"))
+        )
+    lines.append(turn.t("status.list_hint"))
+    turn.say("\n".join(lines))
+
+
+def _detail(turn: Turn, report: Report, area: Area | None) -> str:
+    zone = area.timezone if area else None
+    lines = [
+        turn.t("status.detail_title", ticket=report.ticket),
+        turn.t(
+            "status.detail_category",
+            category=category_label(turn.catalog, turn.lang, report.category),
+        ),
+        turn.t("status.detail_status", status=status_label(turn.catalog, turn.lang, report.status)),
+        turn.t("status.detail_time", time=format_time(report.created_at, zone)),
+    ]
+    if report.urgent:
+        lines.append(turn.t("status.detail_urgent"))
+    if report.resolution_note:
+        lines.append(turn.t("status.detail_note", note=report.resolution_note))
+    return "\n".join(lines)
+
+
+# --- /bahasa, /berhenti --------------------------------------------------------------------
+
+
+async def switch_language(turn: Turn, arg: str | None) -> None:
+    """Switch between Bahasa Indonesia and English (or to the one named)."""
+    languages = turn.catalog.languages
+    if arg and arg.lower() not in LANGUAGE_WORDS:
+        turn.say(turn.t("language.unknown"))
+        return
+    if arg:
+        new = LANGUAGE_WORDS[arg.lower()]
+    else:
+        current = languages.index(turn.lang) if turn.lang in languages else 0
+        new = languages[(current + 1) % len(languages)]
+    turn.contact.language = new
+    turn.say(turn.t("language.set"))
+
+
+async def opt_out(turn: Turn) -> None:
+    """Stop broadcasts; reports keep working."""
+    if turn.contact.opted_out_at is not None:
+        turn.say(turn.t("stop.already"))
+        return
+    turn.contact.opted_out_at = turn.now
+    turn.say(turn.t("stop.done"))
+
+
+# --- /hapusdata ----------------------------------------------------------------------------
+
+
+async def ask_erase(turn: Turn) -> None:
+    """Remember where the user was and ask for confirmation."""
+    if turn.state is not State.ERASE_CONFIRM:
+        turn.draft["return"] = turn.state.value
+    await turn.enter(State.ERASE_CONFIRM)
+
+
+@prompt(State.ERASE_CONFIRM)
+async def confirm_erase(turn: Turn) -> None:
+    """Say what will be erased and ask Ya / Tidak."""
+    turn.say(
+        turn.t("erase.confirm"),
+        [Option(turn.t("common.yes"), "erase:yes"), Option(turn.t("common.no"), "erase:no")],
+    )
+
+
+@expects(State.ERASE_CONFIRM)
+async def erase_answered(turn: Turn) -> bool:
+    """Ya erases now; Tidak goes back to where the user was."""
+    if turn.option == "erase:yes":
+        count = await contacts.erase(turn.session, turn.contact, turn.now)
+        turn.draft.clear()
+        turn.state = State.IDLE
+        turn.outcome.recorded["erased"] = True
+        turn.say(turn.t("erase.done", reports=count))
+        return True
+    if turn.option == "erase:no":
+        back = State.parse(turn.draft.pop("return", None))
+        turn.say(turn.t("erase.kept"))
+        turn.state = back
+        await turn.reprompt_if_busy()
+        return True
+    return False
+
+
+@fallback(State.ERASE_CONFIRM)
+async def erase_unclear(turn: Turn) -> None:
+    """Anything but Ya / Tidak: nothing is erased without a clear yes."""
+    turn.say(turn.t("erase.need_answer"))
+    await turn.reprompt()

@@ -1,0 +1,112 @@
+"""What the conversation core needs to know about a deployment (built from Settings by bot/)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from handlers.i18n import Catalog
+
+_KEY = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A report category; its name comes from the catalog (``category.<key>``)."""
+
+    key: str
+    urgent: bool = False
+    escalate_after_minutes: int | None = None
+
+    def __post_init__(self) -> None:
+        if not _KEY.match(self.key):
+            raise ValueError(f"category key {self.key!r} must be lower-case letters/digits/_")
+        if self.escalate_after_minutes is not None and self.escalate_after_minutes < 1:
+            raise ValueError(f"category {self.key}: escalate_after_minutes must be >= 1")
+
+
+DEFAULT_CATEGORIES = (
+    Category("keamanan"),
+    Category("kesehatan"),
+    Category("sosial_ekonomi"),
+    Category("ketahanan_pangan"),
+    Category("bencana", urgent=True),
+    Category("lainnya"),
+)
+DEFAULT_EMERGENCY_NUMBERS: Mapping[str, str] = {
+    "polisi": "110",
+    "darurat": "112",
+    "pemadam": "113",
+    "ambulans": "119",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """Categories, emergency numbers, limits and texts. Plain constructor; see ``default()``.
+
+    ``polsek_numbers`` maps an area code to its Polsek's phone; the area or its nearest parent
+    listed is used. Minutes and hours are whole numbers.
+    """
+
+    catalog: Catalog
+    categories: tuple[Category, ...] = DEFAULT_CATEGORIES
+    emergency_numbers: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_EMERGENCY_NUMBERS)
+    )
+    polsek_numbers: Mapping[str, str] = field(default_factory=dict)
+    draft_idle_minutes: int = 60
+    duplicate_window_hours: int = 6
+    escalate_after_minutes: int = 60
+    urgent_escalate_after_minutes: int = 10
+    max_text_length: int = 1000
+    default_language: str = "id"
+
+    def __post_init__(self) -> None:
+        if not self.categories:
+            raise ValueError("at least one report category is needed")
+        keys = [c.key for c in self.categories]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"category keys must be unique: {keys}")
+        if self.default_language not in self.catalog.languages:
+            raise ValueError(f"default_language {self.default_language!r} has no catalog")
+        for name, value in (
+            ("draft_idle_minutes", self.draft_idle_minutes),
+            ("escalate_after_minutes", self.escalate_after_minutes),
+            ("urgent_escalate_after_minutes", self.urgent_escalate_after_minutes),
+            ("max_text_length", self.max_text_length),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.duplicate_window_hours < 0:
+            raise ValueError("duplicate_window_hours must be >= 0")
+
+    @classmethod
+    def default(cls, overrides_path: Path | None = None) -> CoreConfig:
+        """The shipped defaults (what config.toml says out of the box), for tests and tools."""
+        return cls(
+            catalog=Catalog.load(overrides_path),
+            polsek_numbers={"17.71.08": "(0736) 000000", "18.09.01": "(0721) 000000"},
+        )
+
+    def category(self, key: str | None) -> Category | None:
+        """The category with this key, or None."""
+        for category in self.categories:
+            if category.key == key:
+                return category
+        return None
+
+    def escalation_minutes(self, category_key: str, urgent: bool) -> int:
+        """Minutes until an unclaimed report escalates: the category's own, urgent is shorter."""
+        category = self.category(category_key)
+        if category is not None and category.escalate_after_minutes is not None:
+            minutes = category.escalate_after_minutes
+        elif category is not None and category.urgent:
+            minutes = self.urgent_escalate_after_minutes
+        else:
+            minutes = self.escalate_after_minutes
+        if urgent and not (category is not None and category.urgent):
+            minutes = min(minutes, self.urgent_escalate_after_minutes)
+        return minutes

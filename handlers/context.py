@@ -1,0 +1,27 @@
+"""The per-message context the adapters hand to the core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from handlers.config import CoreConfig
+from storage.types import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Deployment settings plus this message's clock (tests inject ``now``).
+
+    ``bot_username`` (Telegram, without "@") decides which ``/cmd@name`` commands in groups are
+    ours and builds t.me links; ``bot`` names the bot in outbox rows.
+    """
+
+    config: CoreConfig
+    now: datetime = field(default_factory=utcnow)
+    bot_username: str | None = None
+    bot: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is None:
+            raise ValueError("Context.now must be an aware datetime")

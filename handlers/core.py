@@ -1,0 +1,187 @@
+"""The conversation core's entry points, shared by the Telegram and WhatsApp adapters.
+
+``handle`` takes one neutral ``Inbound`` message and returns an ``Outcome`` (replies for the
+chat it came from, a notice for a pressed button, what was recorded); it sends nothing and the
+caller commits. ``process`` opens the session, commits, and retries the whole message when a
+concurrent message of the same user got there first. Messages to other people are outbox rows
+written in the same transaction.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from datetime import timedelta
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+# Importing the flow modules registers their states' prompt/expects/fallback functions.
+from handlers import account, onboarding, report  # noqa: F401
+from handlers.commands import parse_command
+from handlers.context import Context
+from handlers.dispatch import run_command
+from handlers.group import group_command, handle_group
+from handlers.options import match_option
+from handlers.states import State
+from handlers.turn import EXPECTS, FALLBACKS, Turn
+from handlers.types import ChatKind, Inbound, Outcome
+from storage import contacts, conversations
+from storage.models import ProcessedInbound
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock (PostgreSQL)
+
+__all__ = ["MAX_ATTEMPTS", "Context", "handle", "process"]
+
+
+async def process(
+    sessions: async_sessionmaker[AsyncSession],
+    msg: Inbound,
+    ctx: Context,
+    *,
+    attempts: int = MAX_ATTEMPTS,
+) -> Outcome:
+    """Handle the message in its own transaction; retry it whole on a concurrent-update race."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with sessions() as session:
+                outcome = await handle(session, msg, ctx)
+                await session.commit()
+                return outcome
+        except (StaleDataError, IntegrityError, DBAPIError) as exc:
+            if not _retryable(exc) or attempt >= attempts:
+                raise
+            log.debug("retrying message %s (attempt %d): %s", msg.message_id, attempt, exc)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, StaleDataError | IntegrityError):
+        return True
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    return code in RETRY_SQLSTATES
+
+
+async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
+    """One message in, the answer out; the caller commits (see ``process``)."""
+    if msg.chat_kind is ChatKind.GROUP:
+        return await _handle_group(session, msg, ctx)
+    channel = str(msg.channel)
+    contact, conversation = await conversations.load_for_update(
+        session, channel, msg.chat_id, msg.user_id
+    )
+    if await _already_processed(session, msg):
+        return Outcome(duplicate=True)
+    _mark_processed(session, msg, ctx)
+    if contact is None:
+        contact = await contacts.create(
+            session,
+            channel=channel,
+            external_id=msg.user_id,
+            language=_first_language(msg, ctx),
+            now=ctx.now,
+        )
+    if conversation is None:
+        conversation = await conversations.create(
+            session, channel, msg.chat_id, msg.user_id, ctx.now
+        )
+    contacts.record_inbound(contact, display_name=msg.display_name, phone=msg.phone, now=ctx.now)
+    turn = Turn(
+        session=session,
+        msg=msg,
+        ctx=ctx,
+        contact=contact,
+        conversation=conversation,
+        state=State.parse(conversation.state),
+        draft=copy.deepcopy(conversation.draft or {}),
+    )
+    await run_turn(turn)
+    if turn.outcome.replies:
+        last = turn.outcome.replies[-1]
+        turn.draft["opts"] = [[o.label, o.data] for o in last.options]
+    conversations.save(conversation, turn.state.value, turn.draft, ctx.now)
+    await session.flush()
+    turn.outcome.outbox_ids = [row.id for row in turn.outbox]
+    turn.outcome.recorded["state"] = turn.state.value
+    return turn.outcome
+
+
+async def run_turn(turn: Turn) -> None:
+    """Expire an old draft, then: stale button, over-long text, command, or the state's turn."""
+    _expire_idle_draft(turn)
+    msg = turn.msg
+    if msg.button is not None:
+        if msg.button not in {data for _label, data in turn.offered()}:
+            turn.outcome.notice = turn.t("common.stale_button")
+            return
+        turn.option = msg.button
+    text = turn.text
+    if text is not None and len(text) > turn.config.max_text_length:
+        turn.say(turn.t("common.too_long", limit=turn.config.max_text_length, length=len(text)))
+        await turn.reprompt_if_busy()
+        return
+    if turn.option is None and text is not None and not msg.media and msg.location is None:
+        cmd = parse_command(text, bot_username=turn.ctx.bot_username)
+        option = match_option(turn.offered(), text)
+        if cmd is not None and (cmd.slash or option is None):
+            await run_command(turn, cmd)
+            return
+        turn.option = option
+    if not turn.consented and turn.state not in (State.CONSENT, State.ERASE_CONFIRM):
+        await onboarding.begin(turn)
+        return
+    if not await EXPECTS[turn.state](turn):
+        await FALLBACKS[turn.state](turn)
+
+
+def _expire_idle_draft(turn: Turn) -> None:
+    """A report (or erase question) left alone too long starts over, politely."""
+    if not (turn.state.in_report or turn.state is State.ERASE_CONFIRM):
+        return
+    idle = timedelta(minutes=turn.config.draft_idle_minutes)
+    if turn.now - turn.conversation.updated_at <= idle:
+        return
+    if turn.draft.get("report"):
+        turn.say(turn.t("report.expired", minutes=turn.config.draft_idle_minutes))
+    turn.state = State.IDLE
+    turn.draft = {}
+
+
+def _first_language(msg: Inbound, ctx: Context) -> str:
+    """A new contact speaks the deployment's default, or English if their app is in English."""
+    if (msg.language_code or "").lower().startswith("en") and "en" in ctx.config.catalog.languages:
+        return "en"
+    return ctx.config.default_language
+
+
+async def _already_processed(session: AsyncSession, msg: Inbound) -> bool:
+    if msg.message_id is None:
+        return False
+    key = (str(msg.channel), msg.message_id)
+    return await session.get(ProcessedInbound, key) is not None
+
+
+def _mark_processed(session: AsyncSession, msg: Inbound, ctx: Context) -> None:
+    if msg.message_id is not None:
+        session.add(
+            ProcessedInbound(
+                channel=str(msg.channel), external_id=msg.message_id, processed_at=ctx.now
+            )
+        )
+
+
+async def _handle_group(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
+    cmd = group_command(msg, ctx)
+    if cmd is None and msg.button is None:
+        return Outcome()  # chatter in a group is none of the bot's business
+    if await _already_processed(session, msg):
+        return Outcome(duplicate=True)
+    _mark_processed(session, msg, ctx)
+    outcome = await handle_group(session, msg, ctx, cmd)
+    await session.flush()
+    return outcome

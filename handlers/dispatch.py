@@ -1,0 +1,152 @@
+"""Commands and the idle menu: what a private message does before (or instead of) its state."""
+
+from __future__ import annotations
+
+from handlers import account, onboarding, report
+from handlers.commands import Command, ParsedCommand
+from handlers.states import State
+from handlers.turn import Turn, expects, fallback, prompt
+from handlers.types import Option
+
+MENU = {
+    "menu:report": Command.REPORT,
+    "menu:status": Command.STATUS,
+    "menu:emergency": Command.EMERGENCY,
+    "menu:help": Command.HELP,
+}
+
+
+async def run_command(turn: Turn, cmd: ParsedCommand) -> None:
+    """Run a command; commands that do not change the flow ask the current question again."""
+    match cmd.command:
+        case Command.CANCEL:
+            await account.cancel(turn)
+        case Command.START:
+            await start(turn, cmd.arg)
+        case Command.REPORT:
+            await begin_report(turn, urgent=False)
+        case Command.EMERGENCY:
+            await report.say_emergency_numbers(turn)
+            await begin_report(turn, urgent=True)
+        case Command.ERASE:
+            await account.ask_erase(turn)
+        case Command.AREA:
+            await change_area(turn)
+        case Command.HELP:
+            turn.say(turn.t("help.body"))
+            await turn.reprompt_if_busy()
+        case Command.STATUS:
+            await account.show_status(turn, cmd.arg)
+            await turn.reprompt_if_busy()
+        case Command.LANGUAGE:
+            await account.switch_language(turn, cmd.arg)
+            await turn.reprompt_if_busy()
+        case Command.STOP:
+            await account.opt_out(turn)
+            await turn.reprompt_if_busy()
+        case Command.UNKNOWN:
+            turn.say(turn.t("help.unknown", command=cmd.word[:32]))
+            await turn.reprompt_if_busy()
+
+
+async def start(turn: Turn, arg: str | None) -> None:
+    """/start [AREA_CODE]: welcome and consent, or set the village, or welcome back."""
+    if turn.state.in_report:
+        turn.say(turn.t("report.in_progress"))
+        await turn.reprompt()
+        return
+    if not turn.consented:
+        await onboarding.begin(turn, area_code=arg)
+        return
+    turn.draft.pop("return", None)
+    if turn.contact.opted_out_at is not None:
+        turn.contact.opted_out_at = None
+        turn.say(turn.t("start.resumed"))
+    if arg:
+        area = await onboarding.village_by_code(turn.session, arg)
+        if area is None:
+            turn.say(turn.t("area.code_unknown", code=arg[:32]))
+            turn.draft.pop("area_matches", None)
+            await turn.enter(State.AREA)
+            return
+        turn.contact.area_id = area.id
+        turn.say(turn.t("area.set", area=await onboarding.area_label(turn.session, area)))
+        await turn.enter(State.IDLE)
+        return
+    if turn.contact.area_id is None:
+        await turn.enter(State.AREA)
+        return
+    turn.say(turn.t("start.welcome_back"))
+    await turn.enter(State.IDLE)
+
+
+async def begin_report(turn: Turn, *, urgent: bool) -> None:
+    """/lapor or /darurat: consent and village first when missing, then the report flow."""
+    wanted = "emergency" if urgent else "report"
+    if urgent and (not turn.consented or turn.contact.area_id is None):
+        wanted = "emergency_after_onboarding"
+    if turn.state.in_report:
+        if urgent and not turn.report.get("urgent"):
+            turn.report["urgent"] = turn.report["forced_urgent"] = True
+            turn.say(turn.t("report.marked_urgent"))
+        elif not urgent:
+            turn.say(turn.t("report.in_progress"))
+        await turn.reprompt()
+        return
+    if not turn.consented:
+        await onboarding.begin(turn, after=wanted)
+        return
+    if turn.state is State.AREA or turn.contact.area_id is None:
+        turn.draft["after"] = wanted
+        await turn.enter(State.AREA)
+        return
+    turn.draft.pop("return", None)
+    await turn.continue_with(wanted)
+
+
+async def change_area(turn: Turn) -> None:
+    """/wilayah: choose the village again (not in the middle of a report)."""
+    if turn.state.in_report:
+        turn.say(turn.t("area.finish_report_first"))
+        await turn.reprompt()
+        return
+    if not turn.consented:
+        await onboarding.begin(turn)
+        return
+    turn.draft.pop("area_matches", None)
+    turn.draft.pop("after", None)
+    await turn.enter(State.AREA)
+
+
+# --- IDLE (the menu) -----------------------------------------------------------------------
+
+
+@prompt(State.IDLE)
+async def show_menu(turn: Turn) -> None:
+    """What the bot can do, as options."""
+    turn.say(
+        turn.t("menu.ask"),
+        [
+            Option(turn.t("menu.report"), "menu:report"),
+            Option(turn.t("menu.status"), "menu:status"),
+            Option(turn.t("menu.emergency"), "menu:emergency"),
+            Option(turn.t("menu.help"), "menu:help"),
+        ],
+    )
+
+
+@expects(State.IDLE)
+async def menu_chosen(turn: Turn) -> bool:
+    """A menu option runs its command."""
+    command = MENU.get(turn.option or "")
+    if command is None:
+        return False
+    await run_command(turn, ParsedCommand(command, command.value))
+    return True
+
+
+@fallback(State.IDLE)
+async def idle_chatter(turn: Turn) -> None:
+    """A greeting, a sticker or a photo with nothing going on: greet and show the menu."""
+    turn.say(turn.t("menu.hello"))
+    await turn.reprompt()

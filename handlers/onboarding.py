@@ -1,0 +1,193 @@
+"""First contact: welcome, the privacy notice (UU PDP 27/2022) and choosing the village."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.states import State
+from handlers.turn import Turn, expects, fallback, prompt
+from handlers.types import Option
+from storage import contacts
+from storage.areas import VILLAGE_LEVELS, get_by_code, search_villages
+from storage.models import Area
+
+MAX_MATCHES = 6
+
+
+async def begin(turn: Turn, *, after: str | None = None, area_code: str | None = None) -> None:
+    """Welcome someone who has not consented yet and show the privacy notice."""
+    if after is not None:
+        turn.draft["after"] = after
+    if area_code is not None:
+        turn.draft["area_code"] = area_code
+    turn.say(turn.t("welcome.body"))
+    await turn.enter(State.CONSENT)
+
+
+async def settle(turn: Turn) -> None:
+    """After consent: make sure the village is known, then do what the user came for."""
+    if turn.contact.area_id is None:
+        code = turn.draft.pop("area_code", None)
+        if isinstance(code, str) and code:
+            area = await village_by_code(turn.session, code)
+            if area is None:
+                turn.say(turn.t("area.code_unknown", code=code))
+                await turn.enter(State.AREA)
+                return
+            turn.contact.area_id = area.id
+            turn.say(turn.t("area.set", area=await area_label(turn.session, area)))
+        else:
+            await turn.enter(State.AREA)
+            return
+    turn.draft.pop("area_code", None)
+    turn.draft.pop("area_matches", None)
+    if await turn.continue_with(turn.draft.pop("after", None)):
+        return
+    turn.say(turn.t("onboarding.ready"))
+    await turn.enter(State.IDLE)
+
+
+def start_payload(area_code: str) -> str:
+    """The deep-link payload for an area code: t.me/<bot>?start=17_71_08_1004.
+
+    Telegram allows only A-Z, a-z, 0-9, "_" and "-" in a start parameter, so dots become "_".
+    """
+    return area_code.replace(".", "_")
+
+
+def code_from_payload(payload: str) -> str:
+    """Back from a deep-link payload (or a typed code with "-" or "_") to the area code."""
+    return payload.strip().replace("_", ".").replace("-", ".")
+
+
+async def village_by_code(session: AsyncSession, code: str) -> Area | None:
+    """The kelurahan/desa with this code (an area of another level does not count)."""
+    area = await get_by_code(session, code)
+    if area is None and code_from_payload(code) != code.strip():
+        area = await get_by_code(session, code_from_payload(code))
+    if area is None or area.level not in VILLAGE_LEVELS:
+        return None
+    return area
+
+
+async def area_label(session: AsyncSession, area: Area) -> str:
+    """'Sumber Jaya (Kampung Melayu, Kota Bengkulu)'."""
+    labels = await area_labels(session, [area])
+    return labels[area.id]
+
+
+async def area_labels(session: AsyncSession, areas: list[Area]) -> dict[int, str]:
+    """Village names with their kecamatan and kota/kabupaten, in two queries at most."""
+    parents = await _areas(session, {a.parent_id for a in areas if a.parent_id is not None})
+    grand = await _areas(session, {p.parent_id for p in parents.values() if p.parent_id})
+    labels: dict[int, str] = {}
+    for area in areas:
+        chain = []
+        parent = parents.get(area.parent_id or 0)
+        if parent is not None:
+            chain.append(parent.name)
+            top = grand.get(parent.parent_id or 0)
+            if top is not None:
+                chain.append(top.name)
+        labels[area.id] = f"{area.name} ({', '.join(chain)})" if chain else area.name
+    return labels
+
+
+async def _areas(session: AsyncSession, ids: set[int]) -> dict[int, Area]:
+    if not ids:
+        return {}
+    rows = (await session.scalars(select(Area).where(Area.id.in_(sorted(ids))))).all()
+    return {a.id: a for a in rows}
+
+
+# --- CONSENT -------------------------------------------------------------------------------
+
+
+@prompt(State.CONSENT)
+async def ask_consent(turn: Turn) -> None:
+    """Show the privacy notice with Setuju / Tidak."""
+    turn.say(
+        turn.t("consent.body"),
+        [
+            Option(turn.t("consent.agree"), "consent:yes"),
+            Option(turn.t("consent.decline"), "consent:no"),
+        ],
+    )
+
+
+@expects(State.CONSENT)
+async def consent_answered(turn: Turn) -> bool:
+    """Setuju: keep name and phone and go on; Tidak: keep nothing but the chat id."""
+    if turn.option == "consent:yes":
+        contacts.give_consent(
+            turn.contact, display_name=turn.msg.display_name, phone=turn.msg.phone, now=turn.now
+        )
+        turn.say(turn.t("consent.thanks"))
+        await settle(turn)
+        return True
+    if turn.option == "consent:no":
+        contacts.forget_personal_fields(turn.contact)
+        turn.draft.clear()
+        turn.state = State.IDLE
+        turn.say(turn.t("consent.declined"))
+        return True
+    return False
+
+
+@fallback(State.CONSENT)
+async def consent_unclear(turn: Turn) -> None:
+    """Anything but an answer: say that a choice is needed and show the notice again."""
+    turn.say(turn.t("consent.need_answer"))
+    await turn.reprompt()
+
+
+# --- AREA ----------------------------------------------------------------------------------
+
+
+@prompt(State.AREA)
+async def ask_area(turn: Turn) -> None:
+    """Ask for the village name, or show the matches found so far."""
+    matches = [(str(label), str(data)) for label, data in turn.draft.get("area_matches") or ()]
+    if matches:
+        turn.say(turn.t("area.pick"), [Option(label, data) for label, data in matches])
+    else:
+        turn.say(turn.t("area.ask"))
+
+
+@expects(State.AREA)
+async def area_given(turn: Turn) -> bool:
+    """A match was picked, or a name was typed to search."""
+    if turn.option is not None and turn.option.startswith("area:"):
+        area = await turn.session.get(Area, int(turn.option.removeprefix("area:")))
+        if area is None or area.level not in VILLAGE_LEVELS:
+            turn.draft.pop("area_matches", None)
+            turn.say(turn.t("area.gone"))
+            await turn.reprompt()
+            return True
+        turn.contact.area_id = area.id
+        turn.say(turn.t("area.set", area=await area_label(turn.session, area)))
+        await settle(turn)
+        return True
+    if turn.text is None or turn.msg.media or turn.location is not None:
+        return False
+    query = " ".join(turn.text.split())
+    if len(query) < 3:
+        turn.say(turn.t("area.too_short"))
+        return True
+    found = await search_villages(turn.session, query, limit=MAX_MATCHES)
+    if not found:
+        turn.draft.pop("area_matches", None)
+        turn.say(turn.t("area.none", query=query))
+        return True
+    labels = await area_labels(turn.session, found)
+    turn.draft["area_matches"] = [[labels[a.id], f"area:{a.id}"] for a in found]
+    await turn.reprompt()
+    return True
+
+
+@fallback(State.AREA)
+async def area_unclear(turn: Turn) -> None:
+    """A sticker, a pin or a photo: say a village name is needed."""
+    turn.say(turn.t("area.need_name"))
+    await turn.reprompt()

@@ -1,0 +1,71 @@
+"""Small shared renderings: category and status names, times, emergency numbers, menus."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.config import CoreConfig
+from handlers.i18n import Catalog
+from handlers.types import Option
+from storage.areas import ZONE_ABBREVIATION, ancestors
+from storage.models import Area
+
+DEFAULT_ZONE = "Asia/Jakarta"
+
+
+def category_label(catalog: Catalog, lang: str, key: str) -> str:
+    """The category's name in the language ("Keamanan"); a key without a text is titled."""
+    return catalog.get(lang, f"category.{key}") or key.replace("_", " ").title()
+
+
+def status_label(catalog: Catalog, lang: str, status: str) -> str:
+    """The report status in words ("menunggu petugas")."""
+    return catalog.get(lang, f"status.{status}") or status
+
+
+def format_time(moment: datetime, zone: str | None = None) -> str:
+    """'12/05/2025 10:30 WIB' in the area's time zone."""
+    name = zone or DEFAULT_ZONE
+    local = moment.astimezone(ZoneInfo(name))
+    return f"{local:%d/%m/%Y %H:%M} {ZONE_ABBREVIATION.get(name, local.tzname() or '')}".strip()
+
+
+def category_options(config: CoreConfig, lang: str) -> list[Option]:
+    """One option per configured category, in config order."""
+    return [
+        Option(category_label(config.catalog, lang, c.key), f"cat:{c.key}")
+        for c in config.categories
+    ]
+
+
+async def polsek_number(
+    session: AsyncSession, config: CoreConfig, area: Area | None
+) -> tuple[str, str] | None:
+    """(area name, phone) of the Polsek for the area or its nearest listed parent."""
+    if area is None or not config.polsek_numbers:
+        return None
+    if area.code in config.polsek_numbers:
+        return area.name, config.polsek_numbers[area.code]
+    for parent in await ancestors(session, area):
+        if parent.code in config.polsek_numbers:
+            return parent.name, config.polsek_numbers[parent.code]
+    return None
+
+
+async def emergency_text(
+    session: AsyncSession, config: CoreConfig, lang: str, area: Area | None
+) -> str:
+    """The emergency numbers, the area's Polsek first when known."""
+    catalog = config.catalog
+    lines = [catalog.text(lang, "emergency.header")]
+    polsek = await polsek_number(session, config, area)
+    if polsek is not None:
+        lines.append(catalog.text(lang, "emergency.polsek_line", area=polsek[0], number=polsek[1]))
+    for key, number in config.emergency_numbers.items():
+        label = catalog.get(lang, f"number.{key}") or key.title()
+        lines.append(catalog.text(lang, "emergency.line", label=label, number=number))
+    lines.append(catalog.text(lang, "emergency.footer"))
+    return "\n".join(lines)

@@ -1,0 +1,108 @@
+"""Contacts: the people who talk to the bot, one row per channel and user id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Contact, Conversation, Report, ReportFollower
+
+
+async def find(session: AsyncSession, channel: str, external_id: int) -> Contact | None:
+    """The contact with this channel and user id, or None."""
+    return await session.scalar(
+        select(Contact).where(Contact.channel == str(channel), Contact.external_id == external_id)
+    )
+
+
+async def find_for_update(session: AsyncSession, channel: str, external_id: int) -> Contact | None:
+    """Like ``find`` but locks the row (PostgreSQL) until the transaction ends."""
+    return await session.scalar(
+        select(Contact)
+        .where(Contact.channel == str(channel), Contact.external_id == external_id)
+        .with_for_update()
+    )
+
+
+async def create(
+    session: AsyncSession, *, channel: str, external_id: int, language: str, now: datetime
+) -> Contact:
+    """Insert a new contact; a concurrent insert raises IntegrityError (the caller retries)."""
+    contact = Contact(
+        channel=str(channel),
+        external_id=external_id,
+        language=language,
+        role="resident",
+        created_at=now,
+        last_inbound_at=now,
+    )
+    session.add(contact)
+    await session.flush()
+    return contact
+
+
+def record_inbound(
+    contact: Contact, *, display_name: str | None, phone: str | None, now: datetime
+) -> None:
+    """Note the time of a private message; keep name and phone only after consent."""
+    contact.last_inbound_at = now
+    if contact.consent_at is None:
+        return
+    name = (display_name or "").strip()[:128] or None
+    if name and contact.display_name != name:
+        contact.display_name = name
+    if phone and contact.phone != phone[:20]:
+        contact.phone = phone[:20]
+
+
+def give_consent(
+    contact: Contact, *, display_name: str | None, phone: str | None, now: datetime
+) -> None:
+    """The contact agreed to the privacy notice: from now on name and phone are kept."""
+    contact.consent_at = now
+    if contact.erased_at is not None:
+        contact.erased_at = None
+        contact.opted_out_at = None
+    record_inbound(contact, display_name=display_name, phone=phone, now=now)
+
+
+def forget_personal_fields(contact: Contact) -> None:
+    """Drop name and phone (used when someone declines consent)."""
+    contact.display_name = None
+    contact.phone = None
+
+
+async def erase(session: AsyncSession, contact: Contact, now: datetime) -> int:
+    """Erase the contact's personal data; their reports stay, anonymised. Returns that count.
+
+    Name, phone, area and consent go; the contact is opted out of broadcasts; followed reports
+    are unfollowed; conversation drafts are dropped. The row itself (channel + chat id) stays so
+    the bot remembers the opt-out.
+    """
+    result = await session.execute(
+        update(Report)
+        .where(Report.reporter_id == contact.id)
+        .values(reporter_id=None, anonymous=True, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(delete(ReportFollower).where(ReportFollower.contact_id == contact.id))
+    contact.display_name = None
+    contact.phone = None
+    contact.area_id = None
+    contact.consent_at = None
+    contact.erased_at = now
+    contact.opted_out_at = contact.opted_out_at or now
+    for conversation in (
+        await session.scalars(
+            select(Conversation).where(
+                Conversation.channel == contact.channel,
+                Conversation.user_id == contact.external_id,
+            )
+        )
+    ).all():
+        conversation.state = "idle"
+        conversation.draft = {}
+        conversation.updated_at = now
+    return int(result.rowcount)  # type: ignore[attr-defined]

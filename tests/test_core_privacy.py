@@ -1,0 +1,133 @@
+"""Privacy: /status never shows someone else's report; /hapusdata erases and anonymises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handlers.states import State
+from handlers.testing import SUMBER_JAYA, WIYONO, FakeChat, load_areas, texts
+from storage import conversations
+from storage.areas import get_by_code
+from storage.models import Contact, Report, ReportFollower
+
+
+@pytest.fixture
+async def reporter(sessions: async_sessionmaker[AsyncSession]) -> FakeChat:
+    await load_areas(sessions)
+    chat = FakeChat(sessions, user_id=1001, name="Budi Santoso", phone="+6281100001")
+    await chat.onboard()
+    return chat
+
+
+async def _ticket(chat: FakeChat, **kwargs: Any) -> str:
+    out = await chat.file_report(**kwargs)
+    return str(out.recorded["ticket"])
+
+
+async def _make_staff(
+    sessions: async_sessionmaker[AsyncSession], user_id: int, role: str, code: str
+) -> None:
+    async with sessions() as session:
+        contact = await session.scalar(select(Contact).where(Contact.external_id == user_id))
+        area = await get_by_code(session, code)
+        assert contact is not None and area is not None
+        contact.role, contact.area_id = role, area.id
+        await session.commit()
+
+
+async def test_someone_elses_ticket_is_not_found(reporter: FakeChat) -> None:
+    ticket = await _ticket(reporter)
+    stranger = FakeChat(reporter.sessions, user_id=2002, name="Orang Lain")
+    await stranger.onboard()
+    out = await stranger.send(f"/status {ticket}")
+    assert texts(out) == f"Tiket {ticket} tidak ditemukan."
+    out = await stranger.send("/status KTN-ZZZZZZ")
+    assert texts(out) == "Tiket KTN-ZZZZZZ tidak ditemukan.", "same answer as a missing ticket"
+    out = await stranger.send("/status")
+    assert ticket not in texts(out) and "belum punya laporan" in texts(out)
+
+
+@pytest.mark.parametrize(
+    ("role", "code", "sees"),
+    [
+        ("officer", SUMBER_JAYA, True),
+        ("coordinator", "17.71.08", True),
+        ("officer", WIYONO, False),
+        ("resident", SUMBER_JAYA, False),
+    ],
+)
+async def test_staff_of_the_area_see_the_ticket(
+    reporter: FakeChat, role: str, code: str, sees: bool
+) -> None:
+    ticket = await _ticket(reporter)
+    other = FakeChat(reporter.sessions, user_id=5005, name="Aipda Rahmat")
+    await other.onboard()
+    await _make_staff(reporter.sessions, 5005, role, code)
+    said = texts(await other.send(f"/status {ticket}"))
+    assert ("menunggu petugas" in said) is sees
+    assert ("tidak ditemukan" in said) is not sees
+
+
+async def test_bad_ticket_text_is_explained(reporter: FakeChat) -> None:
+    out = await reporter.send("/status halo")
+    assert "bukan nomor tiket" in texts(out)
+
+
+async def test_hapusdata_erases_personal_data_and_anonymises_reports(reporter: FakeChat) -> None:
+    first = await _ticket(reporter)
+    neighbour = FakeChat(reporter.sessions, user_id=2002, name="Siti")
+    await neighbour.onboard()
+    await neighbour.file_report("kesehatan")
+    await reporter.send("/lapor")
+    await reporter.press("Kesehatan")
+    await reporter.press("dup:follow")
+    await reporter.send("/lapor")
+    await reporter.send("lainnya")  # a draft in progress
+
+    out = await reporter.send("/hapusdata")
+    assert "Hapus data pribadi Anda?" in texts(out)
+    assert [o.data for o in out.replies[-1].options] == ["erase:yes", "erase:no"]
+    out = await reporter.press("Ya")
+    said = texts(out)
+    assert "sudah dihapus" in said and "nama, nomor HP" in said and "1 laporan" in said
+    assert out.recorded["erased"] is True
+
+    async with reporter.sessions() as session:
+        contact = await session.scalar(select(Contact).where(Contact.external_id == 1001))
+        assert contact is not None
+        assert (contact.display_name, contact.phone, contact.area_id, contact.consent_at) == (
+            None,
+            None,
+            None,
+            None,
+        )
+        assert contact.erased_at == reporter.now and contact.opted_out_at == reporter.now
+        mine = await session.scalar(select(Report).where(Report.ticket == first))
+        assert mine is not None and mine.reporter_id is None and mine.anonymous
+        assert (await session.scalars(select(ReportFollower))).all() == []
+        conv = await conversations.get(session, "telegram", 1001, 1001)
+        assert conv is not None and conv.state == "idle" and "report" not in conv.draft
+
+    out = await reporter.send("/status")
+    assert "belum punya laporan" in texts(out)
+    out = await reporter.send(f"/status {first}")
+    assert "tidak ditemukan" in texts(out), "the report is no longer linked to them"
+    out = await reporter.send("halo")
+    assert "Apakah Anda setuju?" in texts(out), "coming back starts with consent again"
+
+
+async def test_hapusdata_no_keeps_everything(reporter: FakeChat) -> None:
+    await _ticket(reporter)
+    await reporter.send("hapus data")
+    out = await reporter.press("Tidak")
+    assert "tidak dihapus" in texts(out)
+    assert out.recorded["state"] == State.IDLE.value
+    async with reporter.sessions() as session:
+        contact = await session.scalar(select(Contact))
+        assert contact is not None and contact.display_name == "Budi Santoso"
+        report = await session.scalar(select(Report))
+        assert report is not None and report.reporter_id == contact.id
