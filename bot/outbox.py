@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import math
 import random
 import time
 import uuid
@@ -82,26 +83,42 @@ class Sender(Protocol):
 
 
 class SlidingWindow:
-    """At most ``limit`` events in any ``period`` seconds (plus a small safety margin)."""
+    """At most ``limit`` messages in any ``period`` seconds, as the receiving server counts them.
 
-    __slots__ = ("_events", "limit", "paused_until", "period")
+    A message occupies the window from the moment it is sent until its answer arrives, and is
+    then counted at its completion time. The server saw it somewhere in between, so spacing the
+    next sends from completion times keeps within the limit whatever the network jitter.
+    """
 
-    def __init__(self, limit: int, period: float, margin: float = 0.015) -> None:
+    __slots__ = ("_done", "in_flight", "limit", "paused_until", "period")
+
+    def __init__(self, limit: int, period: float, margin: float = 0.005) -> None:
         self.limit = max(1, limit)
         self.period = period + margin
-        self._events: deque[float] = deque()
+        self._done: deque[float] = deque()
+        self.in_flight = 0
         self.paused_until = 0.0
 
     def next_free(self, now: float) -> float:
-        """The earliest time another event is allowed."""
-        while self._events and self._events[0] <= now - self.period:
-            self._events.popleft()
-        free = now if len(self._events) < self.limit else self._events[0] + self.period
+        """The earliest time another send may start (``inf``: wait for a send to complete)."""
+        while self._done and self._done[0] <= now - self.period:
+            self._done.popleft()
+        if len(self._done) + self.in_flight < self.limit:
+            free = now
+        elif self._done:
+            free = self._done[0] + self.period
+        else:
+            free = math.inf
         return max(free, self.paused_until)
 
-    def record(self, now: float) -> None:
-        """Count an event at ``now``."""
-        self._events.append(now)
+    def start(self) -> None:
+        """A send begins."""
+        self.in_flight += 1
+
+    def finish(self, now: float) -> None:
+        """A send's answer arrived at ``now``."""
+        self.in_flight -= 1
+        self._done.append(now)
 
     def pause(self, until: float) -> None:
         """Allow nothing before ``until`` (a channel's retry_after)."""
@@ -110,27 +127,39 @@ class SlidingWindow:
 
 @dataclass(frozen=True, slots=True)
 class ChannelLimits:
-    """Flood limits of one channel, per bot/sender."""
+    """Flood limits of one channel, per bot/sender: (messages, seconds) windows."""
 
-    per_second: float
-    group_per_minute: float | None = None
-    chat_per_second: float | None = None
+    overall_window: tuple[int, float]
+    group_window: tuple[int, float] | None = None
+    chat_window: tuple[int, float] | None = None
+
+    @classmethod
+    def rates(
+        cls,
+        per_second: float,
+        group_per_minute: float | None = None,
+        chat_per_second: float | None = None,
+    ) -> ChannelLimits:
+        """Limits from rates as Telegram states them (30/s, 20/min per group, 1/s per chat)."""
+        return cls(
+            _as_window(per_second, 1.0),
+            _as_window(group_per_minute / 60.0, 60.0) if group_per_minute else None,
+            _as_window(chat_per_second, 1.0) if chat_per_second else None,
+        )
 
     def overall(self) -> SlidingWindow:
-        return _window(self.per_second, 1.0)
+        return SlidingWindow(*self.overall_window)
 
     def for_chat(self, chat_id: int) -> SlidingWindow | None:
-        if chat_id < 0 and self.group_per_minute:
-            return SlidingWindow(int(self.group_per_minute), 60.0)
-        if chat_id >= 0 and self.chat_per_second:
-            return _window(self.chat_per_second, 1.0)
-        return None
+        window = self.group_window if chat_id < 0 else self.chat_window
+        return SlidingWindow(*window) if window else None
 
 
-def _window(rate: float, period: float) -> SlidingWindow:
-    if rate >= 1:
-        return SlidingWindow(round(rate * period), period)
-    return SlidingWindow(1, period / rate)
+def _as_window(rate: float, period: float) -> tuple[int, float]:
+    """A rate per period as (count, seconds); rates below one per period stretch the period."""
+    if rate * period >= 1:
+        return (round(rate * period), period)
+    return (1, 1.0 / rate)
 
 
 @dataclass(slots=True)
@@ -309,8 +338,13 @@ class Dispatcher:
         in_flight: set[asyncio.Task[None]] = set()
         done_event = asyncio.Event()
 
-        async def send_one(env: Envelope) -> None:
-            result = await self._send(env)
+        async def send_one(env: Envelope, windows: list[SlidingWindow]) -> None:
+            try:
+                result = await self._send(env)
+            finally:
+                finished = self.monotonic()
+                for window in windows:
+                    window.finish(finished)
             results.append(result)
             queue = queues[env.key]
             if result.error is not None and not result.error.permanent and queue:
@@ -320,7 +354,8 @@ class Dispatcher:
                 self._pause(env, result.error.retry_after)
             if queue:
                 nonlocal seq
-                heapq.heappush(heap, (self._chat_free(env.key, self.monotonic()), seq, env.key))
+                now = self.monotonic()
+                heapq.heappush(heap, (min(self._chat_free(env.key, now), now + 0.02), seq, env.key))
                 seq += 1
             done_event.set()
 
@@ -332,15 +367,18 @@ class Dispatcher:
                 overall = self._overall_window(env)
                 free = max(overall.next_free(now), self._chat_free(key, now))
                 if free > now:
-                    heapq.heappush(heap, (free, seq, key))
+                    # inf: every slot is in flight; look again shortly (a completion wakes us too)
+                    heapq.heappush(heap, (min(free, now + 0.02), seq, key))
                     seq += 1
                     continue
                 queues[key].popleft()
-                overall.record(now)
+                windows = [overall]
                 chat_window = self._chat_window(key)
                 if chat_window is not None:
-                    chat_window.record(now)
-                task = asyncio.create_task(send_one(env))
+                    windows.append(chat_window)
+                for window in windows:
+                    window.start()
+                task = asyncio.create_task(send_one(env, windows))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
                 continue

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,26 @@ def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
         rest = rest[cut:].lstrip()
     chunks.append(rest)
     return [c for c in chunks if c]
+
+
+def coalesce(replies: list[Reply]) -> list[Reply]:
+    """Join plain texts into the reply that follows them: fewer messages, one notification."""
+    merged: list[Reply] = []
+    for reply in replies:
+        prev = merged[-1] if merged else None
+        plain = prev is not None and not (
+            prev.options or prev.media or prev.location or prev.ask_location
+        )
+        if (
+            prev is not None
+            and plain
+            and reply.media is None
+            and (len(prev.text) + len(reply.text) + 2 <= TEXT_LIMIT)
+        ):
+            merged[-1] = replace(reply, text=f"{prev.text}\n\n{reply.text}".strip())
+        else:
+            merged.append(reply)
+    return merged
 
 
 async def send_reply(bot: Bot, chat_id: int, reply: Reply) -> Message | None:
@@ -331,7 +352,9 @@ def bot_commands(catalog_lookup: Callable[[str, str], str]) -> dict[str, list[Bo
     menus: dict[str, list[BotCommand]] = {}
     for lang in ("id", "en"):
         menus[lang] = [
-            BotCommand(english.get(n, n) if lang == "en" else n, catalog_lookup(lang, f"menu.{n}"))
+            BotCommand(
+                english.get(n, n) if lang == "en" else n, catalog_lookup(lang, f"commands.{n}")
+            )
             for n in names
         ]
     return menus

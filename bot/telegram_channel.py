@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -12,17 +13,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from telegram import BotCommand, BotCommandScopeDefault, Update
-from telegram.error import TelegramError
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.request import HTTPXRequest
 
 from bot.metrics import Metrics
-from bot.telegram import PerUserProcessor, answer_callback, send_reply, to_inbound
-from handlers.types import Inbound, Outcome
+from bot.telegram import (
+    PerUserProcessor,
+    answer_callback,
+    coalesce,
+    retry_seconds,
+    send_reply,
+    to_inbound,
+)
+from handlers.types import Inbound, Outcome, Reply
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+MAX_REPLY_WAIT = 10.0  # seconds a direct reply may wait for Telegram's flood control
 OnInbound = Callable[[Inbound], Awaitable[Outcome]]
 
 
@@ -139,13 +148,26 @@ class TelegramChannel:
             return
         started = time.perf_counter()
         outcome = await self._on_inbound(inbound)
-        for reply in outcome.replies:
-            await send_reply(self.application.bot, inbound.chat_id, reply)
+        for reply in coalesce(outcome.replies):
+            await self._send_patiently(inbound.chat_id, reply)
         if update.callback_query is not None:
             await answer_callback(update.callback_query, outcome.notice)
         elapsed = time.perf_counter() - started
         self._metrics.handling_seconds.labels("telegram").observe(elapsed)
         self._metrics.updates.labels("telegram", "duplicate" if outcome.duplicate else "ok").inc()
+
+    async def _send_patiently(self, chat_id: int, reply: Reply) -> None:
+        """Send a direct reply; on a flood-control answer wait as told (a few times at most)."""
+        for attempt in range(4):
+            try:
+                await send_reply(self.application.bot, chat_id, reply)
+                return
+            except RetryAfter as exc:
+                self._metrics.rate_limited.labels("telegram").inc()
+                delay = retry_seconds(exc)
+                if attempt == 3 or delay > MAX_REPLY_WAIT:
+                    raise
+                await asyncio.sleep(delay)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log failures without message content (it may hold personal data)."""

@@ -252,14 +252,15 @@ def test_sliding_window_never_exceeds_limit() -> None:
     t, sent = 0.0, []
     while len(sent) < 300:
         t = window.next_free(t)
-        window.record(t)
+        window.start()
+        window.finish(t)
         sent.append(t)
     assert max(sum(1 for s in sent if start <= s < start + 1.0) for start in sent) == 30
     assert sent[-1] == pytest.approx(9.0)
 
 
 def test_channel_limits_distinguish_groups_and_private_chats() -> None:
-    limits = ChannelLimits(per_second=30, group_per_minute=20, chat_per_second=1)
+    limits = ChannelLimits.rates(per_second=30, group_per_minute=20, chat_per_second=1)
     group = limits.for_chat(GROUP)
     private = limits.for_chat(42)
     assert group is not None and (group.limit, round(group.period)) == (20, 60)
