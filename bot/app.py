@@ -108,7 +108,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
             if settings.telegram.mode == "webhook":
                 routes.append(telegram.webhook_route())
         else:
-            log.warning("no KTN_TELEGRAM_TOKEN set: Telegram is off (try `ktn-bot sandbox`)")
+            log.warning("no KTN_TELEGRAM_TOKEN set: Telegram is off (README: Creating the bot)")
 
         server = make_server(build_app(db, metrics.registry, routes))
         sock = bind_socket(settings.http.host, settings.http.port)
