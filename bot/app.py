@@ -89,9 +89,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 token=settings.telegram_token.get_secret_value(),
                 base_url=settings.telegram.base_url,
                 base_file_url=settings.telegram.base_file_url,
-                on_inbound=make_on_inbound(
-                    db, core, dispatcher, lambda: holder[0].application.bot.username
-                ),
+                on_inbound=make_on_inbound(db, core, dispatcher, lambda: holder[0].bot.username),
                 metrics=metrics,
                 mode=settings.telegram.mode,
                 webhook_url=settings.telegram.webhook_url,
@@ -104,7 +102,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 commands=bot_commands(core.catalog.text),
             )
             holder.append(telegram)
-            senders["telegram"] = TelegramSender(telegram.application.bot)
+            senders["telegram"] = TelegramSender(telegram.bot)
             if settings.telegram.mode == "webhook":
                 routes.append(telegram.webhook_route())
         else:

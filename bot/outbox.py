@@ -224,9 +224,8 @@ class Dispatcher:
             return 0
         ready, deferred = await self._resolve_edit_targets(batch)
         results = await self._send_batch(ready, stop or asyncio.Event())
-        await self._record(
-            results, deferred, [e for e in ready if e.id not in {r.envelope.id for r in results}]
-        )
+        handled = {r.envelope.id for r in results}
+        await self._record(results, deferred, [e for e in ready if e.id not in handled])
         return len(batch)
 
     async def _claim(self) -> list[Envelope]:

@@ -46,6 +46,7 @@ from telegram.ext import BaseUpdateProcessor
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.outbox import Envelope, SendError
+from handlers.commands import MENU
 from handlers.types import (
     Channel,
     ChatKind,
@@ -328,36 +329,14 @@ def _user_key(update: object) -> tuple[int, int] | None:
 
 
 def bot_commands(catalog_lookup: Callable[[str, str], str]) -> dict[str, list[BotCommand]]:
-    """The command menu per language, from the text catalog."""
-    names = [
-        "start",
-        "lapor",
-        "status",
-        "batal",
-        "bantuan",
-        "darurat",
-        "bahasa",
-        "berhenti",
-        "hapusdata",
-    ]
-    english = {
-        "lapor": "report",
-        "batal": "cancel",
-        "bantuan": "help",
-        "darurat": "emergency",
-        "bahasa": "language",
-        "berhenti": "stop",
-        "hapusdata": "deletemydata",
-    }
-    menus: dict[str, list[BotCommand]] = {}
-    for lang in ("id", "en"):
-        menus[lang] = [
-            BotCommand(
-                english.get(n, n) if lang == "en" else n, catalog_lookup(lang, f"commands.{n}")
-            )
-            for n in names
+    """The command menu per language: the core's MENU words, described from the catalog."""
+    return {
+        lang: [
+            BotCommand(english if lang == "en" else word, catalog_lookup(lang, f"commands.{word}"))
+            for word, english in MENU
         ]
-    return menus
+        for lang in ("id", "en")
+    }
 
 
 async def answer_callback(query: CallbackQuery, notice: str | None) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from telegram import BotCommand, BotCommandScopeDefault, Update
+from telegram import Bot, BotCommand, BotCommandScopeDefault, Update
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.request import HTTPXRequest
@@ -77,9 +77,10 @@ class TelegramChannel:
         self.application.add_error_handler(self._on_error)
 
     @property
-    def bot(self):  # type: ignore[no-untyped-def]
+    def bot(self) -> Bot:
         """The PTB Bot (for the outbox sender)."""
-        return self.application.bot
+        bot: Bot = self.application.bot
+        return bot
 
     async def start(self) -> None:
         """Connect, register the command menu, then poll or set the webhook."""

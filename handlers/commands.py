@@ -51,6 +51,19 @@ WORDS: dict[str, Command] = {
     "wilayah": Command.AREA,
     "area": Command.AREA,
 }
+# The command menu a channel may show (Telegram's "/" list): (Indonesian word, English word).
+# Each has a one-line description in the catalogs under ``commands.<Indonesian word>``.
+MENU: tuple[tuple[str, str], ...] = (
+    ("start", "start"),
+    ("lapor", "report"),
+    ("status", "status"),
+    ("batal", "cancel"),
+    ("bantuan", "help"),
+    ("darurat", "emergency"),
+    ("bahasa", "language"),
+    ("berhenti", "stop"),
+    ("hapusdata", "deletemydata"),
+)
 PHRASES: dict[str, Command] = {"hapus data": Command.ERASE, "delete my data": Command.ERASE}
 LANGUAGE_WORDS: dict[str, str] = {
     "id": "id",
