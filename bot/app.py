@@ -28,6 +28,7 @@ from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.core import process
 from handlers.types import Inbound, Outcome
+from storage.groups import migrate_chat
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,18 @@ def make_on_inbound(
         return outcome
 
     return on_inbound
+
+
+def make_on_migrate(db: Database) -> Callable[[int, int], Awaitable[None]]:
+    """Keep a group's link (and its unsent messages) when Telegram gives it a new id."""
+
+    async def on_migrate(old: int, new: int) -> None:
+        async with db.sessions() as session:
+            await migrate_chat(session, "telegram", old, new)
+            await session.commit()
+        log.info("group chat migrated to a supergroup; stored id updated")
+
+    return on_migrate
 
 
 def telegram_limits(settings: Settings) -> ChannelLimits:
@@ -100,6 +113,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 ),
                 poll_timeout=settings.telegram.poll_timeout,
                 commands=bot_commands(core.catalog.text),
+                on_migrate=make_on_migrate(db),
             )
             holder.append(telegram)
             senders["telegram"] = TelegramSender(telegram.bot)

@@ -27,7 +27,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.metrics import Metrics
-from storage.models import Contact, GroupChat, Outbox
+from storage.groups import migrate_chat
+from storage.models import Contact, Outbox
 from storage.types import OutboxKind, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -489,7 +490,8 @@ class Dispatcher:
                     update(Contact).where(Contact.id.in_(blocked_contacts)).values(blocked_at=now)
                 )
             for old, new in migrations.items():
-                await _migrate_chat(session, old, new)
+                log.info("group chat migrated to a supergroup; updating its id")
+                await migrate_chat(session, "telegram", old, new)
             await session.commit()
         if migrations:
             self.notify()
@@ -549,19 +551,6 @@ def _with_target(env: Envelope, target: str) -> Envelope:
         env.contact_id,
         env.attempts,
         target,
-    )
-
-
-async def _migrate_chat(session: AsyncSession, old: int, new: int) -> None:
-    """A group became a supergroup: its id changed everywhere we keep it."""
-    log.info("group chat migrated to a supergroup; updating its id")
-    await session.execute(update(GroupChat).where(GroupChat.chat_id == old).values(chat_id=new))
-    await session.execute(
-        update(Outbox)
-        .where(
-            Outbox.chat_id == old, Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING))
-        )
-        .values(chat_id=new)
     )
 
 

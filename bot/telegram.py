@@ -86,8 +86,8 @@ def to_inbound(update: Update, bot_key: str = "default") -> Inbound | None:
             address=venue.address if venue else None,
             label=venue.title if venue else None,
         )
-    if message.migrate_to_chat_id is not None:
-        text = f"/_migrated {message.migrate_to_chat_id}"
+    if message.migrate_to_chat_id is not None or message.migrate_from_chat_id is not None:
+        return None  # service messages: TelegramChannel updates the stored chat id
     return Inbound(
         channel=Channel.TELEGRAM,
         chat_id=chat.id,

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 MAX_REPLY_WAIT = 10.0  # seconds a direct reply may wait for Telegram's flood control
 OnInbound = Callable[[Inbound], Awaitable[Outcome]]
+OnMigrate = Callable[[int, int], Awaitable[None]]
 
 
 class TelegramChannel:
@@ -52,6 +53,7 @@ class TelegramChannel:
         poll_timeout: int = 30,
         commands: Mapping[str, list[BotCommand]] | None = None,
         bot_key: str = "default",
+        on_migrate: OnMigrate | None = None,
     ) -> None:
         self.mode = mode
         self.webhook_url = webhook_url
@@ -60,6 +62,7 @@ class TelegramChannel:
         self.commands = commands or {}
         self.bot_key = bot_key
         self._on_inbound = on_inbound
+        self._on_migrate = on_migrate
         self._metrics = metrics
         builder = (
             ApplicationBuilder()
@@ -144,6 +147,11 @@ class TelegramChannel:
 
     async def _handle(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         """Translate, let the core decide, send its replies, answer a pressed button."""
+        message = update.message
+        if message is not None and message.migrate_to_chat_id is not None:
+            if self._on_migrate is not None:  # the group became a supergroup with a new id
+                await self._on_migrate(message.chat.id, message.migrate_to_chat_id)
+            return
         inbound = to_inbound(update, self.bot_key)
         if inbound is None:
             return

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -20,7 +24,9 @@ from storage.areas import get_by_code
 from storage.models import GroupChat, Outbox, Report
 
 GROUP = -1001234567890
+BASIC_GROUP = -4001
 RESIDENT = 501
+WEBHOOK_SECRET = "s3cret-webhook-token"
 
 
 @dataclass
@@ -50,22 +56,23 @@ class Running:
         raise AssertionError(f"no button {label!r} in chat {chat_id}")
 
 
-def settings_for(fake: TelegramFake, db_url: str, tmp_path: Path) -> Settings:
+def settings_for(
+    fake: TelegramFake, db_url: str, tmp_path: Path, port: int = 0, **telegram: Any
+) -> Settings:
     return Settings(
         data_dir=tmp_path,
         database=DatabaseSettings(url=db_url),
         telegram=TelegramSettings(
-            base_url=fake.bot_api_url, base_file_url=fake.file_api_url, poll_timeout=1
+            base_url=fake.bot_api_url, base_file_url=fake.file_api_url, poll_timeout=1, **telegram
         ),
-        http=HttpSettings(port=0),
+        http=HttpSettings(port=port),
         telegram_token=SecretStr(DEFAULT_TOKEN),
+        telegram_webhook_secret=SecretStr(WEBHOOK_SECRET),
     )
 
 
-@pytest.fixture
-async def running(
-    migrated_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
-) -> AsyncIterator[Running]:
+async def link_alert_group(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """The sample areas, with the Sumber Jaya officers' group linked."""
     await load_areas(sessions)
     async with sessions() as s:
         area = await get_by_code(s, SUMBER_JAYA)
@@ -76,45 +83,72 @@ async def running(
             )
         )
         await s.commit()
+
+
+def lenient_private_chats() -> FloodLimits:
     # The simulated resident answers instantly; a person takes seconds per step, so the
     # sustained 10-per-10-s private-chat window would only measure the test's own speed.
-    async with TelegramFake(flood_limits=FloodLimits(per_private=((3, 1.0),))) as fake:
+    return FloodLimits(per_private=((3, 1.0),))
+
+
+@contextlib.asynccontextmanager
+async def bot_running(
+    fake: TelegramFake, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Running]:
+    """The real `run` in this loop until the block ends."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(settings, stop))
+    try:
+        yield Running(fake, sessions, stop, task)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)
+
+
+@pytest.fixture
+async def running(
+    migrated_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> AsyncIterator[Running]:
+    await link_alert_group(sessions)
+    async with TelegramFake(flood_limits=lenient_private_chats()) as fake:
         fake.add_group(GROUP, "Bhabin Sumber Jaya", kind="supergroup")
         fake.add_user(RESIDENT, "Siti", "Aminah")
-        stop = asyncio.Event()
-        task = asyncio.create_task(run(settings_for(fake, migrated_url, tmp_path), stop))
-        try:
-            yield Running(fake, sessions, stop, task)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, timeout=15)
+        async with bot_running(fake, settings_for(fake, migrated_url, tmp_path), sessions) as bot:
+            yield bot
+
+
+async def file_report(
+    running: Running, user: int, text: str = "Motor tetangga hilang dari depan rumah"
+) -> str:
+    """Walk one resident through /start, consent, /lapor ... Kirim; returns the confirmation."""
+    fake = running.fake
+    fake.start(user, payload=SUMBER_JAYA)
+    await fake.wait_for_message(user, contains="27 Tahun 2022")
+    await running.press(user, user, "Setuju")
+    await fake.wait_for_message(user, contains="Sumber Jaya")
+    fake.send_text(user, user, "/lapor")
+    await fake.wait_for_message(user, predicate=lambda m: "Keamanan" in str(m.reply_markup))
+    await running.press(user, user, "Keamanan")
+    await fake.wait_for_message(user)
+    fake.send_text(user, user, text)
+    await fake.wait_for_message(user)
+    fake.send_location(user, user, -3.7956, 102.2592)
+    await fake.wait_for_message(user)
+    fake.send_photo(user, user)
+    await fake.wait_for_message(user, predicate=lambda m: bool(m.buttons()))
+    await running.press(user, user, "Tidak")
+    await fake.wait_for_message(user, predicate=lambda m: "sum:send" in m.button_data())
+    await running.press(user, user, "Kirim")
+    return (await fake.wait_for_message(user, contains="KTN-")).content
 
 
 async def test_resident_report_reaches_the_area_group(running: Running) -> None:
     fake = running.fake
-    fake.start(RESIDENT, payload=SUMBER_JAYA)
-    await fake.wait_for_message(RESIDENT, contains="27 Tahun 2022")
-    await running.press(RESIDENT, RESIDENT, "Setuju")
-    await fake.wait_for_message(RESIDENT, contains="Sumber Jaya")
-    fake.send_text(RESIDENT, RESIDENT, "/lapor")
-    await fake.wait_for_message(RESIDENT, predicate=lambda m: "Keamanan" in str(m.reply_markup))
-    await running.press(RESIDENT, RESIDENT, "Keamanan")
-    await fake.wait_for_message(RESIDENT)
-    fake.send_text(RESIDENT, RESIDENT, "Motor tetangga hilang dari depan rumah")
-    await fake.wait_for_message(RESIDENT)
-    fake.send_location(RESIDENT, RESIDENT, -3.7956, 102.2592)
-    await fake.wait_for_message(RESIDENT)
-    fake.send_photo(RESIDENT, RESIDENT)
-    await fake.wait_for_message(RESIDENT, predicate=lambda m: bool(m.buttons()))
-    await running.press(RESIDENT, RESIDENT, "Tidak")
-    await fake.wait_for_message(RESIDENT, predicate=lambda m: "sum:send" in m.button_data())
-    await running.press(RESIDENT, RESIDENT, "Kirim")
-    confirmation = await fake.wait_for_message(RESIDENT, contains="KTN-")
-
+    confirmation = await file_report(running, RESIDENT)
     async with running.sessions() as s:
         report = await s.scalar(select(Report))
         assert report is not None
-    assert report.ticket in confirmation.content
+    assert report.ticket in confirmation
     alert = await fake.wait_for_message(GROUP, contains=report.ticket, since=0, timeout=10)
     assert "Siti Aminah" in alert.content
     assert alert.button_data() == [
@@ -126,6 +160,23 @@ async def test_resident_report_reaches_the_area_group(running: Running) -> None:
     async with running.sessions() as s:
         row = await s.scalar(select(Outbox).where(Outbox.kind == "alert"))
         assert row is not None and row.status == "sent" and row.external_id == str(alert.message_id)
+
+
+async def test_group_upgraded_to_supergroup_keeps_getting_alerts(running: Running) -> None:
+    fake = running.fake
+    fake.add_group(BASIC_GROUP, "Bhabin (lama)", kind="group")
+    async with running.sessions() as s:
+        link = await s.scalar(select(GroupChat).where(GroupChat.chat_id == GROUP))
+        assert link is not None
+        link.chat_id = BASIC_GROUP
+        await s.commit()
+    new_id = fake.migrate_group(BASIC_GROUP)
+    await file_report(running, RESIDENT)
+    alert = await fake.wait_for_message(new_id, contains="KTN-", since=0, timeout=10)
+    assert alert.button_data()[0].startswith("claim:")
+    await running.stop()
+    async with running.sessions() as s:
+        assert await s.scalar(select(GroupChat.chat_id)) == new_id
 
 
 async def test_unknown_command_gets_help_and_commands_are_registered(running: Running) -> None:
@@ -193,3 +244,47 @@ async def test_dispatcher_stays_within_telegram_flood_limits(
         assert [m.content for m in fake.messages(GROUP)] == [f"Alert {i}" for i in range(8)]
         for uid in users:
             assert [m.content for m in fake.messages(uid)][-2:] == ["Pengumuman 0", "Pengumuman 1"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_webhook_mode_checks_the_secret_and_processes_each_update_once(
+    migrated_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    await link_alert_group(sessions)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/telegram/webhook"
+    async with TelegramFake(flood_limits=lenient_private_chats()) as fake:
+        fake.add_user(RESIDENT, "Siti", "Aminah")
+        settings = settings_for(fake, migrated_url, tmp_path, port, mode="webhook", webhook_url=url)
+        async with bot_running(fake, settings, sessions):
+            update_id = fake.start(RESIDENT, payload=SUMBER_JAYA)  # delivered by webhook
+            await fake.wait_for_message(RESIDENT, contains="27 Tahun 2022", timeout=10)
+            first_count = len(fake.messages(RESIDENT))
+
+            async with httpx.AsyncClient() as client:
+                body = {
+                    "update_id": 999,
+                    "message": {
+                        "message_id": 1,
+                        "date": 0,
+                        "chat": {"id": 1, "type": "private"},
+                        "text": "/start",
+                    },
+                }
+                assert (await client.post(url, json=body)).status_code == 403
+                wrong = {"X-Telegram-Bot-Api-Secret-Token": "guess"}
+                assert (await client.post(url, json=body, headers=wrong)).status_code == 403
+                right = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
+                bad = await client.post(url, content=b"{not json", headers=right)
+                assert bad.status_code == 400
+
+            fake.redeliver(update_id)  # Telegram retried the same update
+            fake.send_text(RESIDENT, RESIDENT, "/bantuan")
+            await fake.wait_for_message(RESIDENT, contains="/lapor")
+            replies = [m.content for m in fake.messages(RESIDENT)]
+            assert len(replies) == first_count + 1  # the redelivered /start got no second answer
