@@ -14,6 +14,7 @@ import signal
 from collections.abc import Awaitable, Callable
 
 from starlette.routing import BaseRoute
+from telegram.error import TelegramError
 
 from bot.config import Settings
 from bot.database import Database, connect, prepare_schema
@@ -32,6 +33,10 @@ from storage.groups import migrate_chat
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """A channel could not start (unreachable API, bad token); worded for the operator."""
 
 
 def make_on_inbound(
@@ -127,7 +132,13 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
         log.info("listening on http://%s:%d", *sock.getsockname()[:2])
         tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="http"))
         if telegram is not None:
-            await telegram.start()
+            try:
+                await telegram.start()
+            except TelegramError as exc:
+                raise StartupError(
+                    f"cannot start the Telegram bot via {settings.telegram.base_url}: "
+                    f"{exc.__class__.__name__}: {exc.message}"
+                ) from None
         tasks.append(asyncio.create_task(dispatcher.run(stop), name="outbox"))
         await _until_stopped(stop, tasks)
         log.info("shutting down")

@@ -144,9 +144,12 @@ async def _invite(settings: Settings, role: str, area_code: str, expires: str) -
 
 
 async def _run(settings: Settings) -> None:
-    from bot.app import run
+    from bot.app import StartupError, run  # imported here: PTB stays out of the other commands
 
-    await run(settings)
+    try:
+        await run(settings)
+    except StartupError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> None:

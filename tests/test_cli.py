@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -131,8 +132,6 @@ def test_run_serves_healthz_and_stops_cleanly(cfg: Path, sig: signal.Signals) ->
 
 
 def test_run_reports_port_in_use(cfg: Path) -> None:
-    import socket
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -153,3 +152,20 @@ def test_run_refuses_postgres_schema_behind(db_url: str, cfg: Path) -> None:
     assert "Traceback" not in result.stderr
     assert cli(cfg, "db", "upgrade", env={"KTN_DATABASE__URL": db_url}).returncode == 0
     assert "up to date" in cli(cfg, "db", "current", env={"KTN_DATABASE__URL": db_url}).stdout
+
+
+def test_run_explains_an_unreachable_telegram(cfg: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens here once the block ends
+    result = cli(
+        cfg,
+        "run",
+        env={
+            "KTN_TELEGRAM_TOKEN": "123:abc",
+            "KTN_TELEGRAM__BASE_URL": f"http://127.0.0.1:{port}/bot",
+        },
+    )
+    assert result.returncode == 1
+    assert f"cannot start the Telegram bot via http://127.0.0.1:{port}/bot" in result.stderr
+    assert "Traceback" not in result.stderr
