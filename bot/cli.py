@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.database import Database, SchemaBehind, connect, prepare_schema
-from storage import migrate
+from storage import delivery, migrate
 from storage.areas import AreaImportError, get_by_code, import_areas, parse_areas_csv
 from storage.invites import create_invite, parse_duration
 from storage.types import Role, utcnow
@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
         "--area", required=True, metavar="CODE", help="area code, e.g. 17.71.08.1004"
     )
     invite.add_argument("--expires", default="7d", help="validity: 30m, 12h, 7d, 2w (default 7d)")
+
+    outbox = sub.add_parser("outbox", help="messages that could not be delivered")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
+    outbox_sub.add_parser("failed", help="list messages given up on, with the reason")
+    retry = outbox_sub.add_parser("retry", help="queue given-up messages again")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="outbox ids (default: all)")
 
     sub.add_parser("run", help="run the bot (web server, channels, dispatcher, scheduler)")
     return parser
@@ -143,6 +149,29 @@ async def _invite(settings: Settings, role: str, area_code: str, expires: str) -
     print(invite.code)
 
 
+async def _outbox(settings: Settings, action: str, ids: list[int]) -> None:
+    db = await _with_db(settings)
+    try:
+        async with db.sessions() as session:
+            if action == "retry":
+                count = await delivery.retry(session, ids or None, utcnow())
+                await session.commit()
+                print(f"{count} message(s) queued again")
+                return
+            rows = await delivery.undelivered(session)
+    finally:
+        await db.close()
+    if not rows:
+        print("nothing undelivered")
+        return
+    print("id\tstatus\tkind\tchannel\tchat\ttries\tcreated (UTC)\treason")
+    for r in rows:
+        print(
+            f"{r.id}\t{r.status}\t{r.kind}\t{r.channel}\t{r.chat_id}\t{r.attempts}\t"
+            f"{r.created_at:%Y-%m-%d %H:%M}\t{r.last_error or ''}"
+        )
+
+
 async def _run(settings: Settings) -> None:
     from bot.app import StartupError, run  # imported here: PTB stays out of the other commands
 
@@ -159,6 +188,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
         asyncio.run(_areas_import(settings, args.file))
     elif args.command == "invite":
         asyncio.run(_invite(settings, args.role, args.area, args.expires))
+    elif args.command == "outbox":
+        asyncio.run(_outbox(settings, args.outbox_command, getattr(args, "ids", [])))
     elif args.command == "run":
         asyncio.run(_run(settings))
 
