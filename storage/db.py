@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import NullPool
 
 
 def is_sqlite(url: str) -> bool:
@@ -33,7 +32,9 @@ def create_engine(
     """An async engine; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE."""
     if is_sqlite(url):
         _ensure_sqlite_folder(url)
-        engine = create_async_engine(url, echo=echo, poolclass=NullPool)
+        # A small pool: opening an SQLite connection (and its pragmas) per message halves
+        # throughput; writers are serialised by BEGIN IMMEDIATE anyway.
+        engine = create_async_engine(url, echo=echo, pool_size=5, max_overflow=10)
         _configure_sqlite(engine, busy_timeout_ms)
         return engine
     return create_async_engine(
