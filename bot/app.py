@@ -1,8 +1,12 @@
 """`ktn-bot run`: the one async process, all wiring in one place.
 
-Start-up order: database (schema checked), web server, outbox dispatcher, channels. Shutdown is
-the reverse, on SIGTERM/SIGINT: channels stop taking updates, the dispatcher finishes the sends in
-hand, the web server closes, the database is disposed.
+Start-up order: database (schema checked), web server, channels, then two roles that each run on
+one worker of the deployment (a PostgreSQL advisory lock; always this process on SQLite): the
+sender (the outbox dispatcher) and the leader (reminder/patrol scheduler, whose first sweep
+queues what came due while down, escalation sweeps and recaps; off with
+``[scheduler] enabled = false``). Shutdown on SIGTERM/SIGINT: the roles end (the sender finishes
+the sends in hand), channels stop taking updates, the web server closes, the database is
+disposed.
 """
 
 from __future__ import annotations
@@ -11,25 +15,55 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
+from sqlalchemy import select
 from starlette.routing import BaseRoute
 from telegram.error import TelegramError
 
-from bot.config import Settings
+from bot.config import (
+    DEFAULT_BOT,
+    BotToken,
+    ConfigError,
+    Settings,
+    bot_areas,
+    telegram_bots,
+    whatsapp_problems,
+)
 from bot.database import Database, connect, prepare_schema
+from bot.leader import (
+    OUTBOX_CHANNEL,
+    SCHEDULER_LOCK,
+    SENDER_LOCK,
+    LeaderJob,
+    Leadership,
+    Notifier,
+    Waker,
+)
 from bot.metrics import Metrics
-from bot.outbox import ChannelLimits, Dispatcher, Sender
+from bot.outbox import BotSenders, ChannelLimits, Dispatcher, Sender
+from bot.periodic import Periodic
+from bot.ratelimit import LimitedRequest, SharedLimiter
+from bot.recaps import RecapJob
+from bot.scheduler import ReminderScheduler
 from bot.serving import bind_socket, make_server
 from bot.telegram import TelegramSender, bot_commands
-from bot.telegram_channel import TelegramChannel
+from bot.telegram_channel import WEBHOOK_PATH, TelegramChannel
 from bot.web import build_app
+from bot.whatsapp_channel import WhatsAppChannel, WhatsAppConfig
 from bot.wiring import core_config_from
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.core import process
-from handlers.types import Inbound, Outcome
+from handlers.escalation import escalate_due
+from handlers.types import Inbound, Outcome, Reply
+from storage import outbox
+from storage.db import is_sqlite
 from storage.groups import migrate_chat
+from storage.models import Area
+from storage.outbox import release_claims
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -40,18 +74,149 @@ class StartupError(Exception):
 
 
 def make_on_inbound(
-    db: Database, core: CoreConfig, dispatcher: Dispatcher, bot_username: Callable[[], str | None]
+    db: Database,
+    core: CoreConfig,
+    dispatcher: Notifier,
+    bot_username: Callable[[], str | None],
+    scheduler: ReminderScheduler | None = None,
+    bot_key: str = DEFAULT_BOT,
 ) -> Callable[[Inbound], Awaitable[Outcome]]:
-    """The one seam between adapters and the core: process, then wake the dispatcher."""
+    """The one seam between adapters and the core: process, then wake the dispatcher (and
+    update the scheduler when a reminder or patrol rotation changed). ``bot_key`` names the
+    bot the messages came to."""
 
     async def on_inbound(inbound: Inbound) -> Outcome:
-        ctx = Context(config=core, now=utcnow(), bot_username=bot_username())
-        outcome = await process(db.sessions, inbound, ctx)
+        ctx = Context(config=core, now=utcnow(), bot_username=bot_username(), bot=bot_key)
+        try:
+            outcome = await process(db.sessions, inbound, ctx)
+        except Exception as exc:  # the user hears of it; the log gets the kind, not the content
+            log.error("a %s message could not be processed: %r", inbound.channel, type(exc))
+            return failure_outcome(core, inbound)
         if outcome.outbox_ids:
             dispatcher.notify()
+        if (
+            scheduler is not None
+            and scheduler.running
+            and outcome.recorded.get("schedules_changed")
+        ):
+            await scheduler.sync()
         return outcome
 
     return on_inbound
+
+
+def make_escalation_job(
+    db: Database, core: CoreConfig, dispatcher: Notifier, metrics: Metrics
+) -> Callable[[], Awaitable[None]]:
+    """One escalation sweep: reports unclaimed past their time go up one area, once."""
+
+    async def sweep() -> None:
+        while True:
+            async with db.sessions() as session:
+                escalated = await escalate_due(session, Context(config=core, now=utcnow()))
+                await session.commit()
+            if not escalated:
+                return
+            metrics.escalations.inc(len(escalated))
+            dispatcher.notify()
+            log.info("escalated %d report(s)", len(escalated))
+
+    return sweep
+
+
+def failure_outcome(core: CoreConfig, inbound: Inbound) -> Outcome:
+    """'Sorry, not saved, send it again' in the sender's language, when processing failed."""
+    lang = (inbound.language_code or "")[:2].lower()
+    text = core.catalog.text(
+        lang if lang in core.catalog.languages else core.default_language, "common.failed"
+    )
+    return Outcome(replies=[Reply(text)], notice=text, failed=True)
+
+
+def make_on_undelivered(
+    db: Database, dispatcher: Notifier, bot_key: str = DEFAULT_BOT
+) -> Callable[[int, Reply], Awaitable[None]]:
+    """A direct reply Telegram would not take (5xx, timeouts, long flood waits) goes durable,
+    through the bot that should have sent it."""
+
+    async def on_undelivered(chat_id: int, reply: Reply) -> None:
+        async with db.sessions() as session:
+            outbox.enqueue(
+                session,
+                channel="telegram",
+                chat_id=chat_id,
+                kind="reply",
+                reply=reply,
+                bot=bot_key,
+            )
+            await session.commit()
+        dispatcher.notify()
+
+    return on_undelivered
+
+
+def make_leader_duties(
+    settings: Settings,
+    db: Database,
+    core: CoreConfig,
+    waker: Notifier,
+    metrics: Metrics,
+    reminders: ReminderScheduler | None,
+) -> LeaderJob:
+    """What only the leader does, while it leads: reminders and patrol, escalations, recaps."""
+    escalations = Periodic(
+        "escalations",
+        settings.reports.escalation_check_seconds,
+        make_escalation_job(db, core, waker, metrics),
+    )
+    recaps = RecapJob(db.sessions, core, waker.notify, hour=settings.scheduler.recap_hour)
+    recap_job = Periodic("recaps", RecapJob.INTERVAL, recaps.run_once)
+
+    async def duties(step_down: asyncio.Event) -> None:
+        if reminders is not None:  # its first sweep queues what came due while nobody led
+            await reminders.start()
+        try:
+            await asyncio.gather(escalations.run(step_down), recap_job.run(step_down))
+        finally:
+            if reminders is not None:
+                await reminders.stop()
+
+    return duties
+
+
+def make_sender_job(db: Database, dispatcher: Dispatcher, shared: bool, grace: float) -> LeaderJob:
+    """The sender role: dispatch, and take over what a previous sender left claimed.
+
+    On PostgreSQL rows still claimed after a grace period were a dead worker's (one that merely
+    lost its role records its sends in hand meanwhile). SQLite serves one process, so a row
+    still claimed when this process starts sending was claimed by one that died (SIGKILL, a
+    power cut): it is taken over at once, not after its lease (two minutes of a report's alert
+    waiting, found by the reliability suite's R1).
+    """
+    wait = grace if shared else 0.0
+
+    async def take_over(step_down: asyncio.Event) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(step_down.wait(), timeout=wait)
+        if step_down.is_set():
+            return
+        async with db.sessions() as session:
+            taken = await release_claims(session, keep=dispatcher.worker_id)
+            await session.commit()
+        if taken:
+            log.info("took over %d message(s) a previous sender had claimed", taken)
+            dispatcher.notify()
+
+    async def send(step_down: asyncio.Event) -> None:
+        orphans = asyncio.create_task(take_over(step_down))
+        try:
+            await dispatcher.run(step_down)
+        finally:
+            orphans.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await orphans
+
+    return send
 
 
 def make_on_migrate(db: Database) -> Callable[[int, int], Awaitable[None]]:
@@ -66,6 +231,51 @@ def make_on_migrate(db: Database) -> Callable[[int, int], Awaitable[None]]:
     return on_migrate
 
 
+def whatsapp_limits(settings: Settings) -> ChannelLimits:
+    """Twilio's pace for our sender: [whatsapp] messages_per_second, no per-chat window."""
+    return ChannelLimits.rates(per_second=settings.whatsapp.messages_per_second)
+
+
+def whatsapp_config(settings: Settings) -> WhatsAppConfig:
+    """The WhatsApp channel's settings; StartupError naming what is missing."""
+    problems = whatsapp_problems(settings)
+    if problems:
+        raise StartupError("WhatsApp is enabled but not configured:\n  " + "\n  ".join(problems))
+    wa = settings.whatsapp
+    assert wa.public_url is not None
+    assert wa.from_number is not None
+    assert settings.twilio_account_sid is not None
+    assert settings.twilio_auth_token is not None
+    return WhatsAppConfig(
+        account_sid=settings.twilio_account_sid.get_secret_value(),
+        auth_token=settings.twilio_auth_token.get_secret_value(),
+        from_number=wa.from_number,
+        public_url=wa.public_url,
+        api_base_url=wa.api_base_url,
+        media_dir=settings.data_dir / "media",
+        delete_media_at_twilio=wa.delete_media_at_twilio,
+        request_timeout=wa.request_timeout,
+        messages_per_second=wa.messages_per_second,
+        templates=dict(wa.templates),
+    )
+
+
+def make_scheduler(
+    settings: Settings, db: Database, core: CoreConfig, dispatcher: Notifier
+) -> ReminderScheduler | None:
+    """The reminder/patrol scheduler, or None when ``[scheduler] enabled`` is false."""
+    if not settings.scheduler.enabled:
+        log.info("scheduler disabled in this process ([scheduler] enabled = false)")
+        return None
+    return ReminderScheduler(
+        db.sessions,
+        core,
+        misfire_grace=timedelta(minutes=settings.scheduler.misfire_grace_minutes),
+        default_tz=settings.scheduler.timezone,
+        notify=dispatcher.notify,
+    )
+
+
 def telegram_limits(settings: Settings) -> ChannelLimits:
     """Telegram's flood limits as configured."""
     out = settings.outbox
@@ -74,6 +284,102 @@ def telegram_limits(settings: Settings) -> ChannelLimits:
         group_per_minute=out.telegram_group_per_minute,
         chat_per_second=out.telegram_chat_per_second,
     )
+
+
+def shared_limits(db: Database, settings: Settings, token: str) -> LimitedRequest:
+    """PTB requests that count every send against the deployment-wide limits (PostgreSQL)."""
+    limiter = SharedLimiter(db.engine, telegram_limits(settings))
+    return LimitedRequest(
+        limiter,
+        token.split(":", 1)[0],
+        connection_pool_size=128,
+        pool_timeout=30,  # a busy worker waits for a connection rather than drop a reply
+        read_timeout=15,
+        write_timeout=15,
+    )
+
+
+def webhook_path(bot_key: str) -> str:
+    """Where Telegram posts a bot's updates: /telegram/webhook for the default bot (as before
+    several bots), /telegram/webhook/<key> for the others."""
+    return WEBHOOK_PATH if bot_key == DEFAULT_BOT else f"{WEBHOOK_PATH}/{bot_key}"
+
+
+def webhook_url(settings: Settings, bot_key: str) -> str | None:
+    """The public URL a bot registers with setWebhook: ``[telegram] webhook_url`` for the
+    default bot, that URL plus ``/<key>`` for the others."""
+    base = settings.telegram.webhook_url
+    if base is None or bot_key == DEFAULT_BOT:
+        return base
+    return f"{base.rstrip('/')}/{bot_key}"
+
+
+def make_telegram(
+    settings: Settings,
+    db: Database,
+    core: CoreConfig,
+    waker: Notifier,
+    dispatcher: Notifier,
+    reminders: ReminderScheduler | None,
+    metrics: Metrics,
+    bot: BotToken,
+    shared: bool,
+) -> TelegramChannel:
+    """One bot's PTB Application: its own polling or webhook, updates tagged with its key."""
+    holder: list[TelegramChannel] = []
+    channel = TelegramChannel(
+        token=bot.token,
+        bot_key=bot.key,
+        request=shared_limits(db, settings, bot.token) if shared else None,
+        base_url=settings.telegram.base_url,
+        base_file_url=settings.telegram.base_file_url,
+        on_inbound=make_on_inbound(
+            db, core, waker, lambda: holder[0].bot.username, reminders, bot.key
+        ),
+        metrics=metrics,
+        mode=settings.telegram.mode,
+        webhook_url=webhook_url(settings, bot.key),
+        webhook_secret=(
+            settings.telegram_webhook_secret.get_secret_value()
+            if settings.telegram_webhook_secret
+            else None
+        ),
+        poll_timeout=settings.telegram.poll_timeout,
+        commands=bot_commands(core.catalog.text),
+        on_migrate=make_on_migrate(db),
+        on_undelivered=make_on_undelivered(db, dispatcher, bot.key),
+    )
+    holder.append(channel)
+    return channel
+
+
+async def check_bot_areas(db: Database, settings: Settings) -> None:
+    """Warn about area codes in ``[[telegram.bots]]`` that are not in the database (a typo, or
+    areas not imported yet): nobody is routed by them."""
+    claimed = bot_areas(settings)
+    if not claimed:
+        return
+    async with db.sessions() as session:
+        known = set(
+            (await session.scalars(select(Area.code).where(Area.code.in_(list(claimed))))).all()
+        )
+    for code in sorted(set(claimed) - known):
+        log.warning("[[telegram.bots]] %s claims area %s: not imported", claimed[code], code)
+
+
+async def start_telegram(settings: Settings, channels: list[TelegramChannel]) -> None:
+    """Start every bot; StartupError naming the bot that could not start."""
+    for channel in channels:
+        try:
+            await channel.start()
+        except TelegramError as exc:
+            which = "" if channel.bot_key == DEFAULT_BOT else f" {channel.bot_key!r}"
+            # PTB's InvalidToken quotes the token: never print a secret.
+            reason = exc.message.replace(channel.bot.token, "<token>")
+            raise StartupError(
+                f"cannot start the Telegram bot{which} via {settings.telegram.base_url}: "
+                f"{exc.__class__.__name__}: {reason}"
+            ) from None
 
 
 async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -87,73 +393,114 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     db = connect(settings)
     metrics = Metrics()
     tasks: list[asyncio.Task[None]] = []
-    telegram: TelegramChannel | None = None
+    telegrams: list[TelegramChannel] = []
+    whatsapp: WhatsAppChannel | None = None
+    sock: socket.socket | None = None
     try:
+        wa_config = whatsapp_config(settings) if settings.whatsapp.enabled else None
+        try:
+            bots = telegram_bots(settings)
+        except ConfigError as exc:
+            raise StartupError(str(exc)) from None
         await prepare_schema(db, settings.database.url)
+        await check_bot_areas(db, settings)
         core = core_config_from(settings)
         senders: dict[str, Sender] = {}
+        limits = {"telegram": telegram_limits(settings)}
         dispatcher = Dispatcher(
             db.sessions,
             senders,
-            {"telegram": telegram_limits(settings)},
+            limits,
             metrics=metrics,
             max_attempts=settings.outbox.max_attempts,
             sweep_seconds=settings.outbox.sweep_seconds,
         )
+        shared = not is_sqlite(settings.database.url)  # several workers may share this database
+        waker = Waker(db.engine, dispatcher, shared)
+        check = settings.scheduler.takeover_seconds / 2
+        sender = Leadership(
+            settings.database.url,
+            SENDER_LOCK,
+            "sender",
+            check_seconds=check,
+            listeners={OUTBOX_CHANNEL: dispatcher.notify},
+        )
+        leader = Leadership(
+            settings.database.url,
+            SCHEDULER_LOCK,
+            "scheduler",
+            enabled=settings.scheduler.enabled,
+            check_seconds=check,
+            on_change=lambda leading: metrics.leader.set(int(leading)),
+            yield_to=sender,
+        )
         routes: list[BaseRoute] = []
-        if settings.telegram_token is not None:
-            holder: list[TelegramChannel] = []
-            telegram = TelegramChannel(
-                token=settings.telegram_token.get_secret_value(),
-                base_url=settings.telegram.base_url,
-                base_file_url=settings.telegram.base_file_url,
-                on_inbound=make_on_inbound(db, core, dispatcher, lambda: holder[0].bot.username),
-                metrics=metrics,
-                mode=settings.telegram.mode,
-                webhook_url=settings.telegram.webhook_url,
-                webhook_secret=(
-                    settings.telegram_webhook_secret.get_secret_value()
-                    if settings.telegram_webhook_secret
-                    else None
-                ),
-                poll_timeout=settings.telegram.poll_timeout,
-                commands=bot_commands(core.catalog.text),
-                on_migrate=make_on_migrate(db),
+        reminders = make_scheduler(settings, db, core, waker)
+        by_bot = BotSenders()
+        for bot in bots:  # one PTB Application per bot token, all in this process
+            channel = make_telegram(
+                settings, db, core, waker, dispatcher, reminders, metrics, bot, shared
             )
-            holder.append(telegram)
-            senders["telegram"] = TelegramSender(telegram.bot)
+            telegrams.append(channel)
+            by_bot.by_bot[bot.key] = TelegramSender(channel.bot, db.sessions)
             if settings.telegram.mode == "webhook":
-                routes.append(telegram.webhook_route())
+                routes.append(channel.webhook_route(webhook_path(bot.key)))
+        if telegrams:
+            senders["telegram"] = by_bot
+            if settings.telegram_token is None:
+                log.info(
+                    "no KTN_TELEGRAM_TOKEN: areas no [[telegram.bots]] entry claims have no bot"
+                )
         else:
             log.warning("no KTN_TELEGRAM_TOKEN set: Telegram is off (README: Creating the bot)")
+        if wa_config is not None:
+            whatsapp = WhatsAppChannel(
+                wa_config, db.sessions, core, notify=waker.notify, metrics=metrics
+            )
+            await whatsapp.start()
+            senders["whatsapp"] = whatsapp.sender
+            limits["whatsapp"] = whatsapp_limits(settings)
+            routes.extend(whatsapp.routes())
 
-        server = make_server(build_app(db, metrics.registry, routes))
-        sock = bind_socket(settings.http.host, settings.http.port)
+        server = make_server(
+            build_app(db, metrics.registry, routes, roles={"leader": leader, "sender": sender})
+        )
+        sock = bind_socket(
+            settings.http.host, settings.http.port, reuse_port=settings.http.reuse_port
+        )
         log.info("listening on http://%s:%d", *sock.getsockname()[:2])
         tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="http"))
-        if telegram is not None:
-            try:
-                await telegram.start()
-            except TelegramError as exc:
-                raise StartupError(
-                    f"cannot start the Telegram bot via {settings.telegram.base_url}: "
-                    f"{exc.__class__.__name__}: {exc.message}"
-                ) from None
-        tasks.append(asyncio.create_task(dispatcher.run(stop), name="outbox"))
+        await start_telegram(settings, telegrams)
+        sender_job = make_sender_job(db, dispatcher, shared, settings.scheduler.takeover_seconds)
+        tasks.append(asyncio.create_task(sender.run(stop, sender_job), name="outbox"))
+        duties = make_leader_duties(settings, db, core, waker, metrics, reminders)
+        tasks.append(asyncio.create_task(leader.run(stop, duties), name="scheduler"))
         await _until_stopped(stop, tasks)
         log.info("shutting down")
-        if telegram is not None:
-            await telegram.stop()
-            telegram = None
         stop.set()
+        # The sender finishes the sends in hand (every message of a reply) while the bot can
+        # still send; rows committed from here on wait for the next sender.
+        await asyncio.gather(*(t for t in tasks if t.get_name() != "http"), return_exceptions=True)
+        while telegrams:
+            await telegrams.pop().stop()
         server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
+        if whatsapp is not None:  # after the dispatcher: it sends through this channel
+            await whatsapp.close()
+            whatsapp = None
     finally:
-        if telegram is not None:
+        for channel in telegrams:
             with contextlib.suppress(Exception):
-                await telegram.stop()
+                await channel.stop()
         for task in tasks:
             task.cancel()
+        # A failed start-up (a bot that cannot start) must not leave the listening socket open.
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if sock is not None:
+            sock.close()
+        if whatsapp is not None:
+            with contextlib.suppress(Exception):
+                await whatsapp.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

@@ -7,15 +7,25 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date, datetime, time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.database import Database, SchemaBehind, connect, prepare_schema
-from storage import delivery, migrate
-from storage.areas import AreaImportError, get_by_code, import_areas, parse_areas_csv
+from storage import delivery, exports, migrate
+from storage.areas import (
+    AreaImportError,
+    descendant_ids,
+    get_by_code,
+    import_areas,
+    parse_areas_csv,
+)
+from storage.db import is_sqlite
 from storage.invites import create_invite, parse_duration
+from storage.models import Outbox
 from storage.types import Role, utcnow
 
 log = logging.getLogger("ktn_bot")
@@ -60,7 +70,33 @@ def _parser() -> argparse.ArgumentParser:
     retry = outbox_sub.add_parser("retry", help="queue given-up messages again")
     retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="outbox ids (default: all)")
 
-    sub.add_parser("run", help="run the bot (web server, channels, dispatcher, scheduler)")
+    export = sub.add_parser("export", help="export data (reports) as CSV or GeoJSON")
+    export_sub = export.add_subparsers(dest="export_what", required=True, metavar="WHAT")
+    exp = export_sub.add_parser("reports", help="reports; anonymous ones without reporter fields")
+    exp.add_argument("--format", choices=list(exports.FORMATS), default="csv")
+    exp.add_argument("--area", metavar="CODE", help="this area and every area below it")
+    exp.add_argument(
+        "--since", metavar="DATE", help="reports created on or after DATE (YYYY-MM-DD, local)"
+    )
+    exp.add_argument("-o", "--output", type=Path, metavar="FILE", help="file (default: stdout)")
+
+    run = sub.add_parser("run", help="run the bot (web server, channels, dispatcher, scheduler)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the port and a PostgreSQL database (default 1)",
+    )
+
+    sandbox = sub.add_parser(
+        "sandbox", help="try the bot without a token: a local Telegram in the browser"
+    )
+    sandbox.add_argument("--port", type=int, default=8090, help="the page's port (default 8090)")
+    sandbox.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    sandbox.add_argument(
+        "--reset", action="store_true", help="start over: delete the sandbox's demo database"
+    )
     return parser
 
 
@@ -149,6 +185,38 @@ async def _invite(settings: Settings, role: str, area_code: str, expires: str) -
     print(invite.code)
 
 
+async def _export_reports(
+    settings: Settings, fmt: str, area_code: str | None, since: str | None, output: Path | None
+) -> None:
+    zone = settings.scheduler.timezone
+    db = await _with_db(settings)
+    try:
+        async with db.sessions() as session:
+            area_ids = None
+            if area_code is not None:
+                area = await get_by_code(session, area_code)
+                if area is None:
+                    raise CommandError(f"unknown area code {area_code!r}")
+                area_ids = await descendant_ids(session, area.id)
+                zone = area.timezone or zone
+            start = None
+            if since is not None:
+                try:
+                    day = date.fromisoformat(since)
+                except ValueError:
+                    raise CommandError(f"--since {since!r}: expected YYYY-MM-DD") from None
+                start = datetime.combine(day, time(0), tzinfo=ZoneInfo(zone))
+            rows = await exports.report_rows(session, area_ids, start)
+    finally:
+        await db.close()
+    text = exports.render(rows, fmt)
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    await asyncio.to_thread(output.write_text, text, encoding="utf-8")
+    print(f"{len(rows)} report(s) written to {output}", file=sys.stderr)
+
+
 async def _outbox(settings: Settings, action: str, ids: list[int]) -> None:
     db = await _with_db(settings)
     try:
@@ -167,9 +235,19 @@ async def _outbox(settings: Settings, action: str, ids: list[int]) -> None:
     print("id\tstatus\tkind\tchannel\tchat\ttries\tcreated (UTC)\treason")
     for r in rows:
         print(
-            f"{r.id}\t{r.status}\t{r.kind}\t{r.channel}\t{r.chat_id}\t{r.attempts}\t"
+            f"{r.id}\t{r.status}\t{r.kind}\t{r.channel}\t{chat_label(r)}\t{r.attempts}\t"
             f"{r.created_at:%Y-%m-%d %H:%M}\t{r.last_error or ''}"
         )
+
+
+def chat_label(row: Outbox) -> str:
+    """A group's id as is; a person only as their contact number (a WhatsApp chat id is a phone
+    number, a Telegram one identifies the person)."""
+    if row.chat_id < 0:
+        return str(row.chat_id)
+    if row.contact_id is not None:
+        return f"contact {row.contact_id}"
+    return f"…{str(row.chat_id)[-3:]}"
 
 
 async def _run(settings: Settings) -> None:
@@ -178,6 +256,26 @@ async def _run(settings: Settings) -> None:
     try:
         await run(settings)
     except StartupError as exc:
+        raise CommandError(str(exc)) from None
+
+
+async def _sandbox(settings: Settings, host: str, port: int, reset: bool) -> None:
+    from bot.app import StartupError
+    from bot.sandbox import SeedError, database_path, reset_database, serve_sandbox
+
+    if reset and reset_database(settings):
+        print(f"deleted {database_path(settings)}: the demo starts over")
+
+    def announce(url: str) -> None:
+        print(
+            f"\nKTN sandbox: a local Telegram with demo data ({database_path(settings)}).\n"
+            f"Open {url} in your browser, then type /lapor in the Warga pane. Ctrl-C stops.\n",
+            flush=True,
+        )
+
+    try:
+        await serve_sandbox(settings, host, port, on_ready=announce)
+    except (StartupError, SeedError) as exc:
         raise CommandError(str(exc)) from None
 
 
@@ -190,16 +288,40 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
         asyncio.run(_invite(settings, args.role, args.area, args.expires))
     elif args.command == "outbox":
         asyncio.run(_outbox(settings, args.outbox_command, getattr(args, "ids", [])))
+    elif args.command == "export":
+        asyncio.run(_export_reports(settings, args.format, args.area, args.since, args.output))
+    elif args.command == "run" and args.workers > 1:
+        from bot.workers import supervise
+
+        if is_sqlite(settings.database.url):
+            raise CommandError("--workers needs PostgreSQL: SQLite serves one process")
+        if settings.http.port == 0:
+            raise CommandError("--workers needs a fixed [http] port to share")
+        if supervise(args.workers, args.config) != 0:
+            raise CommandError("a worker stopped with an error")
     elif args.command == "run":
         asyncio.run(_run(settings))
+    elif args.command == "sandbox":
+        asyncio.run(_sandbox(settings, args.host, args.port, args.reset))
+
+
+# Libraries that, below these levels, log what people wrote or are sent (aiosqlite: every SQL
+# statement with its parameters; python-telegram-bot: every Bot API call and answer, with
+# names, chat ids and texts) or the bot token (httpx: request URLs). They stay there at
+# log_level DEBUG too: no log line may identify a resident, least of all an anonymous one.
+PRIVATE_LOGGERS = {"aiosqlite": logging.INFO, "telegram": logging.INFO, "httpx": logging.WARNING}
 
 
 def configure_logging(level: str) -> None:
-    """Plain log lines on stderr; library chatter only when debugging."""
+    """Plain log lines on stderr; library chatter only when debugging, never personal data."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level != "DEBUG":
         for noisy in ("alembic", "httpx", "httpcore", "uvicorn.error", "apscheduler", "telegram"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    for name, floor in PRIVATE_LOGGERS.items():
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < floor:
+            logger.setLevel(floor)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,11 +8,15 @@ the environment only (``KTN_TELEGRAM_TOKEN`` ...); a secret written into the fil
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -60,12 +64,73 @@ class DatabaseSettings(Section):
         return value
 
 
+DEFAULT_BOT = "default"  # the key of the bot whose token is KTN_TELEGRAM_TOKEN
+DEFAULT_TOKEN_ENV = "KTN_TELEGRAM_TOKEN"  # noqa: S105 - a variable name
+_BOT_KEY = re.compile(r"^[a-z0-9_]{1,32}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+class BotSettings(Section):
+    """One more Telegram bot (``[[telegram.bots]]``): its key, where its token is, its areas.
+
+    The token is a secret: the file names only the environment variable that holds it. The
+    areas' sub-areas are served by the same bot unless a sub-area is claimed by another one.
+    """
+
+    key: str
+    token_env: str
+    areas: list[str] = Field(min_length=1)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not _BOT_KEY.match(value):
+            raise ValueError("must be 1-32 characters of a-z, 0-9 and _")
+        if value == DEFAULT_BOT:
+            raise ValueError(
+                f"{DEFAULT_BOT!r} is the bot of {DEFAULT_TOKEN_ENV}; choose another key"
+            )
+        return value
+
+    @field_validator("token_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError("must be the name of an environment variable (letters, digits, _)")
+        if value.upper() == DEFAULT_TOKEN_ENV:
+            raise ValueError(f"{DEFAULT_TOKEN_ENV} is the default bot's token; name another")
+        return value
+
+    @field_validator("areas")
+    @classmethod
+    def _codes(cls, value: list[str]) -> list[str]:
+        codes = [code.strip() for code in value]
+        if any(not code for code in codes):
+            raise ValueError("area codes must not be empty")
+        return codes
+
+
 class TelegramSettings(Section):
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str | None = None
     poll_timeout: int = Field(default=30, ge=0, le=60)
+    bots: list[BotSettings] = Field(default_factory=list)
+
+
+# Kinds of outbox messages that may need a Content Template outside WhatsApp's 24-hour window.
+TEMPLATE_KINDS = (
+    "alert",
+    "escalation",
+    "status",
+    "reminder",
+    "patrol",
+    "broadcast",
+    "recap",
+    "notice",
+)
+_TEMPLATE_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 
 
 class WhatsAppSettings(Section):
@@ -76,11 +141,46 @@ class WhatsAppSettings(Section):
     messages_per_second: float = Field(default=10.0, gt=0)
     templates: dict[str, str] = Field(default_factory=dict)
     delete_media_at_twilio: bool = True
+    request_timeout: float = Field(default=15.0, gt=0, le=120)
+
+    @field_validator("from_number")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        """Any written form of the number, as E.164 (a number without +62 is Indonesian)."""
+        if value is None:
+            return None
+        try:
+            number = phonenumbers.parse(value.strip().removeprefix("whatsapp:"), "ID")
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_possible_number(number):
+            raise ValueError("must be a phone number, in E.164 such as +6281100000000")
+        return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+    @field_validator("public_url", "api_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return value.rstrip("/")
+
+    @field_validator("templates")
+    @classmethod
+    def _template_sids(cls, value: dict[str, str]) -> dict[str, str]:
+        for kind, sid in value.items():
+            if kind not in TEMPLATE_KINDS:
+                raise ValueError(f"unknown kind {kind!r}: use {', '.join(TEMPLATE_KINDS)}")
+            if not _TEMPLATE_SID.match(sid):
+                raise ValueError(f"{kind}: {sid!r} is not a Content Template SID (HX + 32 hex)")
+        return value
 
 
 class HttpSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    reuse_port: bool = False
 
 
 class LocaleSettings(Section):
@@ -117,6 +217,7 @@ class ReportSettings(Section):
     duplicate_window_hours: int = Field(default=6, ge=0)
     escalate_after_minutes: int = Field(default=60, ge=1)
     urgent_escalate_after_minutes: int = Field(default=10, ge=1)
+    escalation_check_seconds: int = Field(default=30, ge=1)
     max_text_length: int = Field(default=1000, ge=50, le=3500)
 
 
@@ -124,6 +225,8 @@ class SchedulerSettings(Section):
     enabled: bool = True
     timezone: str = "Asia/Jakarta"
     misfire_grace_minutes: int = Field(default=30, ge=0)
+    recap_hour: int = Field(default=7, ge=0, le=23)  # coordinators' recaps (branch bc)
+    takeover_seconds: float = Field(default=10.0, ge=1, le=300)
 
     @field_validator("timezone")
     @classmethod
@@ -193,6 +296,9 @@ def _locate(path: str | os.PathLike[str] | None) -> Path:
 
 
 def _key_name(loc: tuple[int | str, ...]) -> str:
+    if loc[:2] == ("telegram", "bots") and len(loc) >= 3 and isinstance(loc[2], int):
+        rest = ".".join(str(p) for p in loc[3:])
+        return f"[[telegram.bots]] #{loc[2] + 1}" + (f" {rest}" if rest else "")
     parts = [str(p) for p in loc]
     if len(parts) >= 2:
         return f"[{parts[0]}] {'.'.join(parts[1:])}"
@@ -237,6 +343,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
                 f"({ENV_PREFIX}{secret.upper()}); remove it from the file"
             )
     raw.pop("config_path", None)
+    _refuse_bot_tokens(raw, cfg_path)
     try:
         settings = Settings(**raw)
     except ValidationError as exc:
@@ -244,7 +351,111 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         for err in exc.errors():
             loc = err["loc"]
             origin = _env_name(loc) if _env_name(loc) in os.environ else str(cfg_path)
-            lines.append(f"  {_key_name(loc)}: {err['msg']} (from {origin})")
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {_key_name(loc)}: {msg} (from {origin})")
         raise ConfigError(f"invalid configuration in {cfg_path}:\n" + "\n".join(lines)) from None
+    problems = telegram_bot_problems(settings) + whatsapp_problems(settings)
+    if problems:
+        raise ConfigError(
+            f"invalid configuration in {cfg_path}:\n" + "\n".join(f"  {p}" for p in problems)
+        )
     settings.config_path = cfg_path.resolve()
     return _resolve_paths(settings, cfg_path.resolve().parent)
+
+
+def whatsapp_problems(settings: Settings) -> list[str]:
+    """What WhatsApp still needs when ``[whatsapp] enabled = true`` (empty when ready or off)."""
+    wa = settings.whatsapp
+    if not wa.enabled:
+        return []
+    needed = "required when [whatsapp] enabled = true"
+    problems = []
+    if not wa.public_url:
+        problems.append(f"[whatsapp] public_url: {needed} (the base URL Twilio calls)")
+    if not wa.from_number:
+        problems.append(f"[whatsapp] from_number: {needed}")
+    for secret in ("twilio_account_sid", "twilio_auth_token"):
+        if getattr(settings, secret) is None:
+            problems.append(f"{ENV_PREFIX}{secret.upper()}: {needed} (environment only)")
+    return problems
+
+
+def _refuse_bot_tokens(raw: dict[str, Any], cfg_path: Path) -> None:
+    """A token written into a ``[[telegram.bots]]`` entry: refused, like every secret."""
+    telegram = raw.get("telegram")
+    bots = telegram.get("bots") if isinstance(telegram, dict) else None
+    for i, entry in enumerate(bots if isinstance(bots, list) else []):
+        if isinstance(entry, dict) and "token" in entry:
+            raise ConfigError(
+                f"{cfg_path}: [[telegram.bots]] #{i + 1} token is a secret and may only come "
+                "from the environment; remove it and name its variable in token_env"
+            )
+
+
+def telegram_bot_problems(settings: Settings) -> list[str]:
+    """What is wrong across ``[[telegram.bots]]``: keys, token variables or areas used twice."""
+    problems = []
+    keys: dict[str, int] = {}
+    envs: dict[str, str] = {}
+    claimed: dict[str, int] = {}
+    for number, bot in enumerate(settings.telegram.bots, start=1):
+        where = f"[[telegram.bots]] #{number}"
+        if bot.key in keys:
+            problems.append(f"{where} key: {bot.key!r} is already the key of #{keys[bot.key]}")
+        keys.setdefault(bot.key, number)
+        env = bot.token_env.upper()
+        if env in envs:
+            problems.append(
+                f"{where} token_env: {bot.token_env} is already the token of {envs[env]!r}"
+            )
+        envs.setdefault(env, bot.key)
+        for code in bot.areas:
+            owner = claimed.get(code)
+            if owner is not None:
+                by = "twice by this bot" if owner == number else f"already by #{owner}"
+                problems.append(f"{where} areas: area {code} is claimed {by}")
+            claimed.setdefault(code, number)
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class BotToken:
+    """A Telegram bot the process serves: its key (in outbox rows), token and claimed areas."""
+
+    key: str
+    token: str
+    areas: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:  # never the token
+        return f"BotToken(key={self.key!r}, areas={self.areas!r})"
+
+
+def telegram_bots(settings: Settings, environ: Mapping[str, str] | None = None) -> list[BotToken]:
+    """Every bot to run: the default bot (``KTN_TELEGRAM_TOKEN``) if set, then
+    ``[[telegram.bots]]`` with their tokens from the environment. ConfigError, one line, when a
+    named variable is unset or two bots have the same token."""
+    env = os.environ if environ is None else environ
+    bots = []
+    if settings.telegram_token is not None:
+        bots.append(BotToken(DEFAULT_BOT, settings.telegram_token.get_secret_value()))
+    for entry in settings.telegram.bots:
+        token = (env.get(entry.token_env) or "").strip()
+        if not token:
+            raise ConfigError(
+                f"[[telegram.bots]] key {entry.key!r}: environment variable {entry.token_env} "
+                "(its token from BotFather) is not set"
+            )
+        bots.append(BotToken(entry.key, token, tuple(entry.areas)))
+    seen: dict[str, str] = {}
+    for bot in bots:
+        if bot.token in seen:
+            raise ConfigError(
+                f"[[telegram.bots]] bots {seen[bot.token]!r} and {bot.key!r} have the same token"
+            )
+        seen[bot.token] = bot.key
+    return bots
+
+
+def bot_areas(settings: Settings) -> dict[str, str]:
+    """Area code -> the key of the bot that claims it (unclaimed areas: the default bot)."""
+    return {code: bot.key for bot in settings.telegram.bots for code in bot.areas}

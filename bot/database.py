@@ -60,7 +60,7 @@ async def prepare_schema(db: Database, url: str) -> None:
             await migrate.upgrade(db.engine)
         return
     current = await migrate.current_revision(db.engine)
-    head = migrate.head_revision()
+    head = migrate.HEAD
     if current != head:
         raise SchemaBehind(
             f"the PostgreSQL schema is at revision {current or 'none (empty database)'} but this "

@@ -21,9 +21,9 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.metrics import Metrics
@@ -34,6 +34,7 @@ from storage.types import OutboxKind, OutboxStatus, utcnow
 log = logging.getLogger(__name__)
 
 ChatKey = tuple[str, str, int]  # channel, bot, chat id
+WARM_UP_SECONDS = 61.0  # the longest flood window (20 per minute per group), and a margin
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +84,62 @@ class Sender(Protocol):
     async def send(self, envelope: Envelope) -> str | None: ...
 
 
+@runtime_checkable
+class CostedSender(Protocol):
+    """A sender whose envelope can take several API calls (a pin after the text, split text).
+
+    The dispatcher takes ``cost(envelope)`` slots of every flood window before sending it; a
+    sender without ``cost`` takes one slot per row.
+    """
+
+    def cost(self, envelope: Envelope) -> int: ...
+
+
+class BotSenders:
+    """One channel's senders by bot key: a row goes out through the bot its ``bot`` column
+    names (Telegram with several bot tokens). A row for a bot this process does not run fails
+    with the reason; ``ktn-bot outbox retry`` sends it once the bot is configured again."""
+
+    def __init__(self, senders: Mapping[str, Sender] | None = None) -> None:
+        self.by_bot: dict[str, Sender] = dict(senders or {})
+
+    def cost(self, envelope: Envelope) -> int:
+        """The API calls of the envelope as its bot's sender counts them (1 if it does not)."""
+        sender = self.by_bot.get(envelope.bot)
+        return sender.cost(envelope) if isinstance(sender, CostedSender) else 1
+
+    async def send(self, envelope: Envelope) -> str | None:
+        """Send through the envelope's bot."""
+        sender = self.by_bot.get(envelope.bot)
+        if sender is None:
+            raise SendError(f"no bot {envelope.bot!r} is configured", permanent=True)
+        return await sender.send(envelope)
+
+
+async def save_progress(
+    sessions: async_sessionmaker[AsyncSession], envelope: Envelope, **progress: Any
+) -> None:
+    """Merge how far a multi-part send got into the row's payload, committed at once.
+
+    Call it after each part but the last: the next claim of the row (a retry, or another
+    worker after a crash) sees it in ``envelope.payload`` and sends only the parts not yet sent.
+    """
+    payload = {**envelope.payload, **progress}
+    async with sessions() as session:
+        await session.execute(
+            update(Outbox).where(Outbox.id == envelope.id).values(payload=payload)
+        )
+        await session.commit()
+
+
 class SlidingWindow:
     """At most ``limit`` messages in any ``period`` seconds, as the receiving server counts them.
 
     A message occupies the window from the moment it is sent until its answer arrives, and is
     then counted at its completion time. The server saw it somewhere in between, so spacing the
     next sends from completion times keeps within the limit whatever the network jitter.
+    A send of ``n`` API calls takes ``n`` slots (at most the whole window: such a send waits
+    for an empty window and fills it).
     """
 
     __slots__ = ("_done", "in_flight", "limit", "paused_until", "period")
@@ -100,26 +151,37 @@ class SlidingWindow:
         self.in_flight = 0
         self.paused_until = 0.0
 
-    def next_free(self, now: float) -> float:
-        """The earliest time another send may start (``inf``: wait for a send to complete)."""
+    def slots(self, calls: int) -> int:
+        """How many slots a send of ``calls`` API calls takes: 1 to the whole window."""
+        return min(max(1, calls), self.limit)
+
+    def next_free(self, now: float, calls: int = 1) -> float:
+        """The earliest time a send of ``calls`` calls may start (``inf``: wait for a send to
+        complete)."""
         while self._done and self._done[0] <= now - self.period:
             self._done.popleft()
-        if len(self._done) + self.in_flight < self.limit:
+        expire = len(self._done) + self.in_flight + self.slots(calls) - self.limit
+        if expire <= 0:
             free = now
-        elif self._done:
-            free = self._done[0] + self.period
+        elif expire <= len(self._done):
+            free = self._done[expire - 1] + self.period
         else:
             free = math.inf
         return max(free, self.paused_until)
 
-    def start(self) -> None:
-        """A send begins."""
-        self.in_flight += 1
+    def start(self, calls: int = 1) -> None:
+        """A send of ``calls`` calls begins."""
+        self.in_flight += self.slots(calls)
 
-    def finish(self, now: float) -> None:
-        """A send's answer arrived at ``now``."""
-        self.in_flight -= 1
-        self._done.append(now)
+    def finish(self, now: float, calls: int = 1) -> None:
+        """A send's answer (its last call's) arrived at ``now``."""
+        n = self.slots(calls)
+        self.in_flight -= n
+        self._done.extend([now] * n)
+
+    def seed(self, completed: list[float]) -> None:
+        """Count sends completed at these times (another process's, before a restart)."""
+        self._done = deque(sorted([*self._done, *completed]))
 
     def pause(self, until: float) -> None:
         """Allow nothing before ``until`` (a channel's retry_after)."""
@@ -183,14 +245,22 @@ class Dispatcher:
     batch_size: int = 500
     concurrency: int = 32
     lease_seconds: float = 120.0
+    # Sent rows are recorded at least this often during a long batch (a large broadcast), so a
+    # killed worker repeats at most the last moments' messages, not a whole batch.
+    record_seconds: float = 1.0
+    # On stop, sends in flight get this long to finish; unanswered ones go back to pending.
+    stop_grace: float = 20.0
     worker_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     monotonic: Callable[[], float] = time.monotonic
     wall: Callable[[], datetime] = utcnow
 
     def __post_init__(self) -> None:
         self._wake = asyncio.Event()
+        self._next_due: datetime | None = None
         self._overall: dict[tuple[str, str], SlidingWindow] = {}
         self._chats: dict[ChatKey, SlidingWindow | None] = {}
+        self._recorded_early: set[int] = set()
+        self._warmed_up = False
 
     def notify(self) -> None:
         """New rows were committed: wake up now instead of at the next sweep."""
@@ -207,7 +277,7 @@ class Dispatcher:
                 log.exception("outbox batch failed; retrying after a sweep interval")
                 sent = 0
             if sent == 0 and not stop.is_set():
-                await _wait_any(stop, self._wake, self.sweep_seconds)
+                await _wait_any(stop, self._wake, self._idle_wait())
         log.info("outbox dispatcher %s stopped", self.worker_id)
 
     async def drain(self, stop: asyncio.Event | None = None) -> int:
@@ -219,33 +289,72 @@ class Dispatcher:
 
     async def drain_once(self, stop: asyncio.Event | None = None) -> int:
         """Claim one batch and send it; returns how many rows were handled."""
+        if not self._warmed_up:
+            await self._warm_up()
         batch = await self._claim()
         if not batch:
             await self._update_depth()
             return 0
         ready, deferred = await self._resolve_edit_targets(batch)
+        self._recorded_early = set()
         results = await self._send_batch(ready, stop or asyncio.Event())
         handled = {r.envelope.id for r in results}
-        await self._record(results, deferred, [e for e in ready if e.id not in handled])
+        remaining = [r for r in results if r.envelope.id not in self._recorded_early]
+        await self._record(remaining, deferred, [e for e in ready if e.id not in handled])
         return len(batch)
 
+    async def _warm_up(self) -> None:
+        """Count what was sent in the last minute (by a process this one replaces) against the
+        flood limits, so a restart in the middle of a broadcast does not overrun them."""
+        self._warmed_up = True
+        wall, mono = self.wall(), self.monotonic()
+        async with self.sessions() as session:
+            recent = (
+                await session.execute(
+                    select(Outbox.channel, Outbox.bot, Outbox.chat_id, Outbox.sent_at).where(
+                        Outbox.sent_at >= wall - timedelta(seconds=WARM_UP_SECONDS)
+                    )
+                )
+            ).all()
+        overall: dict[tuple[str, str], list[float]] = {}
+        chats: dict[ChatKey, list[float]] = {}
+        for channel, bot_key, chat_id, sent_at in recent:
+            if sent_at is None:
+                continue
+            done = mono - (wall - sent_at).total_seconds()
+            overall.setdefault((channel, bot_key), []).append(done)
+            chats.setdefault((channel, bot_key, chat_id), []).append(done)
+        for (channel, bot_key), times in overall.items():
+            env = Envelope(0, channel, bot_key, 0, "", {}, None, 0)
+            self._overall_window(env).seed(times)
+        for key, times in chats.items():
+            window = self._chat_window(key)
+            if window is not None:
+                window.seed(times)
+
     async def _claim(self) -> list[Envelope]:
-        """Lease up to batch_size due rows (pending and due, or sending with an expired lease)."""
+        """Lease up to batch_size due rows (pending and due, or sending with an expired lease)
+        of each channel and bot, the oldest first: every bot's limit is used at once, so rows
+        of several bots go out in parallel even when one bot's rows were written first."""
         now = self.wall()
         due = or_(
             (Outbox.status == OutboxStatus.PENDING) & (Outbox.next_attempt_at <= now),
             (Outbox.status == OutboxStatus.SENDING) & (Outbox.lease_until < now),
         )
-        ids = (
-            select(Outbox.id)
-            .where(due)
-            .order_by(Outbox.id)
-            .limit(self.batch_size)
-            .with_for_update(skip_locked=True)
-        )
         async with self.sessions() as session:
-            rows = (
-                await session.execute(
+            lanes = (
+                await session.execute(select(Outbox.channel, Outbox.bot).where(due).distinct())
+            ).all()
+            rows: list[Any] = []
+            for channel, bot_key in lanes:
+                ids = (
+                    select(Outbox.id)
+                    .where(due, Outbox.channel == channel, Outbox.bot == bot_key)
+                    .order_by(Outbox.id)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+                claimed = await session.execute(
                     update(Outbox)
                     .where(Outbox.id.in_(ids.scalar_subquery()))
                     .values(
@@ -265,7 +374,7 @@ class Dispatcher:
                     )
                     .execution_options(synchronize_session=False)
                 )
-            ).all()
+                rows.extend(claimed.all())
             await session.commit()
         envelopes = [
             Envelope(r.id, r.channel, r.bot, r.chat_id, r.kind, r.payload, r.contact_id, r.attempts)
@@ -338,13 +447,13 @@ class Dispatcher:
         in_flight: set[asyncio.Task[None]] = set()
         done_event = asyncio.Event()
 
-        async def send_one(env: Envelope, windows: list[SlidingWindow]) -> None:
+        async def send_one(env: Envelope, windows: list[SlidingWindow], calls: int) -> None:
             try:
                 result = await self._send(env)
             finally:
                 finished = self.monotonic()
                 for window in windows:
-                    window.finish(finished)
+                    window.finish(finished, calls)
             results.append(result)
             queue = queues[env.key]
             if result.error is not None and not result.error.permanent and queue:
@@ -359,13 +468,20 @@ class Dispatcher:
                 seq += 1
             done_event.set()
 
+        last_record = self.monotonic()
         while (heap or in_flight) and not stop.is_set():
             now = self.monotonic()
+            if now - last_record >= self.record_seconds and (done := self._unrecorded(results)):
+                last_record = now
+                await self._record(done, [], [])
+                self._recorded_early.update(r.envelope.id for r in done)
+                continue  # sends finished meanwhile: look again (the last one may have ended)
             if heap and len(in_flight) < self.concurrency and heap[0][0] <= now:
                 _, _, key = heapq.heappop(heap)
                 env = queues[key][0]
+                calls = self._cost(env)
                 overall = self._overall_window(env)
-                free = max(overall.next_free(now), self._chat_free(key, now))
+                free = max(overall.next_free(now, calls), self._chat_free(key, now, calls))
                 if free > now:
                     # inf: every slot is in flight; look again shortly (a completion wakes us too)
                     heapq.heappush(heap, (min(free, now + 0.02), seq, key))
@@ -377,8 +493,8 @@ class Dispatcher:
                 if chat_window is not None:
                     windows.append(chat_window)
                 for window in windows:
-                    window.start()
-                task = asyncio.create_task(send_one(env, windows))
+                    window.start(calls)
+                task = asyncio.create_task(send_one(env, windows, calls))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
                 continue
@@ -387,9 +503,22 @@ class Dispatcher:
                 max(0.0, heap[0][0] - now) if heap and len(in_flight) < self.concurrency else None
             )
             await _wait_any(stop, done_event, timeout)
-        if in_flight:
-            await asyncio.gather(*in_flight)
+        if in_flight:  # only when stopping: finish the sends in hand, but never hang a shutdown
+            _done, stuck = await asyncio.wait(in_flight, timeout=self.stop_grace)
+            for task in stuck:
+                task.cancel()
+            if stuck:
+                await asyncio.gather(*stuck, return_exceptions=True)
+                log.warning(
+                    "%d send(s) still unanswered %.0f s after stop: they go again later",
+                    len(stuck),
+                    self.stop_grace,
+                )
         return results
+
+    def _unrecorded(self, results: list[_Result]) -> list[_Result]:
+        """The batch's successful sends not yet written (failures wait for the batch's end)."""
+        return [r for r in results if r.error is None and r.envelope.id not in self._recorded_early]
 
     async def _send(self, env: Envelope) -> _Result:
         sender = self.senders.get(env.channel)
@@ -518,9 +647,19 @@ class Dispatcher:
             self._chats[key] = limits.for_chat(key[2]) if limits else None
         return self._chats[key]
 
-    def _chat_free(self, key: ChatKey, now: float) -> float:
+    def _chat_free(self, key: ChatKey, now: float, calls: int = 1) -> float:
         window = self._chat_window(key)
-        return window.next_free(now) if window is not None else now
+        return window.next_free(now, calls) if window is not None else now
+
+    def _cost(self, env: Envelope) -> int:
+        """How many API calls sending this envelope takes (the slots it needs in each window)."""
+        sender: object = self.senders.get(env.channel)
+        if isinstance(sender, CostedSender):
+            try:
+                return max(1, sender.cost(env))
+            except Exception:  # a payload the sender cannot read: its send() will say why
+                log.warning("cost of outbox row %d unknown; counting 1", env.id, exc_info=True)
+        return 1
 
     def _pause(self, env: Envelope, seconds: float) -> None:
         until = self.monotonic() + seconds
@@ -531,13 +670,30 @@ class Dispatcher:
             self._overall_window(env).pause(until)
 
     async def _update_depth(self) -> None:
+        """Publish the queue depth and remember when the next deferred row falls due."""
         async with self.sessions() as session:
-            depth = await session.scalar(
-                select(func.count())
-                .select_from(Outbox)
-                .where(Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)))
-            )
+            depth, next_due = (
+                await session.execute(
+                    select(
+                        func.count(),
+                        func.min(
+                            case(
+                                (Outbox.status == OutboxStatus.PENDING, Outbox.next_attempt_at),
+                                else_=Outbox.lease_until,
+                            )
+                        ),
+                    ).where(Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)))
+                )
+            ).one()
         self.metrics.outbox_depth.set(depth or 0)
+        self._next_due = next_due
+
+    def _idle_wait(self) -> float:
+        """Sleep until the next deferred row is due (a rate window, a retry), at most a sweep."""
+        if self._next_due is None:
+            return self.sweep_seconds
+        until_due = (self._next_due - self.wall()).total_seconds()
+        return min(self.sweep_seconds, max(0.0, until_due))
 
 
 def _with_target(env: Envelope, target: str) -> Envelope:

@@ -19,12 +19,14 @@ class QuietServer(uvicorn.Server):
         yield
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """Bind the socket ourselves: a clear error when the port is taken, and port 0 works."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio disables Nagle only on known TCP sockets (~40 ms/request).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:  # several worker processes share the port; the kernel spreads connections
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -37,7 +39,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def make_server(app: ASGIApp, *, lifespan: str = "off") -> QuietServer:
     """A uvicorn server for ``app`` with our logging left alone."""
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan=lifespan)  # type: ignore[arg-type]
+    # Keep idle connections longer than clients do (httpx: 5 s), so a client never reuses one
+    # the server is closing at that moment (a ReadError and a lost request under load).
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan=lifespan,  # type: ignore[arg-type]
+        timeout_keep_alive=75,
+    )
     return QuietServer(config)
 
 

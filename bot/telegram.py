@@ -16,17 +16,19 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import (
     Bot,
     BotCommand,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
@@ -45,11 +47,12 @@ from telegram.error import (
 from telegram.ext import BaseUpdateProcessor
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.outbox import Envelope, SendError
+from bot.outbox import Envelope, SendError, save_progress
 from handlers.commands import MENU
 from handlers.types import (
     Channel,
     ChatKind,
+    Document,
     Inbound,
     Location,
     Media,
@@ -62,6 +65,8 @@ from storage.types import OutboxKind
 log = logging.getLogger(__name__)
 
 TEXT_LIMIT = 4096
+PARTS_KEY = "tg_parts_sent"  # payload: how many parts of a reply went out already
+PRIMARY_KEY = "tg_primary_id"  # payload: the primary message's id, once it went out
 CAPTION_LIMIT = 1024
 Handler = Callable[[Inbound], Awaitable[Any]]
 
@@ -71,7 +76,9 @@ def to_inbound(update: Update, bot_key: str = "default") -> Inbound | None:
     query = update.callback_query
     if query is not None:
         return _from_callback(update, query, bot_key)
-    message = update.message or update.edited_message
+    # Edits are not new answers: a corrected story would land in a later step, and a live
+    # location sends an edit every few seconds for hours.
+    message = update.message
     if message is None or message.from_user is None:
         return None
     chat = message.chat
@@ -172,7 +179,7 @@ def coalesce(replies: list[Reply]) -> list[Reply]:
     for reply in replies:
         prev = merged[-1] if merged else None
         plain = prev is not None and not (
-            prev.options or prev.media or prev.location or prev.ask_location
+            prev.options or prev.media or prev.document or prev.location or prev.ask_location
         )
         if (
             prev is not None
@@ -186,8 +193,20 @@ def coalesce(replies: list[Reply]) -> list[Reply]:
     return merged
 
 
-async def send_reply(bot: Bot, chat_id: int, reply: Reply) -> Message | None:
-    """Send one reply; returns the message that carries its text and buttons."""
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One Bot API call of a reply: a medium or document (with its caption), a piece of text,
+    or a pin."""
+
+    text: str | None = None
+    media: Media | None = None
+    location: Location | None = None
+    markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | None = None
+    document: Document | None = None
+
+
+def reply_parts(reply: Reply) -> list[Part]:
+    """The Bot API calls that send a reply, in order (see ``primary_index``)."""
     markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | None = keyboard(reply.options)
     if reply.ask_location and markup is None:
         markup = ReplyKeyboardMarkup(
@@ -195,27 +214,59 @@ async def send_reply(bot: Bot, chat_id: int, reply: Reply) -> Message | None:
             one_time_keyboard=True,
             resize_keyboard=True,
         )
-    primary: Message | None = None
-    if reply.media is not None:
+    parts: list[Part] = []
+    text_to_send = reply.text
+    if reply.document is not None:
         caption = reply.text if len(reply.text) <= CAPTION_LIMIT else None
-        primary = await _send_media(bot, chat_id, reply.media, caption, markup if caption else None)
-        if caption is None and reply.text:
-            primary = await _send_text(bot, chat_id, reply.text, markup)
-    elif reply.text:
-        primary = await _send_text(bot, chat_id, reply.text, markup)
+        parts.append(Part(caption, document=reply.document, markup=markup if caption else None))
+        if caption is not None:
+            text_to_send = ""
+    elif reply.media is not None:
+        caption = reply.text if len(reply.text) <= CAPTION_LIMIT else None
+        parts.append(Part(caption, reply.media, markup=markup if caption else None))
+        if caption is not None:
+            text_to_send = ""
+    if text_to_send:
+        chunks = split_text(text_to_send)
+        parts.extend(
+            Part(chunk, markup=markup if i == len(chunks) - 1 else None)
+            for i, chunk in enumerate(chunks)
+        )
     if reply.location is not None:
-        sent = await bot.send_location(chat_id, reply.location.latitude, reply.location.longitude)
-        primary = primary or sent
-    return primary
+        parts.append(Part(location=reply.location))
+    return parts
 
 
-async def _send_text(bot: Bot, chat_id: int, text: str, markup: Any) -> Message:
-    chunks = split_text(text)
+def primary_index(parts: list[Part]) -> int | None:
+    """The part with the reply's text and buttons (later edited): the last text or medium,
+    else the pin; None when there is nothing to send."""
+    if not parts:
+        return None
+    return max((i for i, p in enumerate(parts) if p.location is None), default=len(parts) - 1)
+
+
+async def send_part(bot: Bot, chat_id: int, part: Part) -> Message:
+    """Make the one Bot API call of a part."""
+    if part.location is not None:
+        return await bot.send_location(chat_id, part.location.latitude, part.location.longitude)
+    if part.media is not None:
+        return await _send_media(bot, chat_id, part.media, part.text, part.markup)
+    if part.document is not None:
+        upload = InputFile(part.document.data, filename=part.document.filename)
+        return await bot.send_document(chat_id, upload, caption=part.text, reply_markup=part.markup)
+    assert part.text is not None
+    return await bot.send_message(chat_id, part.text, reply_markup=part.markup)
+
+
+async def send_reply(bot: Bot, chat_id: int, reply: Reply) -> Message | None:
+    """Send one reply; returns the message that carries its text and buttons."""
+    parts = reply_parts(reply)
+    primary = primary_index(parts)
     message: Message | None = None
-    for i, chunk in enumerate(chunks):
-        last = i == len(chunks) - 1
-        message = await bot.send_message(chat_id, chunk, reply_markup=markup if last else None)
-    assert message is not None
+    for i, part in enumerate(parts):
+        sent = await send_part(bot, chat_id, part)
+        if i == primary:
+            message = sent
     return message
 
 
@@ -249,10 +300,24 @@ def retry_seconds(exc: RetryAfter) -> float:
 
 
 class TelegramSender:
-    """Delivers outbox envelopes through one bot."""
+    """Delivers outbox envelopes through one bot.
 
-    def __init__(self, bot: Bot) -> None:
+    A reply can take several Bot API calls (a pin after the alert, a text too long for a
+    caption, text split at 4096). ``cost`` tells the dispatcher how many are still to make, so
+    its flood windows count calls; after each part but the last the progress is saved on the row
+    (``save_progress``), so a retry or a crash never sends a part twice.
+    """
+
+    def __init__(self, bot: Bot, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.bot = bot
+        self.sessions = sessions
+
+    def cost(self, envelope: Envelope) -> int:
+        """How many Bot API calls sending this envelope still takes."""
+        if envelope.kind == OutboxKind.ALERT_EDIT:
+            return 1
+        parts = reply_parts(Reply.from_json(envelope.payload["reply"]))
+        return max(1, len(parts) - int(envelope.payload.get(PARTS_KEY) or 0))
 
     async def send(self, envelope: Envelope) -> str | None:
         """Send or edit; translate Telegram's errors into what the dispatcher should do."""
@@ -260,15 +325,9 @@ class TelegramSender:
         try:
             if envelope.kind == OutboxKind.ALERT_EDIT:
                 assert envelope.edit_target is not None
-                await self.bot.edit_message_text(
-                    reply.text[:TEXT_LIMIT],
-                    chat_id=envelope.chat_id,
-                    message_id=int(envelope.edit_target),
-                    reply_markup=keyboard(reply.options),
-                )
+                await self._edit(envelope, reply)
                 return envelope.edit_target
-            message = await send_reply(self.bot, envelope.chat_id, reply)
-            return str(message.message_id) if message is not None else None
+            return await self._send_parts(envelope, reply)
         except RetryAfter as exc:
             raise SendError("rate limited", retry_after=retry_seconds(exc)) from exc
         except ChatMigrated as exc:
@@ -285,6 +344,52 @@ class TelegramSender:
             raise SendError(f"network: {exc.message}") from exc
         except TelegramError as exc:
             raise SendError(f"telegram: {exc.message}") from exc
+
+    async def _send_parts(self, envelope: Envelope, reply: Reply) -> str | None:
+        """Send the parts not sent yet; returns the primary message's id (the one with buttons)."""
+        parts = reply_parts(reply)
+        primary_at = primary_index(parts)
+        done = int(envelope.payload.get(PARTS_KEY) or 0)
+        primary = envelope.payload.get(PRIMARY_KEY)
+        for i in range(done, len(parts)):
+            message = await send_part(self.bot, envelope.chat_id, parts[i])
+            if i == primary_at:
+                primary = str(message.message_id)
+            if i < len(parts) - 1:
+                await save_progress(
+                    self.sessions, envelope, **{PARTS_KEY: i + 1, PRIMARY_KEY: primary}
+                )
+        return None if primary is None else str(primary)
+
+    async def _edit(self, envelope: Envelope, reply: Reply) -> None:
+        """Edit an alert in place: its caption when it was sent as a photo, else its text."""
+        assert envelope.edit_target is not None
+        message_id = int(envelope.edit_target)
+        markup = keyboard(reply.options)
+        if envelope.payload.get("caption"):
+            await self.bot.edit_message_caption(
+                chat_id=envelope.chat_id,
+                message_id=message_id,
+                caption=fit_keeping_tail(reply.text, CAPTION_LIMIT),
+                reply_markup=markup,
+            )
+        else:
+            await self.bot.edit_message_text(
+                fit_keeping_tail(reply.text, TEXT_LIMIT),
+                chat_id=envelope.chat_id,
+                message_id=message_id,
+                reply_markup=markup,
+            )
+
+
+def fit_keeping_tail(text: str, limit: int) -> str:
+    """Shorten the head of an edited alert so its last paragraph (who acted, when) survives."""
+    if len(text) <= limit:
+        return text
+    head, _, tail = text.rpartition("\n\n")
+    if not head or len(tail) > limit // 2:
+        return text[: limit - 1] + "…"
+    return head[: limit - len(tail) - 3] + "…\n\n" + tail
 
 
 class PerUserProcessor(BaseUpdateProcessor):

@@ -1,4 +1,7 @@
-"""One Telegram bot in the process: PTB Application, polling or webhook, updates to the core."""
+"""One Telegram bot: its PTB Application, polling or webhook, updates to the core.
+
+A process runs one of these per bot token (``[[telegram.bots]]``); each tags its updates with
+its bot key (``Inbound.message_id`` is ``<key>:<update_id>``, the core's ``Context.bot``)."""
 
 from __future__ import annotations
 
@@ -13,17 +16,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from telegram import Bot, BotCommand, BotCommandScopeDefault, Update
-from telegram.error import RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.request import HTTPXRequest
 
 from bot.metrics import Metrics
 from bot.telegram import (
+    Part,
     PerUserProcessor,
     answer_callback,
     coalesce,
+    reply_parts,
     retry_seconds,
-    send_reply,
+    send_part,
     to_inbound,
 )
 from handlers.types import Inbound, Outcome, Reply
@@ -31,9 +45,30 @@ from handlers.types import Inbound, Outcome, Reply
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+WEBHOOK_PATH = "/telegram/webhook"
 MAX_REPLY_WAIT = 10.0  # seconds a direct reply may wait for Telegram's flood control
 OnInbound = Callable[[Inbound], Awaitable[Outcome]]
 OnMigrate = Callable[[int, int], Awaitable[None]]
+OnUndelivered = Callable[[int, Reply], Awaitable[None]]
+NETWORK_TRIES = 3  # a direct reply that meets a 5xx or a timeout is tried this often, then queued
+
+
+def send_request() -> HTTPXRequest:
+    """The HTTP client for sends: enough pooled connections for the outbox's concurrent sends."""
+    return HTTPXRequest(connection_pool_size=64, read_timeout=15, write_timeout=15)
+
+
+def rest_of(reply: Reply, rest: list[Part]) -> Reply:
+    """What is left of a reply after its first calls went out: the remaining text, the pin,
+    and the buttons if the part that carries them is among the rest."""
+    carries_buttons = any(part.markup is not None for part in rest)
+    return Reply(
+        text="\n".join(p.text for p in rest if p.text and p.media is None and p.document is None),
+        options=reply.options if carries_buttons else (),
+        location=next((p.location for p in rest if p.location is not None), None),
+        ask_location=reply.ask_location and carries_buttons,
+        location_label=reply.location_label,
+    )
 
 
 class TelegramChannel:
@@ -54,6 +89,8 @@ class TelegramChannel:
         commands: Mapping[str, list[BotCommand]] | None = None,
         bot_key: str = "default",
         on_migrate: OnMigrate | None = None,
+        on_undelivered: OnUndelivered | None = None,
+        request: HTTPXRequest | None = None,
     ) -> None:
         self.mode = mode
         self.webhook_url = webhook_url
@@ -63,13 +100,14 @@ class TelegramChannel:
         self.bot_key = bot_key
         self._on_inbound = on_inbound
         self._on_migrate = on_migrate
+        self._on_undelivered = on_undelivered
         self._metrics = metrics
         builder = (
             ApplicationBuilder()
             .token(token)
             .base_url(base_url)
             .base_file_url(base_file_url)
-            .request(HTTPXRequest(connection_pool_size=64, read_timeout=15, write_timeout=15))
+            .request(request or send_request())
             .get_updates_request(HTTPXRequest(read_timeout=poll_timeout + 10))
             .concurrent_updates(PerUserProcessor(256))
         )
@@ -97,6 +135,7 @@ class TelegramChannel:
                     self.webhook_url,
                     secret_token=self.webhook_secret,
                     allowed_updates=Update.ALL_TYPES,
+                    max_connections=100,
                 )
         else:
             assert app.updater is not None
@@ -106,7 +145,7 @@ class TelegramChannel:
                 timeout=self.poll_timeout,
                 allowed_updates=Update.ALL_TYPES,
             )
-        log.info("telegram bot @%s started (%s)", app.bot.username, self.mode)
+        log.info("telegram bot @%s started (%s), key %s", app.bot.username, self.mode, self.bot_key)
 
     async def stop(self) -> None:
         """Stop polling, finish the updates in hand, close connections."""
@@ -116,8 +155,9 @@ class TelegramChannel:
         if app.running:
             await app.stop()
         await app.shutdown()
+        await app.bot.shutdown()  # a start that failed in getMe left the bot's connections open
 
-    def webhook_route(self, path: str = "/telegram/webhook") -> Route:
+    def webhook_route(self, path: str = WEBHOOK_PATH) -> Route:
         """The Starlette route Telegram posts updates to (403 without the right secret)."""
         return Route(path, self._webhook, methods=["POST"])
 
@@ -131,7 +171,9 @@ class TelegramChannel:
         except Exception:  # any malformed body: refuse it, keep serving
             log.info("malformed webhook body refused")
             return Response(status_code=400)
-        await self.application.update_queue.put(update)
+        # Answer once handled: Telegram sends a chat's next update only after this answer, so one
+        # user's messages take effect in order whichever worker receives each of them.
+        await self.application.process_update(update)
         return Response()
 
     async def _set_commands(self) -> None:
@@ -163,20 +205,40 @@ class TelegramChannel:
             await answer_callback(update.callback_query, outcome.notice)
         elapsed = time.perf_counter() - started
         self._metrics.handling_seconds.labels("telegram").observe(elapsed)
-        self._metrics.updates.labels("telegram", "duplicate" if outcome.duplicate else "ok").inc()
+        result = "error" if outcome.failed else "duplicate" if outcome.duplicate else "ok"
+        self._metrics.updates.labels("telegram", result).inc()
 
     async def _send_patiently(self, chat_id: int, reply: Reply) -> None:
-        """Send a direct reply; on a flood-control answer wait as told (a few times at most)."""
-        for attempt in range(4):
+        """Send a direct reply call by call: wait out flood control, retry a 5xx or timeout a
+        few times, and hand the calls still unsent to the outbox (the core has committed: the
+        reply is the only news of it, often a ticket number). No call is made twice."""
+        parts = reply_parts(reply)
+        sent = 0
+        network_failures = 0
+        for attempt in range(4 + len(parts)):
             try:
-                await send_reply(self.application.bot, chat_id, reply)
+                while sent < len(parts):
+                    await send_part(self.application.bot, chat_id, parts[sent])
+                    sent += 1
                 return
             except RetryAfter as exc:
                 self._metrics.rate_limited.labels("telegram").inc()
                 delay = retry_seconds(exc)
-                if attempt == 3 or delay > MAX_REPLY_WAIT:
-                    raise
+                if attempt >= 3 or delay > MAX_REPLY_WAIT:
+                    break
                 await asyncio.sleep(delay)
+            except (BadRequest, Forbidden, ChatMigrated, InvalidToken):
+                raise  # the outbox would fail the same way
+            except (TimedOut, NetworkError) as exc:
+                network_failures += 1
+                log.warning("direct reply failed (%s), attempt %d", type(exc).__name__, attempt)
+                if network_failures >= NETWORK_TRIES:
+                    break
+                await asyncio.sleep(0.2 * 2**network_failures)
+        if self._on_undelivered is None:
+            raise TimedOut("direct reply not delivered")
+        await self._on_undelivered(chat_id, reply if sent == 0 else rest_of(reply, parts[sent:]))
+        log.info("direct reply queued in the outbox after failed attempts")
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log failures without message content (it may hold personal data)."""

@@ -297,6 +297,7 @@ class TwilioFake:
         self.window_failure_status = window_failure_status
         self.callback_delay = callback_delay
         self.hang_seconds = hang_seconds
+        self.stalled_media: set[str] = set()  # GETs of these hang (a slow carrier network)
         self.max_rate = max_rate
         self.messaging_service_sid = messaging_service_sid
         self.public_base_url = public_base_url
@@ -708,6 +709,8 @@ class TwilioFake:
             self.counters["media_deleted"] += 1
             return Response(status_code=204)
         self.counters["media_fetched"] += 1
+        if item.media_sid in self.stalled_media:
+            await self._hang()
         return Response(item.data, media_type=item.content_type)
 
     # ----------------------------------------------------------------- status callbacks

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
@@ -13,18 +15,31 @@ from starlette.routing import BaseRoute, Route
 from bot.database import Database
 
 
+class Role(Protocol):
+    """A role this process may hold (the scheduler's leadership, the sender's)."""
+
+    is_leader: bool
+
+
 def build_app(
-    db: Database, registry: CollectorRegistry, routes: Sequence[BaseRoute] = ()
+    db: Database,
+    registry: CollectorRegistry,
+    routes: Sequence[BaseRoute] = (),
+    roles: Mapping[str, Role] | None = None,
 ) -> Starlette:
     """The Starlette app with /healthz, /metrics and any channel routes."""
 
     async def healthz(_request: Request) -> Response:
-        """200 when the database answers, 503 otherwise."""
+        """200 when the database answers, 503 otherwise; which roles this worker holds."""
         ok = await db.ping()
-        return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "database": "ok" if ok else "unreachable"},
-            status_code=200 if ok else 503,
-        )
+        body: dict[str, object] = {
+            "status": "ok" if ok else "unavailable",
+            "database": "ok" if ok else "unreachable",
+        }
+        for name, role in (roles or {}).items():
+            body[name] = role.is_leader
+        body["pid"] = os.getpid()
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     async def metrics(_request: Request) -> Response:
         """Prometheus text exposition."""

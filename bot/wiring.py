@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.config import Settings
+from bot.config import Settings, bot_areas
 from handlers.config import Category, CoreConfig
 from handlers.i18n import Catalog
 
@@ -24,4 +24,5 @@ def core_config_from(settings: Settings) -> CoreConfig:
         urgent_escalate_after_minutes=reports.urgent_escalate_after_minutes,
         max_text_length=reports.max_text_length,
         default_language=settings.locale.default,
+        bot_areas=bot_areas(settings),
     )

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from handlers import staff
 from handlers.commands import LANGUAGE_WORDS
+from handlers.permissions import may_act
 from handlers.render import category_label, format_time, status_label
 from handlers.states import State
 from handlers.turn import Turn, expects, fallback, prompt
 from handlers.types import Option
-from storage import contacts, reports
-from storage.areas import descendant_ids
+from storage import contacts, outbox, reports
 from storage.models import Area, Report
-from storage.types import Role
 
 STATUS_LIST_LIMIT = 10
 
@@ -21,6 +21,15 @@ STATUS_LIST_LIMIT = 10
 async def cancel(turn: Turn) -> None:
     """Drop whatever is going on and say so (an erase question just goes back)."""
     previous = turn.state
+    if previous is State.STAFF_NOTE:  # the note is not written; the report stays as it was
+        await staff.cancel_note(turn)
+        return
+    if previous.value.startswith("broadcast_"):  # coordinators' /umumkan (branch bc)
+        turn.draft.pop("broadcast", None)
+        turn.state = State.IDLE
+        turn.say(turn.t("broadcast.cancelled"))
+        await turn.reprompt()
+        return
     if previous is State.ERASE_CONFIRM:  # cancelling the question keeps data and draft
         turn.say(turn.t("erase.kept"))
         turn.state = State.parse(turn.draft.pop("return", None))
@@ -43,19 +52,13 @@ async def cancel(turn: Turn) -> None:
 
 
 async def can_see(turn: Turn, report: Report) -> bool:
-    """The reporter, a follower, or staff of the report's area (or an area above it)."""
+    """The reporter, a follower, or staff who may act on it (its area or an area above)."""
     contact = turn.contact
     if report.reporter_id == contact.id:
         return True
     if await reports.is_follower(turn.session, report.id, contact.id):
         return True
-    if contact.area_id is None or contact.erased_at is not None:
-        return False
-    try:
-        staff = Role(contact.role).is_staff
-    except ValueError:
-        staff = False
-    return staff and report.area_id in await descendant_ids(turn.session, contact.area_id)
+    return await may_act(turn.session, contact, report)
 
 
 async def show_status(turn: Turn, arg: str | None) -> None:
@@ -162,7 +165,18 @@ async def confirm_erase(turn: Turn) -> None:
 async def erase_answered(turn: Turn) -> bool:
     """Ya erases now; Tidak goes back to where the user was."""
     if turn.option == "erase:yes":
+        name = turn.contact.display_name
+        mine = await reports.ids_reported_by(turn.session, turn.contact.id)
         count = await contacts.erase(turn.session, turn.contact, turn.now)
+        if name:  # alerts waiting to go, and the copies we keep, lose the name too
+            await outbox.scrub_name(
+                turn.session,
+                mine,
+                name,
+                lambda lang: turn.config.catalog.text(
+                    lang or turn.config.default_language, "alert.reporter_anonymous"
+                ),
+            )
         turn.draft.clear()
         turn.state = State.IDLE
         turn.outcome.recorded["erased"] = True

@@ -1,35 +1,119 @@
-"""The officers' alert for a new report, queued in the outbox for the area's alert group(s).
+"""The officers' alert for a report, its routing, escalation copies and in-place edits.
 
-Routing when no group is linked, escalation and the officer-side buttons' handling are a later
-issue; ``enqueue_alert`` is the one place to extend. An anonymous reporter's name, id and phone
-never go into a group's payload.
+Routing: the area's alert group(s); without one, each officer of the area in a private chat
+(officers on a channel without group chats, WhatsApp through Twilio, get it 1:1 either way: they
+cannot see the Telegram group); without officers, the coordinators of the nearest area (the
+report's own, then its parents) that has any; with nobody at all the report is still kept,
+with an "unrouted" event, and shows as "menunggu petugas". An anonymous reporter's name, id and
+phone never go into an alert, an escalation or an edit.
+WhatsApp recipients get the text without buttons, with a line saying how to answer.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Context
-from handlers.render import category_label, format_time
+from handlers.permissions import area_chain_ids
+from handlers.render import category_label, format_clock, format_time
+from handlers.routing import DEFAULT_BOT, BotRoutes
 from handlers.types import Location, Media, MediaKind, Option, Reply
-from storage import outbox, reports
+from storage import contacts, outbox, reports
+from storage.group_links import alert_groups
 from storage.models import Area, Contact, GroupChat, Outbox, Report
-from storage.types import OutboxKind
+from storage.types import Channel, OutboxKind, OutboxStatus, ReportStatus, Role
+
+log = logging.getLogger(__name__)
 
 ALERT_PURPOSE = "alerts"
+# Channels whose sent messages can be edited in place (WhatsApp messages cannot).
+EDITABLE_CHANNELS = frozenset({Channel.TELEGRAM.value})
+# Channels without group chats: their officers get every alert of their area 1:1.
+GROUPLESS_CHANNELS = frozenset({Channel.WHATSAPP.value})
+LIVE_STATUSES = (
+    OutboxStatus.PENDING.value,
+    OutboxStatus.SENDING.value,
+    OutboxStatus.SENT.value,
+    OutboxStatus.DELIVERED.value,
+    OutboxStatus.READ.value,
+)
+CAPTION_LIMIT = 1024
 
 
-async def alert_groups(session: AsyncSession, area_id: int) -> list[GroupChat]:
-    """The group chats linked to the area for alerts."""
-    stmt = (
-        select(GroupChat)
-        .where(GroupChat.area_id == area_id, GroupChat.purpose == ALERT_PURPOSE)
-        .order_by(GroupChat.id)
-    )
-    return list((await session.scalars(stmt)).all())
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """Where one copy of an alert goes: a group (no contact) or a staff member's private chat."""
+
+    channel: str
+    chat_id: int
+    lang: str
+    route: str
+    contact_id: int | None = None
+    bot: str = DEFAULT_BOT  # the Telegram bot that reaches this chat (handlers.routing)
+
+
+async def _group_recipients(
+    routes: BotRoutes, groups: list[GroupChat], lang: str
+) -> list[Recipient]:
+    return [
+        Recipient(g.channel, g.chat_id, lang, "group", bot=await routes.group(g)) for g in groups
+    ]
+
+
+async def _private_recipients(
+    routes: BotRoutes, people: list[Contact], route: str, default: str
+) -> list[Recipient]:
+    return [
+        Recipient(
+            p.channel, p.external_id, p.language or default, route, p.id, await routes.contact(p)
+        )
+        for p in people
+    ]
+
+
+async def alert_recipients(session: AsyncSession, report: Report, ctx: Context) -> list[Recipient]:
+    """The area's group(s) plus its WhatsApp officers 1:1; without a group all its officers
+    1:1; else the nearest coordinators 1:1."""
+    lang = ctx.config.default_language
+    routes = BotRoutes(session, ctx.config)
+    groups = await alert_groups(session, report.area_id)
+    officers = await contacts.staff_in_area(session, report.area_id, [Role.OFFICER.value])
+    if groups:
+        groupless = [o for o in officers if o.channel in GROUPLESS_CHANNELS]
+        return await _group_recipients(routes, groups, lang) + await _private_recipients(
+            routes, groupless, "officer", lang
+        )
+    if officers:
+        return await _private_recipients(routes, officers, "officer", lang)
+    for area_id in await area_chain_ids(session, report.area_id):
+        found = await contacts.staff_in_area(session, area_id, [Role.COORDINATOR.value])
+        if found:
+            return await _private_recipients(routes, found, "coordinator", lang)
+    return []
+
+
+async def escalation_recipients(
+    session: AsyncSession, report: Report, ctx: Context
+) -> list[Recipient]:
+    """The parent area's group(s) and coordinators (or the next area up that has any)."""
+    lang = ctx.config.default_language
+    routes = BotRoutes(session, ctx.config)
+    for area_id in (await area_chain_ids(session, report.area_id))[1:]:
+        found = await _group_recipients(routes, await alert_groups(session, area_id), lang)
+        found += await _private_recipients(
+            routes,
+            await contacts.staff_in_area(session, area_id, [Role.COORDINATOR.value]),
+            "coordinator",
+            lang,
+        )
+        if found:
+            return found
+    return []
 
 
 async def compose_alert(
@@ -80,47 +164,222 @@ async def compose_alert(
     media = Media(MediaKind(first.kind), first.file_ref, first.content_type) if first else None
     reply = Reply(
         text="\n".join(lines),
-        options=(
-            Option(t("alert.claim"), f"claim:{report.id}"),
-            Option(t("alert.resolve"), f"resolve:{report.id}"),
-            Option(t("alert.reject"), f"reject:{report.id}"),
-        ),
+        options=action_options(ctx, lang, report),
         location=location,
         media=media,
     )
     return reply, refs
 
 
+def action_options(ctx: Context, lang: str, report: Report) -> tuple[Option, ...]:
+    """The buttons a report's alert still needs: all three when new, two when claimed."""
+    catalog = ctx.config.catalog
+    keys: tuple[str, ...]
+    if report.status == ReportStatus.NEW.value:
+        keys = ("claim", "resolve", "reject")
+    elif report.status == ReportStatus.CLAIMED.value:
+        keys = ("resolve", "reject")
+    else:
+        keys = ()
+    return tuple(Option(catalog.text(lang, f"alert.{key}"), f"{key}:{report.id}") for key in keys)
+
+
 async def enqueue_alert(session: AsyncSession, report: Report, ctx: Context) -> list[Outbox]:
-    """Queue the alert for each alert group of the report's area; returns the new rows."""
-    groups = await alert_groups(session, report.area_id)
-    if not groups:
+    """Queue the new report's alert for whoever should see it; returns the new rows."""
+    recipients = await alert_recipients(session, report, ctx)
+    if not recipients:
+        reports.add_event(session, report.id, "unrouted", ctx.now)
+        log.warning(
+            "report %s in area %s: no alert group, officer or coordinator to alert",
+            report.id,
+            report.area_id,
+        )
         return []
-    reply, refs = await compose_alert(session, report, ctx)
+    return await send_copies(session, report, ctx, recipients, OutboxKind.ALERT)
+
+
+async def send_copies(
+    session: AsyncSession,
+    report: Report,
+    ctx: Context,
+    recipients: list[Recipient],
+    kind: OutboxKind,
+    header: str | None = None,
+) -> list[Outbox]:
+    """One outbox row per recipient, in the recipient's language; header keyed by language."""
+    composed: dict[str, tuple[Reply, list[dict[str, Any]]]] = {}
     rows = []
-    for group in groups:
-        same_channel = [r for r in refs if r["channel"] == group.channel]
-        group_reply = reply if reply.media is None or same_channel else _without_media(reply)
+    for to in recipients:
+        if to.lang not in composed:
+            composed[to.lang] = await compose_alert(session, report, ctx, to.lang)
+        reply, refs = composed[to.lang]
+        if header is not None:
+            title = ctx.config.catalog.text(to.lang, header, minutes=_minutes_waiting(report, ctx))
+            reply = _with_text(reply, f"{title}\n{reply.text}")
+        reply = _for_channel(reply, refs, to, ctx, report)
         rows.append(
             outbox.enqueue(
                 session,
-                channel=group.channel,
-                chat_id=group.chat_id,
-                kind=OutboxKind.ALERT.value,
-                reply=group_reply,
+                channel=to.channel,
+                chat_id=to.chat_id,
+                kind=kind.value,
+                reply=reply,
+                contact_id=to.contact_id,
                 report_id=report.id,
-                dedupe_key=f"alert:{report.id}:{group.channel}:{group.chat_id}",
+                dedupe_key=f"{kind.value}:{report.id}:{to.channel}:{to.chat_id}",
                 extra={
                     "ticket": report.ticket,
                     "urgent": report.urgent,
-                    "lang": ctx.config.default_language,
+                    "lang": to.lang,
+                    "route": to.route,
                     "media": refs,
                 },
-                bot=ctx.bot,
+                bot=to.bot,
             )
         )
     return rows
 
 
-def _without_media(reply: Reply) -> Reply:
-    return Reply(reply.text, reply.options, reply.location, None, reply.ask_location)
+def _minutes_waiting(report: Report, ctx: Context) -> int:
+    return max(0, int((ctx.now - report.created_at).total_seconds() // 60))
+
+
+def _for_channel(
+    reply: Reply, refs: list[dict[str, Any]], to: Recipient, ctx: Context, report: Report
+) -> Reply:
+    """Drop media the channel cannot send; WhatsApp gets words instead of buttons."""
+    if reply.media is not None and not any(r["channel"] == to.channel for r in refs):
+        reply = Reply(reply.text, reply.options, reply.location, None, reply.ask_location)
+    if to.channel == Channel.WHATSAPP.value:
+        howto = ctx.config.catalog.text(to.lang, "alert.whatsapp_howto", ticket=report.ticket)
+        reply = Reply(f"{reply.text}\n\n{howto}", (), reply.location, reply.media)
+    return reply
+
+
+def _with_text(reply: Reply, text: str) -> Reply:
+    return Reply(text, reply.options, reply.location, reply.media, reply.ask_location)
+
+
+async def enqueue_alert_edits(
+    session: AsyncSession, report: Report, ctx: Context, actor: Contact
+) -> list[Outbox]:
+    """Edit every live alert/escalation message of the report to show who acted and when;
+    the other recipients of copies that cannot be edited (WhatsApp) get it as a short message."""
+    rows = await _edits(session, report, ctx, actor)
+    return rows + await _followups(session, report, ctx, actor)
+
+
+async def _live_alerts(session: AsyncSession, report: Report, *, editable: bool) -> list[Outbox]:
+    """The report's alert/escalation messages not given up on, on editable channels or not."""
+    channel = Outbox.channel.in_(EDITABLE_CHANNELS)
+    return list(
+        (
+            await session.scalars(
+                select(Outbox)
+                .where(
+                    Outbox.report_id == report.id,
+                    Outbox.kind.in_((OutboxKind.ALERT.value, OutboxKind.ESCALATION.value)),
+                    channel if editable else ~channel,
+                    Outbox.status.in_(LIVE_STATUSES),
+                )
+                .order_by(Outbox.id)
+            )
+        ).all()
+    )
+
+
+async def _followups(
+    session: AsyncSession, report: Report, ctx: Context, actor: Contact
+) -> list[Outbox]:
+    """'Tiket: KTN-…' and the status lines, once per chat that got an uneditable copy."""
+    copies = await _live_alerts(session, report, editable=False)
+    rows = []
+    seen: set[tuple[str, int]] = set()
+    for copy in copies:
+        if copy.contact_id == actor.id or (copy.channel, copy.chat_id) in seen:
+            continue
+        seen.add((copy.channel, copy.chat_id))
+        lang = str(copy.payload.get("lang") or ctx.config.default_language)
+        lines = await status_lines(session, report, ctx, lang, actor)
+        ticket = ctx.config.catalog.text(lang, "alert.ticket", ticket=report.ticket)
+        rows.append(
+            outbox.enqueue(
+                session,
+                channel=copy.channel,
+                chat_id=copy.chat_id,
+                kind=OutboxKind.STATUS.value,
+                reply=Reply("\n".join([ticket, *lines])),
+                contact_id=copy.contact_id,
+                report_id=report.id,
+                dedupe_key=f"followup:{report.id}:{report.status}:{copy.channel}:{copy.chat_id}",
+                extra={"ticket": report.ticket, "status": report.status, "lang": lang},
+                bot=copy.bot,
+            )
+        )
+    return rows
+
+
+async def _edits(
+    session: AsyncSession, report: Report, ctx: Context, actor: Contact
+) -> list[Outbox]:
+    """One alert_edit row per live alert/escalation message on an editable channel."""
+    originals = await _live_alerts(session, report, editable=True)
+    rows = []
+    for original in originals:
+        lang = str(original.payload.get("lang") or ctx.config.default_language)
+        before = original.payload["reply"]
+        lines = await status_lines(session, report, ctx, lang, actor)
+        # Today's facts, not the stored text: a reporter who erased their data is anonymous now.
+        body = (await compose_alert(session, report, ctx, lang))[0].text
+        if original.kind == OutboxKind.ESCALATION.value:  # keep its "not claimed for …" title
+            body = f"{str(before['text']).split(chr(10), 1)[0]}\n{body}"
+        reply = Reply(text="\n".join([body, "", *lines]), options=action_options(ctx, lang, report))
+        rows.append(
+            outbox.enqueue(
+                session,
+                channel=original.channel,
+                chat_id=original.chat_id,
+                kind=OutboxKind.ALERT_EDIT.value,
+                reply=reply,
+                contact_id=original.contact_id,
+                report_id=report.id,
+                extra={
+                    "edit_of": original.id,
+                    "ticket": report.ticket,
+                    "lang": lang,
+                    "caption": before.get("media") is not None
+                    and len(str(before["text"])) <= CAPTION_LIMIT,
+                },
+                bot=original.bot,
+            )
+        )
+    return rows
+
+
+async def status_lines(
+    session: AsyncSession, report: Report, ctx: Context, lang: str, actor: Contact
+) -> list[str]:
+    """'👮 Ditangani oleh Andi — 19:05 WIB', then who closed it and the note, if closed."""
+    catalog = ctx.config.catalog
+    area = await session.get(Area, report.area_id)
+    zone = area.timezone if area else None
+    lines = []
+    if report.claimed_at is not None and report.assignee_id is not None:
+        assignee = await session.get(Contact, report.assignee_id)
+        name = staff_name(ctx, lang, assignee)
+        when = format_clock(report.claimed_at, zone, report.created_at)
+        lines.append(catalog.text(lang, "alert.status_claimed", name=name, time=when))
+    if report.status in (ReportStatus.RESOLVED.value, ReportStatus.REJECTED.value):
+        when = format_clock(report.closed_at or ctx.now, zone, report.created_at)
+        resolved = report.status == ReportStatus.RESOLVED.value
+        key = "alert.status_resolved" if resolved else "alert.status_rejected"
+        lines.append(catalog.text(lang, key, name=staff_name(ctx, lang, actor), time=when))
+        if report.resolution_note:
+            lines.append(catalog.text(lang, "alert.status_note", note=report.resolution_note))
+    return lines
+
+
+def staff_name(ctx: Context, lang: str, contact: Contact | None) -> str:
+    """How a staff member is named to others ('petugas' when the name is unknown)."""
+    name = contact.display_name if contact is not None else None
+    return name or ctx.config.catalog.text(lang, "staff.unnamed")

@@ -3,6 +3,9 @@
 Telegram sends ``/lapor`` (``/lapor@ktn_bot`` in groups); WhatsApp users type ``LAPOR`` or
 ``status KTN-ABC123``. Without a slash a message counts as a command only when it is the command
 word alone (or with a valid argument), so a report that starts with "Lapor pak, ..." stays text.
+The officers' typed actions (``tangani KTN-ABC123``, ``selesai KTN-ABC123 sudah aman``,
+``tolak KTN-ABC123 alasan``) need a ticket starting with KTN when typed without a slash; their
+note may be any length. ``/daftar`` needs its code and ``/hubungkan`` its slash.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from storage.invites import CODE_LENGTH
 from storage.reports import normalise_ticket
 
 
@@ -25,6 +29,20 @@ class Command(StrEnum):
     STOP = "stop"
     ERASE = "erase"
     AREA = "area"
+    REGISTER = "register"
+    LINK = "link"
+    REPORTS = "reports"
+    CLAIM = "claim"
+    RESOLVE = "resolve"
+    REJECT = "reject"
+    # --- coordinators part A: reminders and patrol (branch rem) ---
+    REMINDERS = "reminders"
+    PATROL = "patrol"
+    # --- end rem ---
+    # --- coordinators: broadcasts and exports (branch bc) ---
+    ANNOUNCE = "announce"
+    EXPORT = "export"
+    # --- end coordinators: broadcasts and exports ---
     UNKNOWN = "unknown"
 
 
@@ -50,7 +68,36 @@ WORDS: dict[str, Command] = {
     "deletemydata": Command.ERASE,
     "wilayah": Command.AREA,
     "area": Command.AREA,
+    "daftar": Command.REGISTER,
+    "register": Command.REGISTER,
+    "hubungkan": Command.LINK,
+    "link": Command.LINK,
+    "laporan": Command.REPORTS,
+    "reports": Command.REPORTS,
+    "tangani": Command.CLAIM,
+    "claim": Command.CLAIM,
+    "selesai": Command.RESOLVE,
+    "resolve": Command.RESOLVE,
+    "tolak": Command.REJECT,
+    "reject": Command.REJECT,
+    # --- coordinators part A: reminders and patrol (branch rem) ---
+    "pengingat": Command.REMINDERS,
+    "reminders": Command.REMINDERS,
+    "ronda": Command.PATROL,
+    "patrol": Command.PATROL,
+    # --- end rem ---
+    # --- coordinators: broadcasts and exports (branch bc) ---
+    "umumkan": Command.ANNOUNCE,
+    "announce": Command.ANNOUNCE,
+    "ekspor": Command.EXPORT,
+    "export": Command.EXPORT,
+    # --- end coordinators: broadcasts and exports ---
 }
+# Staff actions on a report; typed without a slash they need a "KTN-" ticket (see above).
+ACTIONS = frozenset({Command.CLAIM, Command.RESOLVE, Command.REJECT})
+# Commands that, typed without a slash, are commands only with a valid argument (never alone).
+NEED_ARG_WITHOUT_SLASH = ACTIONS | {Command.REGISTER}
+SLASH_ONLY = frozenset({Command.LINK})
 # The command menu a channel may show (Telegram's "/" list): (Indonesian word, English word).
 # Each has a one-line description in the catalogs under ``commands.<Indonesian word>``.
 MENU: tuple[tuple[str, str], ...] = (
@@ -64,6 +111,13 @@ MENU: tuple[tuple[str, str], ...] = (
     ("berhenti", "stop"),
     ("hapusdata", "deletemydata"),
 )
+# The menu for group chats (Telegram's BotCommandScopeAllGroupChats), same format as MENU.
+GROUP_MENU: tuple[tuple[str, str], ...] = (
+    ("hubungkan", "link"),
+    ("laporan", "reports"),
+    ("darurat", "emergency"),
+    ("bantuan", "help"),
+)
 PHRASES: dict[str, Command] = {"hapus data": Command.ERASE, "delete my data": Command.ERASE}
 LANGUAGE_WORDS: dict[str, str] = {
     "id": "id",
@@ -75,7 +129,30 @@ LANGUAGE_WORDS: dict[str, str] = {
     "english": "en",
     "inggris": "en",
 }
+# --- coordinators: broadcasts and exports (branch bc) ---
+ANNOUNCE_STATUS_WORDS = frozenset({"status"})
+EXPORT_FORMATS = frozenset({"csv", "geojson"})
+# --- end coordinators: broadcasts and exports ---
 _AREA_CODE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._\-]{0,31}$")
+_INVITE_CODE = re.compile(rf"^[A-Z0-9]{{{CODE_LENGTH}}}$")
+_TYPED_ACTION = re.compile(
+    r"^(tangani|claim|selesai|resolve|tolak|reject)\s+"
+    r"(KTN[\s\-_.#]*[A-Z0-9]{6}(?=[\s.,!?]|$).*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+# --- coordinators part A (branch rem): typed without a slash, "pengingat"/"ronda" take any of
+# their sub-commands ("ronda ikut 2", "pengingat tambah ...") so they work on WhatsApp too.
+SUBCOMMAND_WORDS: dict[Command, frozenset[str]] = {
+    Command.REMINDERS: frozenset(
+        {"tambah", "add", "jeda", "pause", "lanjut", "resume", "hapus", "delete", "template"}
+        | {"templates", "daftar", "list"}
+    ),
+    Command.PATROL: frozenset(
+        {"tim", "team", "hapus", "delete", "jadwal", "schedule", "jeda", "pause", "lanjut"}
+        | {"resume", "ikut", "join"}
+    ),
+}
+# --- end rem ---
 _SLASH = re.compile(r"^/([A-Za-z_]+)(?:@([A-Za-z0-9_]+))?(?:\s+(.*))?$", re.DOTALL)
 _TRAILING = ".!?,"
 
@@ -98,7 +175,24 @@ def _arg_is_valid(command: Command, arg: str) -> bool:
         return arg.lower() in LANGUAGE_WORDS
     if command is Command.START:
         return bool(_AREA_CODE.match(arg)) and any(ch.isdigit() for ch in arg)
+    if command is Command.REGISTER:
+        return bool(_INVITE_CODE.match(re.sub(r"[\s\-]", "", arg).upper()))
+    # --- coordinators: broadcasts and exports (branch bc) ---
+    if command is Command.ANNOUNCE:
+        return arg.lower() in ANNOUNCE_STATUS_WORDS
+    if command is Command.EXPORT:
+        return arg.lower() in EXPORT_FORMATS
+    # --- end coordinators: broadcasts and exports ---
     return False
+
+
+def parse_typed_action(text: str | None) -> ParsedCommand | None:
+    """'selesai KTN-ABC234 sudah aman' -> RESOLVE with arg 'KTN-ABC234 sudah aman'."""
+    match = _TYPED_ACTION.match((text or "").strip())
+    if match is None:
+        return None
+    word = match.group(1).lower()
+    return ParsedCommand(WORDS[word], word, match.group(2).strip(), False)
 
 
 def parse_command(
@@ -117,16 +211,37 @@ def parse_command(
         return ParsedCommand(command, word, (arg or "").strip() or None, True, bool(target))
     if slash_only:
         return None
+    action = parse_typed_action(stripped)
+    if action is not None:
+        return action
     lowered = " ".join(stripped.lower().split()).rstrip(_TRAILING)
+    with_sub = _with_subcommand(stripped, lowered)
+    if with_sub is not None:
+        return with_sub
     if lowered in PHRASES:
         return ParsedCommand(PHRASES[lowered], lowered, None, False)
     words = lowered.split(" ")
     if not 1 <= len(words) <= 2 or words[0] not in WORDS:
         return None
     command = WORDS[words[0]]
+    if command in SLASH_ONLY:
+        return None
     if len(words) == 1:
+        if command in NEED_ARG_WITHOUT_SLASH:
+            return None
         return ParsedCommand(command, words[0], None, False)
     arg = stripped.split(None, 1)[1].strip().rstrip(_TRAILING)
     if _arg_is_valid(command, arg):
         return ParsedCommand(command, words[0], arg, False)
     return None
+
+
+def _with_subcommand(stripped: str, lowered: str) -> ParsedCommand | None:
+    """'ronda ikut 2' / 'pengingat tambah ...' typed without a slash (branch rem)."""
+    words = lowered.split(" ")
+    command = WORDS.get(words[0])
+    if command not in SUBCOMMAND_WORDS or len(words) < 2:
+        return None
+    if words[1] not in SUBCOMMAND_WORDS[command]:
+        return None
+    return ParsedCommand(command, words[0], stripped.split(None, 1)[1].strip(), False)

@@ -48,7 +48,7 @@ class CoreConfig:
     """Categories, emergency numbers, limits and texts. Plain constructor; see ``default()``.
 
     ``polsek_numbers`` maps an area code to its Polsek's phone; the area or its nearest parent
-    listed is used. Minutes and hours are whole numbers.
+    listed is used (``bot_areas`` likewise). Minutes and hours are whole numbers.
     """
 
     catalog: Catalog
@@ -63,6 +63,9 @@ class CoreConfig:
     urgent_escalate_after_minutes: int = 10
     max_text_length: int = 1000
     default_language: str = "id"
+    # Area code -> key of the Telegram bot that serves it (``[[telegram.bots]]``); the area's
+    # sub-areas too, unless claimed themselves. Unclaimed areas: the default bot.
+    bot_areas: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.categories:

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 # Importing the flow modules registers their states' prompt/expects/fallback functions.
-from handlers import account, onboarding, report  # noqa: F401
+from handlers import account, onboarding, patrol, report, staff  # noqa: F401
+from handlers.actions import parse_button
 from handlers.commands import parse_command
 from handlers.context import Context
 from handlers.dispatch import run_command
@@ -33,6 +36,8 @@ from storage.models import ProcessedInbound
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# States answered before consent: the consent question itself, erasing, and an officer's note.
+NO_CONSENT_NEEDED = frozenset({State.CONSENT, State.ERASE_CONFIRM, State.STAFF_NOTE})
 RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock (PostgreSQL)
 
 __all__ = ["MAX_ATTEMPTS", "Context", "handle", "process"]
@@ -67,8 +72,26 @@ def _retryable(exc: Exception) -> bool:
     return code in RETRY_SQLSTATES
 
 
+def without_nul(msg: Inbound) -> Inbound:
+    """Drop NUL characters from what people typed: PostgreSQL text cannot hold them."""
+    fields: dict[str, Any] = {}
+    for name in ("text", "display_name", "chat_title"):
+        value = getattr(msg, name)
+        if isinstance(value, str) and "\x00" in value:
+            fields[name] = value.replace("\x00", "")
+    location = msg.location
+    if location is not None and "\x00" in f"{location.address}{location.label}":
+        fields["location"] = replace(
+            location,
+            address=location.address.replace("\x00", "") if location.address else None,
+            label=location.label.replace("\x00", "") if location.label else None,
+        )
+    return replace(msg, **fields) if fields else msg
+
+
 async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
     """One message in, the answer out; the caller commits (see ``process``)."""
+    msg = without_nul(msg)
     if msg.chat_kind is ChatKind.GROUP:
         return await _handle_group(session, msg, ctx)
     channel = str(msg.channel)
@@ -90,7 +113,9 @@ async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
         conversation = await conversations.create(
             session, channel, msg.chat_id, msg.user_id, ctx.now
         )
-    contacts.record_inbound(contact, display_name=msg.display_name, phone=msg.phone, now=ctx.now)
+    contacts.record_inbound(
+        contact, display_name=msg.display_name, phone=msg.phone, now=ctx.now, bot=ctx.bot
+    )
     turn = Turn(
         session=session,
         msg=msg,
@@ -112,9 +137,16 @@ async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
 
 
 async def run_turn(turn: Turn) -> None:
-    """Expire an old draft, then: stale button, over-long text, command, or the state's turn."""
+    """Expire an old draft, then: staff button, stale button, over-long text, command, or the
+    state's turn."""
     _expire_idle_draft(turn)
     msg = turn.msg
+    if parse_button(msg.button) is not None:  # an alert's button, pressed in a private chat
+        await staff.private_button(turn)
+        return
+    if patrol.is_patrol_button(msg.button):  # Hadir / Aman / Lapor on a patrol message
+        await patrol.private_button(turn)
+        return
     if msg.button is not None:
         if msg.button not in {data for _label, data in turn.offered()}:
             turn.outcome.notice = turn.t("common.stale_button")
@@ -132,7 +164,7 @@ async def run_turn(turn: Turn) -> None:
             await run_command(turn, cmd)
             return
         turn.option = option
-    if not turn.consented and turn.state not in (State.CONSENT, State.ERASE_CONFIRM):
+    if not turn.consented and turn.state not in NO_CONSENT_NEEDED:
         await onboarding.begin(turn)
         return
     if not await EXPECTS[turn.state](turn):
@@ -140,12 +172,14 @@ async def run_turn(turn: Turn) -> None:
 
 
 def _expire_idle_draft(turn: Turn) -> None:
-    """A report (or erase question) left alone too long starts over, politely."""
-    if not (turn.state.in_report or turn.state is State.ERASE_CONFIRM):
+    """A report (or erase question, or note request) left alone too long starts over, politely."""
+    if not (turn.state.in_report or turn.state in (State.ERASE_CONFIRM, State.STAFF_NOTE)):
         return
     idle = timedelta(minutes=turn.config.draft_idle_minutes)
     if turn.now - turn.conversation.updated_at <= idle:
         return
+    if turn.state is State.STAFF_NOTE:
+        staff.expire_note(turn)
     if turn.draft.get("report"):
         turn.say(turn.t("report.expired", minutes=turn.config.draft_idle_minutes))
     turn.state = State.IDLE

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from handlers import account, onboarding, report
-from handlers.commands import Command, ParsedCommand
+from handlers import account, broadcast, export, onboarding, patrol, reminders, report, staff
+from handlers.commands import ACTIONS, Command, ParsedCommand
+from handlers.permissions import is_staff, is_supervisor
 from handlers.states import State
 from handlers.turn import Turn, expects, fallback, prompt
 from handlers.types import Option
@@ -34,7 +35,21 @@ async def run_command(turn: Turn, cmd: ParsedCommand) -> None:
             await change_area(turn)
         case Command.HELP:
             turn.say(turn.t("help.body"))
+            if is_staff(turn.contact):
+                turn.say(turn.t("help.staff"))
+            if is_supervisor(turn.contact):
+                turn.say(turn.t("help.coordinator"))
             await turn.reprompt_if_busy()
+        case Command.REGISTER:
+            await staff.register(turn, cmd.arg)
+        case Command.LINK:
+            turn.say(turn.t("link.in_private"))
+            await turn.reprompt_if_busy()
+        case Command.REPORTS:
+            await staff.show_open_reports(turn)
+            await turn.reprompt_if_busy()
+        case command if command in ACTIONS:
+            await staff.typed_in_private(turn, cmd)
         case Command.STATUS:
             await account.show_status(turn, cmd.arg)
             await turn.reprompt_if_busy()
@@ -44,6 +59,18 @@ async def run_command(turn: Turn, cmd: ParsedCommand) -> None:
         case Command.STOP:
             await account.opt_out(turn)
             await turn.reprompt_if_busy()
+        # --- coordinators part A: reminders and patrol (branch rem) ---
+        case Command.REMINDERS:
+            await reminders.command(turn, cmd.arg)
+        case Command.PATROL:
+            await patrol.command(turn, cmd.arg)
+        # --- end rem ---
+        # --- coordinators: broadcasts and exports (branch bc) ---
+        case Command.ANNOUNCE:
+            await broadcast.begin(turn, cmd.arg)
+        case Command.EXPORT:
+            await export.export_in_chat(turn, cmd.arg)
+        # --- end coordinators: broadcasts and exports ---
         case Command.UNKNOWN:
             turn.say(turn.t("help.unknown", command=cmd.word[:32]))
             await turn.reprompt_if_busy()
@@ -55,13 +82,16 @@ async def start(turn: Turn, arg: str | None) -> None:
         turn.say(turn.t("report.in_progress"))
         await turn.reprompt()
         return
+    if turn.contact.opted_out_at is not None:  # /start (MULAI) also ends a BERHENTI
+        turn.contact.opted_out_at = None
+        turn.say(turn.t("start.resumed"))
     if not turn.consented:
         await onboarding.begin(turn, area_code=arg)
         return
     turn.draft.pop("return", None)
-    if turn.contact.opted_out_at is not None:
-        turn.contact.opted_out_at = None
-        turn.say(turn.t("start.resumed"))
+    if arg and await onboarding.staff_area_locked(turn):
+        await turn.enter(State.IDLE)
+        return
     if arg:
         area = await onboarding.village_by_code(turn.session, arg)
         if area is None:
@@ -109,6 +139,9 @@ async def change_area(turn: Turn) -> None:
     if turn.state.in_report:
         turn.say(turn.t("area.finish_report_first"))
         await turn.reprompt()
+        return
+    if await onboarding.staff_area_locked(turn):
+        await turn.reprompt_if_busy()
         return
     if not turn.consented:
         await onboarding.begin(turn)

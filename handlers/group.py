@@ -1,7 +1,9 @@
-"""Group chats: only slash-commands addressed to the bot matter; chatter is ignored.
+"""Group chats: only slash-commands addressed to the bot and button presses matter.
 
-Officer features in groups (linking a group to an area, the alert buttons) are a later issue;
-for now a group gets help, the emergency numbers, and a pointer to the private chat.
+Officers and coordinators link a group to their area (/hubungkan), press the alert buttons, list
+open reports (/laporan) and may type ``/selesai KTN-ABC234 catatan``. Everyone gets help and the
+emergency numbers; private things (/lapor, /daftar, ...) get a pointer to the private chat.
+Chatter is none of the bot's business (in privacy mode Telegram does not even send it).
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.commands import Command, ParsedCommand, parse_command
+from handlers import staff
+from handlers.commands import ACTIONS, Command, ParsedCommand, parse_command, parse_typed_action
 from handlers.context import Context
 from handlers.render import emergency_text
 from handlers.types import Inbound, Outcome, Reply
@@ -24,14 +27,24 @@ PRIVATE_ONLY = frozenset(
         Command.STOP,
         Command.ERASE,
         Command.AREA,
+        Command.REMINDERS,  # branch rem
+        Command.PATROL,  # branch rem
+        Command.ANNOUNCE,  # coordinators (branch bc)
+        Command.EXPORT,  # coordinators (branch bc)
     }
 )
 
 
 def group_command(msg: Inbound, ctx: Context) -> ParsedCommand | None:
-    """The slash-command for this bot in a group message, or None (chatter, other bots)."""
+    """The command for this bot in a group message, or None (chatter, other bots).
+
+    Slash-commands, and the typed staff actions (``selesai KTN-ABC234 ...``) should the bot see
+    plain text (privacy mode off).
+    """
     cmd = parse_command(msg.text, slash_only=True, bot_username=ctx.bot_username)
-    if cmd is None or (cmd.command is Command.UNKNOWN and not cmd.addressed):
+    if cmd is None:
+        return parse_typed_action(msg.text)
+    if cmd.command is Command.UNKNOWN and not cmd.addressed:
         return None
     return cmd
 
@@ -39,13 +52,19 @@ def group_command(msg: Inbound, ctx: Context) -> ParsedCommand | None:
 async def handle_group(
     session: AsyncSession, msg: Inbound, ctx: Context, cmd: ParsedCommand | None
 ) -> Outcome:
-    """Answer a command in a group; a pressed button gets a notice for now."""
-    catalog = ctx.config.catalog
-    lang = ctx.config.default_language
+    """Answer a command or a button press in a group."""
     if msg.button is not None:
-        return Outcome(notice=catalog.text(lang, "group.button_unavailable"))
+        return await staff.group_button(session, msg, ctx)
     if cmd is None:
         return Outcome()
+    if cmd.command in ACTIONS:
+        return await staff.typed_in_group(session, msg, ctx, cmd)
+    if cmd.command is Command.LINK:
+        return await staff.link_group(session, msg, ctx)
+    if cmd.command is Command.REPORTS:
+        return await staff.open_reports_in_group(session, msg, ctx)
+    catalog = ctx.config.catalog
+    lang = ctx.config.default_language
     link = f"https://t.me/{ctx.bot_username}" if ctx.bot_username else None
     if cmd.command is Command.EMERGENCY:
         area = await session.scalar(
@@ -54,6 +73,8 @@ async def handle_group(
             .where(GroupChat.channel == str(msg.channel), GroupChat.chat_id == msg.chat_id)
         )
         text = await emergency_text(session, ctx.config, lang, area)
+    elif cmd.command is Command.REGISTER:
+        text = catalog.text(lang, "register.in_group")
     elif cmd.command in PRIVATE_ONLY:
         text = (
             catalog.text(lang, "group.private_only", link=link)

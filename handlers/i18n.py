@@ -4,8 +4,9 @@ The catalogs are TOML files in ``handlers/locales`` (``id.toml``, ``en.toml``); 
 become dotted keys (``[report] ask_category`` is ``report.ask_category``) and texts use
 ``{placeholder}`` formatting. A deployment replaces any text from an override file with ``[id]``
 and ``[en]`` tables, without code changes. An override key that does not exist, or whose
-placeholders differ from the original's, is an error naming the key. New ``category.*`` and
-``number.*`` keys are allowed, for categories and numbers a deployment adds.
+placeholders differ from the original's, is an error naming the key. New ``category.*``,
+``number.*`` and ``template.*`` keys are allowed, for categories, numbers and health reminder
+templates a deployment adds.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 LOCALES = Path(__file__).with_name("locales")
 LANGUAGES = ("id", "en")
-EXTENSIBLE_PREFIXES = ("category.", "number.")
+EXTENSIBLE_PREFIXES = ("category.", "number.", "template.")
 
 
 class CatalogError(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.permissions import role_of
 from handlers.states import State
 from handlers.turn import Turn, expects, fallback, prompt
 from handlers.types import Option
@@ -25,8 +26,23 @@ async def begin(turn: Turn, *, after: str | None = None, area_code: str | None =
     await turn.enter(State.CONSENT)
 
 
+async def staff_area_locked(turn: Turn) -> bool:
+    """Staff serve their invite's area; only a new invite moves them. Says so; True if staff."""
+    if not role_of(turn.contact).is_staff:
+        return False
+    area = await turn.session.get(Area, turn.contact.area_id) if turn.contact.area_id else None
+    label = await area_label(turn.session, area) if area else "-"
+    turn.say(turn.t("area.staff_fixed", area=label))
+    return True
+
+
 async def settle(turn: Turn) -> None:
     """After consent: make sure the village is known, then do what the user came for."""
+    if turn.contact.area_id is None and role_of(turn.contact).is_staff:
+        turn.draft.pop("area_code", None)
+        await staff_area_locked(turn)
+        await turn.enter(State.IDLE)
+        return
     if turn.contact.area_id is None:
         code = turn.draft.pop("area_code", None)
         if isinstance(code, str) and code:
@@ -158,6 +174,10 @@ async def ask_area(turn: Turn) -> None:
 @expects(State.AREA)
 async def area_given(turn: Turn) -> bool:
     """A match was picked, or a name was typed to search."""
+    if await staff_area_locked(turn):
+        turn.draft.pop("area_matches", None)
+        await turn.enter(State.IDLE)
+        return True
     if turn.option is not None and turn.option.startswith("area:"):
         area = await turn.session.get(Area, int(turn.option.removeprefix("area:")))
         if area is None or area.level not in VILLAGE_LEVELS:

@@ -33,6 +33,27 @@ def format_time(moment: datetime, zone: str | None = None) -> str:
     return f"{local:%d/%m/%Y %H:%M} {ZONE_ABBREVIATION.get(name, local.tzname() or '')}".strip()
 
 
+def format_clock(moment: datetime, zone: str | None = None, since: datetime | None = None) -> str:
+    """'19:05 WIB' in the area's time zone; with the date ('13/05 08:10 WIB') on another day."""
+    name = zone or DEFAULT_ZONE
+    tz = ZoneInfo(name)
+    local = moment.astimezone(tz)
+    abbreviation = ZONE_ABBREVIATION.get(name, local.tzname() or "")
+    if since is not None and since.astimezone(tz).date() != local.date():
+        return f"{local:%d/%m %H:%M} {abbreviation}".strip()
+    return f"{local:%H:%M} {abbreviation}".strip()
+
+
+def age_text(catalog: Catalog, lang: str, since: datetime, now: datetime) -> str:
+    """How long ago, roughly: '5 mnt', '3 jam', '2 hari'."""
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    if minutes < 60:
+        return catalog.text(lang, "age.minutes", count=minutes)
+    if minutes < 48 * 60:
+        return catalog.text(lang, "age.hours", count=minutes // 60)
+    return catalog.text(lang, "age.days", count=minutes // (24 * 60))
+
+
 def category_options(config: CoreConfig, lang: str) -> list[Option]:
     """One option per configured category, in config order."""
     return [

@@ -20,6 +20,13 @@ class State(StrEnum):
     SUMMARY = "summary"
     EDIT = "edit"
     ERASE_CONFIRM = "erase_confirm"
+    STAFF_NOTE = "staff_note"
+    # --- coordinators: broadcasts (branch bc) ---
+    BROADCAST_AREA = "broadcast_area"
+    BROADCAST_AUDIENCE = "broadcast_audience"
+    BROADCAST_TEXT = "broadcast_text"
+    BROADCAST_CONFIRM = "broadcast_confirm"
+    # --- end coordinators: broadcasts ---
 
     @classmethod
     def parse(cls, value: str | None) -> State:

@@ -7,6 +7,7 @@ await chat.press("Setuju")
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,11 +20,16 @@ from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.core import process
 from handlers.types import Channel, ChatKind, Inbound, Location, Media, MediaKind, Option, Outcome
-from storage.areas import import_areas, parse_areas_csv
+from storage.areas import get_by_code, import_areas, parse_areas_csv
+from storage.group_links import link_alert_group
+from storage.invites import create_invite
+from storage.types import Role
 
 SAMPLE_AREAS = Path(__file__).resolve().parent.parent / "data" / "areas-sample.csv"
 SUMBER_JAYA = "17.71.08.1004"
 WIYONO = "18.09.01.2006"
+KAMPUNG_MELAYU = "17.71.08"
+ALERT_GROUP = -1001234567890
 _ids = itertools.count(1)
 
 
@@ -34,6 +40,54 @@ async def load_areas(
     text = csv_text if csv_text is not None else SAMPLE_AREAS.read_text(encoding="utf-8")
     async with sessions() as session:
         await import_areas(session, parse_areas_csv(text))
+        await session.commit()
+
+
+async def make_invite(
+    sessions: async_sessionmaker[AsyncSession],
+    role: Role | str = Role.OFFICER,
+    area_code: str = SUMBER_JAYA,
+    *,
+    valid_for: timedelta = timedelta(days=7),
+    now: datetime | None = None,
+) -> str:
+    """A fresh invite code for the role in the area (committed)."""
+    async with sessions() as session:
+        area = await get_by_code(session, area_code)
+        assert area is not None, area_code
+        invite = await create_invite(
+            session,
+            role=Role(role),
+            area=area,
+            valid_for=valid_for,
+            now=now or datetime.now(UTC),
+        )
+        await session.commit()
+        return invite.code
+
+
+async def link_group(
+    sessions: async_sessionmaker[AsyncSession],
+    area_code: str = SUMBER_JAYA,
+    chat_id: int = ALERT_GROUP,
+    title: str = "Polsek",
+    bot: str | None = None,
+) -> None:
+    """Make the group chat the area's alert group directly in the database (``bot``: the bot
+    that reaches it; None: the area's)."""
+    async with sessions() as session:
+        area = await get_by_code(session, area_code)
+        assert area is not None, area_code
+        await link_alert_group(
+            session,
+            channel="telegram",
+            chat_id=chat_id,
+            area_id=area.id,
+            title=title,
+            linked_by_id=None,
+            now=datetime.now(UTC),
+            bot=bot,
+        )
         await session.commit()
 
 
@@ -58,6 +112,8 @@ class FakeChat:
     bot_username: str | None = "ktn_bot"
     now: datetime = field(default_factory=lambda: datetime(2025, 5, 12, 3, 0, tzinfo=UTC))
     history: list[Outcome] = field(default_factory=list)
+    chat_title: str | None = None
+    bot: str = "default"  # the key of the Telegram bot this chat talks to
 
     def message(
         self,
@@ -82,11 +138,12 @@ class FakeChat:
             message_id=message_id if message_id is not None else f"m{next(_ids)}",
             phone=self.phone,
             language_code=self.language_code,
+            chat_title=self.chat_title,
         )
 
     def context(self) -> Context:
         """This message's context (the chat's clock)."""
-        return Context(self.config, now=self.now, bot_username=self.bot_username)
+        return Context(self.config, now=self.now, bot_username=self.bot_username, bot=self.bot)
 
     async def deliver(self, msg: Inbound) -> Outcome:
         """Process a prepared message."""
@@ -155,7 +212,58 @@ class FakeChat:
         await self.send(f"/start {area_code}")
         return await self.press("consent:yes")
 
+    async def enrol(self, role: Role | str = Role.OFFICER, area_code: str = SUMBER_JAYA) -> Outcome:
+        """Become staff with a fresh invite (/daftar KODE), then accept the privacy notice."""
+        code = await make_invite(self.sessions, role, area_code)
+        outcome = await self.send(f"/daftar {code}")
+        assert outcome.recorded.get("registered") == str(Role(role)), texts(outcome)
+        return await self.press("consent:yes")
+
+    def in_group(self, chat_id: int = ALERT_GROUP, title: str | None = "Polsek") -> FakeChat:
+        """The same person writing in a group chat (same config, clock and name)."""
+        return dataclasses.replace(
+            self, chat_id=chat_id, chat_kind=ChatKind.GROUP, history=[], chat_title=title
+        )
+
 
 def texts(outcome: Outcome) -> str:
     """All reply texts of an outcome, joined (for assertions)."""
     return "\n".join(r.text for r in outcome.replies)
+
+
+@dataclass
+class Cast:
+    """The people of the staff tests: a reporter and a neighbour in Sumber Jaya, its officer,
+    an officer of another village (Wiyono) and the coordinator of the kecamatan above."""
+
+    reporter: FakeChat
+    resident: FakeChat
+    officer: FakeChat
+    other_officer: FakeChat
+    coordinator: FakeChat
+
+    def get(self, role: str) -> FakeChat:
+        """The person by attribute name ('officer', 'coordinator', ...)."""
+        person = getattr(self, role)
+        assert isinstance(person, FakeChat)
+        return person
+
+
+async def staff_cast(sessions: async_sessionmaker[AsyncSession], *, group: bool = True) -> Cast:
+    """Areas loaded, Sumber Jaya's alert group linked (unless ``group`` is False), people ready."""
+    await load_areas(sessions)
+    if group:
+        await link_group(sessions)
+    cast = Cast(
+        reporter=FakeChat(sessions, user_id=1001, name="Budi Santoso", phone="+6281100001"),
+        resident=FakeChat(sessions, user_id=3001, name="Warga Lain"),
+        officer=FakeChat(sessions, user_id=4001, name="Bripka Andi"),
+        other_officer=FakeChat(sessions, user_id=4002, name="Brigpol Wayan"),
+        coordinator=FakeChat(sessions, user_id=4003, name="Iptu Sari"),
+    )
+    await cast.reporter.onboard()
+    await cast.resident.onboard()
+    await cast.officer.enrol(Role.OFFICER, SUMBER_JAYA)
+    await cast.other_officer.enrol(Role.OFFICER, WIYONO)
+    await cast.coordinator.enrol(Role.COORDINATOR, KAMPUNG_MELAYU)
+    return cast

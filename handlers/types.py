@@ -7,6 +7,7 @@ lines ("1. Keamanan"). Nothing here knows about a channel's SDK.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -17,6 +18,7 @@ from storage.types import Channel
 __all__ = [
     "Channel",
     "ChatKind",
+    "Document",
     "Inbound",
     "Location",
     "Media",
@@ -80,6 +82,26 @@ class Media:
 
 
 @dataclass(frozen=True, slots=True)
+class Document:
+    """A file the bot makes and sends as a document (an export): its name, bytes and type."""
+
+    filename: str
+    data: bytes
+    content_type: str = "application/octet-stream"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "filename": self.filename,
+            "data": base64.b64encode(self.data).decode("ascii"),
+            "content_type": self.content_type,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Document:
+        return cls(data["filename"], base64.b64decode(data["data"]), data["content_type"])
+
+
+@dataclass(frozen=True, slots=True)
 class Option:
     """A choice offered to the user; ``data`` comes back as ``Inbound.button`` (<= 64 bytes)."""
 
@@ -121,9 +143,10 @@ class Reply:
     media: Media | None = None
     ask_location: bool = False
     location_label: str | None = None
+    document: Document | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "text": self.text,
             "options": [[o.label, o.data] for o in self.options],
             "location": self.location.to_json() if self.location else None,
@@ -131,6 +154,9 @@ class Reply:
             "ask_location": self.ask_location,
             "location_label": self.location_label,
         }
+        if self.document is not None:
+            data["document"] = self.document.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Reply:
@@ -141,6 +167,7 @@ class Reply:
             media=Media.from_json(data["media"]) if data.get("media") else None,
             ask_location=bool(data.get("ask_location")),
             location_label=data.get("location_label"),
+            document=Document.from_json(data["document"]) if data.get("document") else None,
         )
 
 
@@ -154,3 +181,4 @@ class Outcome:
     recorded: dict[str, Any] = field(default_factory=dict)
     outbox_ids: list[int] = field(default_factory=list)
     duplicate: bool = False
+    failed: bool = False  # nothing was recorded; the replies only apologise

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Contact, Conversation, Report, ReportFollower
+from storage.types import Role
 
 
 async def find(session: AsyncSession, channel: str, external_id: int) -> Contact | None:
@@ -44,10 +46,23 @@ async def create(
 
 
 def record_inbound(
-    contact: Contact, *, display_name: str | None, phone: str | None, now: datetime
+    contact: Contact,
+    *,
+    display_name: str | None,
+    phone: str | None,
+    now: datetime,
+    bot: str | None = None,
 ) -> None:
-    """Note the time of a private message; keep name and phone only after consent."""
+    """Note the time of a private message (and the bot it came to: the one that can answer);
+    keep name and phone only after consent.
+
+    Someone who writes to the bot has not blocked it (any more): ``blocked_at`` is cleared.
+    """
     contact.last_inbound_at = now
+    if bot is not None and contact.bot != bot:
+        contact.bot = bot
+    if contact.blocked_at is not None:
+        contact.blocked_at = None
     if contact.consent_at is None:
         return
     name = (display_name or "").strip()[:128] or None
@@ -77,9 +92,9 @@ def forget_personal_fields(contact: Contact) -> None:
 async def erase(session: AsyncSession, contact: Contact, now: datetime) -> int:
     """Erase the contact's personal data; their reports stay, anonymised. Returns that count.
 
-    Name, phone, area and consent go; the contact is opted out of broadcasts; followed reports
-    are unfollowed; conversation drafts are dropped. The row itself (channel + chat id) stays so
-    the bot remembers the opt-out.
+    Name, phone, area, staff role and consent go; the contact is opted out of broadcasts;
+    followed reports are unfollowed; conversation drafts are dropped. The row itself (channel +
+    chat id) stays so the bot remembers the opt-out.
     """
     result = await session.execute(
         update(Report)
@@ -91,6 +106,7 @@ async def erase(session: AsyncSession, contact: Contact, now: datetime) -> int:
     contact.display_name = None
     contact.phone = None
     contact.area_id = None
+    contact.role = Role.RESIDENT.value  # staff rights come back only with a new invite
     contact.consent_at = None
     contact.erased_at = now
     contact.opted_out_at = contact.opted_out_at or now
@@ -106,3 +122,18 @@ async def erase(session: AsyncSession, contact: Contact, now: datetime) -> int:
         conversation.draft = {}
         conversation.updated_at = now
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def staff_in_area(session: AsyncSession, area_id: int, roles: Sequence[str]) -> list[Contact]:
+    """Contacts with one of these roles in exactly this area who can be written to."""
+    stmt = (
+        select(Contact)
+        .where(
+            Contact.area_id == area_id,
+            Contact.role.in_(list(roles)),
+            Contact.erased_at.is_(None),
+            Contact.blocked_at.is_(None),
+        )
+        .order_by(Contact.id)
+    )
+    return list((await session.scalars(stmt)).all())

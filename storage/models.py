@@ -79,6 +79,9 @@ class Contact(Base):
     blocked_at: Mapped[datetime | None]
     erased_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The Telegram bot of their latest private message: only that bot can write to them.
+    # NULL (a contact made without a message): the bot serving their area.
+    bot: Mapped[str | None] = mapped_column(String(32))
 
     area: Mapped[Area | None] = relationship(lazy="raise")
 
@@ -101,6 +104,8 @@ class GroupChat(Base):
     title: Mapped[str | None] = mapped_column(String(255))
     linked_by_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The bot /hubungkan was sent to (alerts reach the group through it); NULL: the area's bot.
+    bot: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         UniqueConstraint("channel", "chat_id"),
@@ -283,6 +288,9 @@ class Reminder(Base):
     schedule: Mapped[str] = mapped_column(String(120))
     cron: Mapped[str] = mapped_column(String(120))
     target: Mapped[str] = mapped_column(String(16), default="groups")
+    # A health template's key (``template.<key>`` in the catalogs): the text is rendered in each
+    # recipient's language at send time, so deployment overrides apply without editing the row.
+    template: Mapped[str | None] = mapped_column(String(32))
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("contacts.id", ondelete="SET NULL")
@@ -345,6 +353,22 @@ class PatrolShift(Base):
     __table_args__ = (UniqueConstraint("area_id", "shift_date"),)
 
 
+class PatrolConfirmation(Base):
+    """One member's answer for one shift: "Hadir" (present) and, after the shift, "Aman" (all
+    safe) or an incident report."""
+
+    __tablename__ = "patrol_confirmations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shift_id: Mapped[int] = mapped_column(ForeignKey("patrol_shifts.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("patrol_members.id", ondelete="CASCADE"))
+    confirmed_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    outcome_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("shift_id", "member_id"),)
+
+
 class ProcessedInbound(Base):
     """Inbound ids already handled (Telegram update_id, Twilio MessageSid): retries are dropped."""
 
@@ -353,3 +377,19 @@ class ProcessedInbound(Base):
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     external_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class SendSlot(Base):
+    """A send counted against a deployment-wide rate limit (PostgreSQL, several workers).
+
+    ``until`` is when the slot frees: far ahead while the send is in flight, then its completion
+    time plus the limit's period. A scope is a bot ("tg:<bot id>") or a bot's group chat.
+    """
+
+    __tablename__ = "send_slots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64))
+    until: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (Index("ix_send_slots_scope_until", "scope", "until"),)

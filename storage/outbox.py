@@ -6,8 +6,10 @@ A dispatcher sends pending rows later; this module only adds them. The payload i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Outbox
@@ -53,3 +55,41 @@ def enqueue(
     )
     session.add(row)
     return row
+
+
+async def scrub_name(
+    session: AsyncSession,
+    report_ids: Sequence[int],
+    name: str,
+    replacement: Callable[[str | None], str],
+) -> int:
+    """Replace a person's name in every stored message about these reports (sent or not), so
+    an erased reporter's name is neither sent later nor kept; ``replacement(lang)`` gives the
+    word to put instead. Returns how many rows changed. The caller commits."""
+    if not report_ids or len(name.strip()) < 3:
+        return 0
+    changed = 0
+    rows = await session.scalars(select(Outbox).where(Outbox.report_id.in_(report_ids)))
+    for row in rows:
+        reply = row.payload.get("reply") or {}
+        text = str(reply.get("text") or "")
+        if name not in text:
+            continue
+        lang = row.payload.get("lang")
+        new_reply = {**reply, "text": text.replace(name, replacement(lang if lang else None))}
+        row.payload = {**row.payload, "reply": new_reply}
+        changed += 1
+    return changed
+
+
+async def release_claims(session: AsyncSession, keep: str) -> int:
+    """Put rows other senders claimed back to pending; returns how many. Caller commits.
+
+    Only for a new sole sender (worker id ``keep``): the rows were claimed by one that is gone.
+    """
+    result = await session.execute(
+        update(Outbox)
+        .where(Outbox.status == OutboxStatus.SENDING, Outbox.claimed_by != keep)
+        .values(status=OutboxStatus.PENDING, lease_until=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -8,10 +8,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Area, Report, ReportEvent, ReportFollower, ReportMedia
+from storage.models import Area, Contact, Report, ReportEvent, ReportFollower, ReportMedia
 from storage.types import ReportStatus
 
 TICKET_PREFIX = "KTN-"
@@ -187,3 +187,148 @@ async def media_of(session: AsyncSession, report_id: int) -> list[ReportMedia]:
             )
         ).all()
     )
+
+
+OPEN_STATUSES = tuple(s.value for s in ReportStatus if s.is_open)
+
+
+def add_event(
+    session: AsyncSession,
+    report_id: int,
+    kind: str,
+    now: datetime,
+    *,
+    actor_id: int | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    note: str | None = None,
+) -> ReportEvent:
+    """Add one line of the report's audit trail."""
+    event = ReportEvent(
+        report_id=report_id,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        actor_id=actor_id,
+        note=note,
+        created_at=now,
+    )
+    session.add(event)
+    return event
+
+
+async def change_status(
+    session: AsyncSession,
+    report: Report,
+    to_status: ReportStatus,
+    *,
+    actor_id: int,
+    now: datetime,
+    note: str | None = None,
+) -> bool:
+    """Move the report on, only if nobody changed it since it was read; False if someone did.
+
+    A conditional UPDATE (status and assignee as read): of two officers pressing at once exactly
+    one wins, on SQLite and PostgreSQL. The report is refreshed either way; an event is added.
+    """
+    from_status = report.status
+    values: dict[str, object] = {"status": to_status.value, "updated_at": now}
+    if to_status is ReportStatus.CLAIMED:
+        values.update(assignee_id=actor_id, claimed_at=now)
+    else:
+        values.update(
+            closed_at=now, resolution_note=note, assignee_id=report.assignee_id or actor_id
+        )
+    same_assignee = (
+        Report.assignee_id.is_(None)
+        if report.assignee_id is None
+        else Report.assignee_id == report.assignee_id
+    )
+    result = await session.execute(
+        update(Report)
+        .where(Report.id == report.id, Report.status == from_status, same_assignee)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(report)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    add_event(
+        session,
+        report.id,
+        to_status.value,
+        now,
+        actor_id=actor_id,
+        from_status=from_status,
+        to_status=to_status.value,
+        note=note,
+    )
+    return True
+
+
+async def last_actor_id(session: AsyncSession, report_id: int, status: str) -> int | None:
+    """Who last moved the report to this status (None if nobody or erased)."""
+    return await session.scalar(
+        select(ReportEvent.actor_id)
+        .where(ReportEvent.report_id == report_id, ReportEvent.to_status == status)
+        .order_by(ReportEvent.id.desc())
+        .limit(1)
+    )
+
+
+async def open_in_areas(
+    session: AsyncSession, area_ids: Sequence[int], limit: int = 20
+) -> tuple[list[Report], int]:
+    """Open reports (new, claimed) of these areas, oldest first, and how many there are."""
+    where = (Report.area_id.in_(list(area_ids)), Report.status.in_(OPEN_STATUSES))
+    total = await session.scalar(select(func.count()).select_from(Report).where(*where))
+    stmt = select(Report).where(*where).order_by(Report.created_at, Report.id).limit(limit)
+    return list((await session.scalars(stmt)).all()), int(total or 0)
+
+
+async def due_for_escalation(session: AsyncSession, now: datetime, limit: int) -> list[Report]:
+    """Unclaimed reports whose escalation time has come and that were not escalated yet."""
+    stmt = (
+        select(Report)
+        .where(
+            Report.status == ReportStatus.NEW.value,
+            Report.escalate_at <= now,
+            Report.escalated_at.is_(None),
+        )
+        .order_by(Report.escalate_at, Report.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def mark_escalated(session: AsyncSession, report: Report, now: datetime) -> bool:
+    """Set escalated_at unless another worker did (conditional UPDATE); False if it did."""
+    result = await session.execute(
+        update(Report)
+        .where(
+            Report.id == report.id,
+            Report.escalated_at.is_(None),
+            Report.status == ReportStatus.NEW.value,
+        )
+        .values(escalated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(report)
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+async def followers_of(session: AsyncSession, report_id: int) -> list[Contact]:
+    """The contacts who follow the report, oldest follower first."""
+    stmt = (
+        select(Contact)
+        .join(ReportFollower, ReportFollower.contact_id == Contact.id)
+        .where(ReportFollower.report_id == report_id)
+        .order_by(ReportFollower.created_at, Contact.id)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def ids_reported_by(session: AsyncSession, contact_id: int) -> list[int]:
+    """The ids of every report this contact filed."""
+    found = await session.scalars(select(Report.id).where(Report.reporter_id == contact_id))
+    return list(found)

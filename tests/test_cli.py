@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from storage import migrate
 from storage.db import is_sqlite
 from tests.conftest import ROOT
 
@@ -79,7 +80,7 @@ def test_invite_refuses_bad_input(cfg: Path) -> None:
 
 def test_db_upgrade_and_current(cfg: Path) -> None:
     assert "schema at none: behind" in cli(cfg, "db", "current").stdout
-    assert "schema at 0001" in cli(cfg, "db", "upgrade").stdout
+    assert f"schema at {migrate.head_revision()}" in cli(cfg, "db", "upgrade").stdout
     assert "up to date" in cli(cfg, "db", "current").stdout
 
 
@@ -118,7 +119,9 @@ def test_run_serves_healthz_and_stops_cleanly(cfg: Path, sig: signal.Signals) ->
         url = line.strip().split("listening on ")[1]
         health = httpx.get(f"{url}/healthz", timeout=5)
         assert health.status_code == 200
-        assert health.json() == {"status": "ok", "database": "ok"}
+        body = health.json()
+        assert (body["status"], body["database"]) == ("ok", "ok")
+        assert isinstance(body["leader"], bool)  # whether this worker runs the schedules
         assert httpx.get(f"{url}/metrics", timeout=5).status_code == 200
         proc.send_signal(sig)
         assert proc.wait(timeout=20) == 0
@@ -169,3 +172,47 @@ def test_run_explains_an_unreachable_telegram(cfg: Path) -> None:
     assert result.returncode == 1
     assert f"cannot start the Telegram bot via http://127.0.0.1:{port}/bot" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_run_workers_needs_postgresql(cfg: Path) -> None:
+    result = cli(cfg, "run", "--workers", "2")
+    assert result.returncode == 1
+    assert "--workers needs PostgreSQL" in result.stderr
+
+
+def test_run_workers_share_one_port_and_stop_on_sigterm(migrated_url: str, cfg: Path) -> None:
+    """`run --workers 2`: two processes answer on one port; SIGTERM stops both cleanly."""
+    if is_sqlite(migrated_url):
+        pytest.skip("PostgreSQL only: .ci/run runs this with KTN_TEST_DATABASE_URL")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "KTN_DATABASE__URL": migrated_url, "KTN_HTTP__PORT": str(port)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(cfg), "run", "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        wait_for_line(proc.stderr, "listening on http://")
+        wait_for_line(proc.stderr, "listening on http://")  # the second worker
+        pids = set()
+        for _ in range(50):  # each request on a new connection: the kernel spreads them
+            body = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
+            assert body["database"] == "ok"
+            pids.add(body["pid"])
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()

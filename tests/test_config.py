@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, bot_areas, load_settings, telegram_bots
 from tests.conftest import ROOT
 
 
@@ -135,3 +135,132 @@ def test_cli_reports_config_error_without_traceback(tmp_path: Path) -> None:
     assert "[http] port" in result.stderr
     assert str(path) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+TWO_BOTS = """
+[[telegram.bots]]
+key = "polda_bengkulu"
+token_env = "KTN_BOT_BENGKULU"
+areas = ["17"]
+
+[[telegram.bots]]
+key = "polda_lampung"
+token_env = "KTN_BOT_LAMPUNG"
+areas = ["18.09", "18.71"]
+"""
+
+
+def test_several_bots_name_their_token_variables_and_areas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KTN_TELEGRAM_TOKEN", "100:default")
+    monkeypatch.setenv("KTN_BOT_BENGKULU", "200:bengkulu")
+    monkeypatch.setenv("KTN_BOT_LAMPUNG", " 300:lampung\n")
+    settings = load_settings(write(tmp_path, TWO_BOTS))
+    assert [b.key for b in settings.telegram.bots] == ["polda_bengkulu", "polda_lampung"]
+    assert bot_areas(settings) == {
+        "17": "polda_bengkulu",
+        "18.09": "polda_lampung",
+        "18.71": "polda_lampung",
+    }
+    bots = telegram_bots(settings)
+    assert [(b.key, b.token, b.areas) for b in bots] == [
+        ("default", "100:default", ()),
+        ("polda_bengkulu", "200:bengkulu", ("17",)),
+        ("polda_lampung", "300:lampung", ("18.09", "18.71")),
+    ]
+    assert "200:bengkulu" not in repr(bots)
+
+
+def test_without_the_default_token_only_the_named_bots_run(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, TWO_BOTS))
+    env = {"KTN_BOT_BENGKULU": "200:b", "KTN_BOT_LAMPUNG": "300:l"}
+    assert [b.key for b in telegram_bots(settings, env)] == ["polda_bengkulu", "polda_lampung"]
+
+
+def test_an_existing_single_bot_config_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KTN_TELEGRAM_TOKEN", "100:default")
+    settings = load_settings(write(tmp_path, '[telegram]\nmode = "polling"\n'))
+    assert settings.telegram.bots == []
+    assert bot_areas(settings) == {}
+    assert [(b.key, b.token) for b in telegram_bots(settings)] == [("default", "100:default")]
+
+
+def test_a_bots_token_variable_that_is_not_set_is_one_line(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, TWO_BOTS))
+    with pytest.raises(ConfigError) as info:
+        telegram_bots(settings, {"KTN_BOT_BENGKULU": "200:b"})
+    message = str(info.value)
+    assert "\n" not in message
+    assert "'polda_lampung'" in message and "KTN_BOT_LAMPUNG" in message
+
+
+def test_two_bots_with_the_same_token_are_refused(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, TWO_BOTS))
+    with pytest.raises(ConfigError, match="'polda_bengkulu' and 'polda_lampung'.*same token"):
+        telegram_bots(settings, {"KTN_BOT_BENGKULU": "200:x", "KTN_BOT_LAMPUNG": "200:x"})
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            '[[telegram.bots]]\nkey = "polda_bengkulu"\ntoken_env = "KTN_BOT_X"\nareas = ["16"]\n',
+            "#3 key: 'polda_bengkulu' is already the key of #1",
+        ),
+        (
+            '[[telegram.bots]]\nkey = "polri"\ntoken_env = "KTN_BOT_X"\nareas = ["18.71"]\n',
+            "#3 areas: area 18.71 is claimed already by #2",
+        ),
+        (
+            '[[telegram.bots]]\nkey = "polri"\ntoken_env = "KTN_BOT_LAMPUNG"\nareas = ["16"]\n',
+            "#3 token_env: KTN_BOT_LAMPUNG is already the token of 'polda_lampung'",
+        ),
+        (
+            '[[telegram.bots]]\nkey = "default"\ntoken_env = "KTN_BOT_X"\nareas = ["16"]\n',
+            "#3 key: 'default' is the bot of KTN_TELEGRAM_TOKEN",
+        ),
+        (
+            '[[telegram.bots]]\nkey = "Polda-Riau"\ntoken_env = "KTN_BOT_X"\nareas = ["14"]\n',
+            "#3 key: must be 1-32 characters of a-z, 0-9 and _",
+        ),
+        (
+            '[[telegram.bots]]\nkey = "polri"\ntoken_env = "KTN_TELEGRAM_TOKEN"\nareas = ["14"]\n',
+            "#3 token_env: KTN_TELEGRAM_TOKEN is the default bot's token",
+        ),
+        (
+            '[[telegram.bots]]\nkey = "polri"\ntoken_env = "KTN_BOT_X"\nareas = []\n',
+            "#3 areas: List should have at least 1 item",
+        ),
+        (
+            '[[telegram.bots]]\nkey = "polri"\nareas = ["14"]\n',
+            "#3 token_env: Field required",
+        ),
+    ],
+)
+def test_bad_bot_entries_are_named_one_line_each(tmp_path: Path, extra: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, TWO_BOTS + extra))
+    problems = str(info.value).splitlines()[1:]
+    assert len(problems) == 1, problems
+    assert f"[[telegram.bots]] {expected}" in problems[0]
+
+
+def test_a_bot_token_in_the_file_is_refused(tmp_path: Path) -> None:
+    text = TWO_BOTS + '[[telegram.bots]]\nkey = "x"\ntoken = "400:secret"\nareas = ["14"]\n'
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text))
+    assert "#3 token is a secret" in str(info.value) and "token_env" in str(info.value)
+    assert "400:secret" not in str(info.value)
+
+
+def test_bots_can_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "KTN_TELEGRAM__BOTS", '[{"key": "polri", "token_env": "KTN_BOT_P", "areas": ["17"]}]'
+    )
+    settings = load_settings(write(tmp_path, ""))
+    assert bot_areas(settings) == {"17": "polri"}

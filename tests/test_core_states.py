@@ -73,6 +73,14 @@ async def _to_erase(chat: FakeChat) -> None:
     await chat.send("/hapusdata")
 
 
+async def _to_staff_note(chat: FakeChat) -> None:
+    await chat.enrol("officer")
+    neighbour = FakeChat(chat.sessions, user_id=2002, name="Siti")
+    await neighbour.onboard()
+    filed = await neighbour.file_report("keamanan")
+    await chat.send(button=f"resolve:{filed.recorded['report_id']}")
+
+
 REACH: dict[State, Step] = {
     State.IDLE: lambda chat: chat.onboard(),
     State.CONSENT: lambda chat: chat.send("/start 17.71.08.1004"),
@@ -86,6 +94,7 @@ REACH: dict[State, Step] = {
     State.SUMMARY: _to_summary,
     State.EDIT: _to_edit,
     State.ERASE_CONFIRM: _to_erase,
+    State.STAFF_NOTE: _to_staff_note,
 }
 
 
@@ -124,7 +133,64 @@ TABLE: dict[State, tuple[Step, State, Step]] = {
     State.SUMMARY: (lambda c: c.send("KIRIM"), State.IDLE, lambda c: c.send("hmm")),
     State.EDIT: (lambda c: c.send("lokasi"), State.LOCATION, lambda c: c.send("semuanya")),
     State.ERASE_CONFIRM: (lambda c: c.send("ya"), State.IDLE, lambda c: c.send(media=[STICKER])),
+    State.STAFF_NOTE: (
+        lambda c: c.send("Sudah diamankan, pelaku diserahkan ke Polsek"),
+        State.IDLE,
+        lambda c: c.send(location=PIN),
+    ),
 }
+# --- coordinators: /umumkan (branch bc) ---
+
+
+async def _to_broadcast_area(chat: FakeChat) -> None:
+    await chat.enrol("coordinator", "17.71.08")
+    await chat.send("/umumkan")
+
+
+async def _to_broadcast_audience(chat: FakeChat) -> None:
+    await _to_broadcast_area(chat)
+    await chat.press("Kampung Melayu")
+
+
+async def _to_broadcast_text(chat: FakeChat) -> None:
+    await _to_broadcast_audience(chat)
+    await chat.press("bc:aud:both")
+
+
+async def _to_broadcast_confirm(chat: FakeChat) -> None:
+    await _to_broadcast_text(chat)
+    await chat.send("Kerja bakti Minggu pagi")
+
+
+REACH.update(
+    {
+        State.BROADCAST_AREA: _to_broadcast_area,
+        State.BROADCAST_AUDIENCE: _to_broadcast_audience,
+        State.BROADCAST_TEXT: _to_broadcast_text,
+        State.BROADCAST_CONFIRM: _to_broadcast_confirm,
+    }
+)
+TABLE.update(
+    {
+        State.BROADCAST_AREA: (
+            lambda c: c.send("1"),
+            State.BROADCAST_AUDIENCE,
+            lambda c: c.send(media=[STICKER]),
+        ),
+        State.BROADCAST_AUDIENCE: (
+            lambda c: c.send("Warga"),
+            State.BROADCAST_TEXT,
+            lambda c: c.send(location=PIN),
+        ),
+        State.BROADCAST_TEXT: (
+            lambda c: c.send("Posyandu Rabu pagi"),
+            State.BROADCAST_CONFIRM,
+            lambda c: c.send(media=[STICKER]),
+        ),
+        State.BROADCAST_CONFIRM: (lambda c: c.send("Kirim"), State.IDLE, lambda c: c.send("hmm")),
+    }
+)
+# --- end coordinators ---
 CANCEL_WORDS = ["/batal", "BATAL", "/cancel", "batal", "Cancel", "/batal@ktn_bot"]
 
 
@@ -184,7 +250,9 @@ async def test_unexpected_input_reprompts_and_loses_nothing(chat: FakeChat, stat
     assert _without_opts(draft_after) == _without_opts(draft_before)
 
 
-@pytest.mark.parametrize(("state", "word"), list(zip(list(State), CANCEL_WORDS * 2, strict=True)))
+@pytest.mark.parametrize(
+    ("state", "word"), list(zip(list(State), (CANCEL_WORDS * 3)[: len(State)], strict=True))
+)
 async def test_cancel_works_in_every_state(chat: FakeChat, state: State, word: str) -> None:
     await REACH[state](chat)
     outcome = await chat.send(word)

@@ -465,6 +465,18 @@ async def test_berhenti_opts_out_but_reporting_still_works(chat: FakeChat) -> No
     assert contact.opted_out_at is None
 
 
+async def test_berhenti_before_consent_is_undone_by_start(chat: FakeChat) -> None:
+    """Someone who says BERHENTI before agreeing to anything can still come back with /start."""
+    await chat.send("BERHENTI")
+    [contact] = await rows(chat.sessions, Contact)
+    assert contact.opted_out_at is not None
+    out = await chat.send("/start")
+    assert "menerima pengumuman lagi" in texts(out)
+    assert "Apakah Anda setuju?" in texts(out)
+    [contact] = await rows(chat.sessions, Contact)
+    assert contact.opted_out_at is None
+
+
 async def test_unknown_command_gets_short_help_and_the_question_again(chat: FakeChat) -> None:
     await chat.onboard()
     out = await chat.send("/cuaca")
@@ -504,12 +516,15 @@ async def test_anonymous_reporter_never_appears_in_the_group_alert(chat: FakeCha
     assert alert.contact_id is None
 
 
-async def test_no_alert_group_means_no_outbox_row_yet(chat: FakeChat) -> None:
+async def test_no_alert_group_and_no_staff_means_no_outbox_row_but_a_record(
+    chat: FakeChat,
+) -> None:
     await link_group(chat.sessions, code=WIYONO)
     await chat.onboard()
     out = await chat.file_report()
     assert out.outbox_ids == []
     assert await rows(chat.sessions, Outbox) == []
+    assert [e.kind for e in await rows(chat.sessions, ReportEvent)] == ["created", "unrouted"]
 
 
 async def test_pressing_kirim_twice_files_one_report(chat: FakeChat) -> None:
@@ -568,3 +583,14 @@ async def test_hapusdata_mid_report_then_no_returns_to_the_same_step(chat: FakeC
     await chat.press("photo:skip")
     out = await chat.press("anon:no")
     assert "Ada pencurian ayam" in texts(out)
+
+
+async def test_nul_characters_are_dropped_so_any_database_stores_the_report(
+    chat: FakeChat,
+) -> None:
+    """PostgreSQL text cannot hold U+0000; a pasted one must not make "Kirim" fail forever."""
+    await chat.onboard()
+    out = await chat.file_report(description="Ada maling\x00 di rumah")
+    assert "ticket" in out.recorded
+    [report] = await rows(chat.sessions, Report)
+    assert report.description == "Ada maling di rumah"

@@ -11,7 +11,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.outbox import ChannelLimits, Dispatcher, Envelope, SendError, SlidingWindow
+from bot.outbox import (
+    BotSenders,
+    ChannelLimits,
+    Dispatcher,
+    Envelope,
+    SendError,
+    SlidingWindow,
+)
 from handlers.types import Reply
 from storage.models import Area, Contact, GroupChat, Outbox
 from storage.types import utcnow
@@ -259,9 +266,124 @@ def test_sliding_window_never_exceeds_limit() -> None:
     assert sent[-1] == pytest.approx(9.0)
 
 
+def test_sliding_window_counts_every_call_of_a_multi_call_send() -> None:
+    """Alerts with a pin are two calls each: at most 5 calls in any 2 s, so 2 alerts a window."""
+    window = SlidingWindow(5, 2.0, margin=0.0)
+    t, calls = 0.0, []
+    while len(calls) < 20:
+        t = window.next_free(t, 2)
+        window.start(2)
+        window.finish(t, 2)
+        calls += [t, t]
+    assert max(sum(1 for c in calls if start <= c < start + 2.0) for start in calls) == 4
+    assert calls[-1] == pytest.approx(8.0)
+    # a send of more calls than the window holds waits for an empty window, then fills it
+    assert window.next_free(t, 9) == pytest.approx(t + 2.0)
+    window.start(9)
+    window.finish(t + 2.0, 9)
+    assert window.next_free(t + 2.0) == pytest.approx(t + 4.0)
+
+
 def test_channel_limits_distinguish_groups_and_private_chats() -> None:
     limits = ChannelLimits.rates(per_second=30, group_per_minute=20, chat_per_second=1)
     group = limits.for_chat(GROUP)
     private = limits.for_chat(42)
     assert group is not None and (group.limit, round(group.period)) == (20, 60)
     assert private is not None and (private.limit, round(private.period)) == (1, 1)
+
+
+class Hanging(Recorder):
+    """A sender whose 'stuck' message never gets an answer (a half-open connection)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stuck = asyncio.Event()
+
+    async def send(self, envelope: Envelope) -> str | None:
+        if envelope.payload["reply"]["text"] == "stuck":
+            self.stuck.set()
+            await asyncio.Event().wait()  # never answered
+        return await super().send(envelope)
+
+
+async def test_a_send_that_never_answers_does_not_hang_the_shutdown(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """SIGTERM with a send in flight: it gets the grace, then goes back to pending for later."""
+    sender, clock = Hanging(), Clock()
+    await add_rows(sessions, row("fine", 1), row("stuck", 2))
+    dispatcher = make(sessions, sender, clock, stop_grace=0.2)
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    await sender.stuck.wait()
+    stop.set()
+    await asyncio.wait_for(running, timeout=10)
+    found = await statuses(sessions)
+    assert found["stuck"][0] == "pending"  # not lost, not left claimed: sent again later
+    assert found["fine"][0] == "sent"
+
+
+async def test_recording_progress_while_the_last_sends_finish_does_not_stall_the_batch(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Sent rows are recorded during a long batch; the batch's last sends finishing during that
+    write must still end the batch (it once waited forever for a completion already seen)."""
+    sender, clock = Recorder(), Clock()
+    await add_rows(sessions, *(row(f"m{i}", 100 + i) for i in range(20)))
+    dispatcher = make(sessions, sender, clock, record_seconds=0.0)
+    assert await asyncio.wait_for(dispatcher.drain(), timeout=10) == 20
+    assert all(s[0] == "sent" for s in (await statuses(sessions)).values())
+
+
+class Timed(Recorder):
+    """A recorder that notes when (monotonic) each send started."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: list[float] = []
+
+    async def send(self, envelope: Envelope) -> str | None:
+        self.started.append(asyncio.get_running_loop().time())
+        return await super().send(envelope)
+
+
+async def test_each_row_goes_through_its_bot_and_an_unknown_bot_is_a_reason(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    a, b, clock = Recorder(), Recorder(), Clock()
+    await add_rows(
+        sessions,
+        row("via a", 1, bot="bot_a"),
+        row("via b", 1, bot="bot_b"),
+        row("via gone", 2, bot="gone"),
+        row("via a again", 1, bot="bot_a"),
+    )
+    senders = {"telegram": BotSenders({"bot_a": a, "bot_b": b})}
+    dispatcher = Dispatcher(sessions, senders, {}, wall=clock, max_attempts=3)
+    assert await dispatcher.drain() == 4
+    assert [t for _c, t in a.sent] == ["via a", "via a again"]
+    assert [t for _c, t in b.sent] == ["via b"]
+    final = await statuses(sessions)
+    assert final["via gone"] == ("failed", 1, "no bot 'gone' is configured")
+    assert final["via b"] == ("sent", 1, None)
+
+
+async def test_bots_send_at_once_even_when_one_bots_rows_were_written_first(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A broadcast written area by area: bot_b's rows come after all of bot_a's, yet bot_b
+    does not wait for bot_a's (rate-limited) rows: each bot's limit is used at the same time."""
+    a, b = Timed(), Timed()
+    await add_rows(
+        sessions,
+        *(row(f"a{i}", 1000 + i, bot="bot_a") for i in range(8)),
+        *(row(f"b{i}", 2000 + i, bot="bot_b") for i in range(8)),
+    )
+    limits = {"telegram": ChannelLimits((4, 1.0))}  # 4 per second per bot
+    senders = {"telegram": BotSenders({"bot_a": a, "bot_b": b})}
+    dispatcher = Dispatcher(sessions, senders, limits, batch_size=8)
+    assert await dispatcher.drain() == 16
+    assert len(a.started) == len(b.started) == 8
+    # bot_a needs a second window for its last four; bot_b began before that, not after.
+    assert min(b.started) < max(a.started) - 0.5
+    assert max(b.started) < max(a.started) + 0.5

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select
+from alembic import command
+from sqlalchemy import inspect, select, text
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage import migrate
-from storage.db import create_engine
+from storage.db import _WriterQueue, create_engine, session_factory
 from storage.models import Area, Base, Contact, GroupChat, Outbox
 from storage.types import UTCDateTime
 
@@ -29,6 +33,50 @@ async def test_upgrade_creates_every_table_from_empty(db_url: str) -> None:
         assert set(Base.metadata.tables) <= tables
         await migrate.upgrade(eng)  # a second upgrade is a no-op
         assert await migrate.current_revision(eng) == migrate.head_revision()
+    finally:
+        await eng.dispose()
+
+
+async def test_0004_keeps_known_telegram_contacts_and_groups_on_the_one_bot_they_had(
+    db_url: str,
+) -> None:
+    """Before 0004 every Telegram contact and group was reached through "default"."""
+    eng = create_engine(db_url)
+    try:
+        await migrate.upgrade(eng, "0003")
+        async with eng.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO areas (id, code, name, level, timezone, created_at, updated_at) "
+                    "VALUES (1, '17', 'Bengkulu', 'provinsi', 'Asia/Jakarta', :t, :t)"
+                ),
+                {"t": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+            for cid, channel, external in ((1, "telegram", BIG_USER), (2, "whatsapp", 6281)):
+                await conn.execute(
+                    text(
+                        "INSERT INTO contacts (id, channel, external_id, language, role, "
+                        "created_at) VALUES (:id, :ch, :ext, 'id', 'resident', :t)"
+                    ),
+                    {"id": cid, "ch": channel, "ext": external, "t": datetime(2026, 1, 1)},
+                )
+            await conn.execute(
+                text(
+                    "INSERT INTO group_chats (id, channel, chat_id, area_id, purpose, linked_at) "
+                    "VALUES (1, 'telegram', :chat, 1, 'alerts', :t)"
+                ),
+                {"chat": SUPERGROUP, "t": datetime(2026, 1, 1)},
+            )
+        await migrate.upgrade(eng)
+        async with eng.connect() as conn:
+            contacts = dict((await conn.execute(text("SELECT channel, bot FROM contacts"))).all())
+            groups = (await conn.execute(text("SELECT chat_id, bot FROM group_chats"))).all()
+        assert contacts == {"telegram": "default", "whatsapp": None}
+        assert [tuple(g) for g in groups] == [(SUPERGROUP, "default")]
+        await migrate.upgrade(eng)
+        async with eng.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(migrate.alembic_config(c), "0003"))
+        assert await migrate.current_revision(eng) == "0003"
     finally:
         await eng.dispose()
 
@@ -75,3 +123,93 @@ def test_naive_datetime_is_refused() -> None:
     assert UTCDateTime().process_result_value(datetime(2026, 1, 1), dialect) == datetime(
         2026, 1, 1, tzinfo=UTC
     )
+
+
+# --- SQLite: this process's transactions queue in asyncio (storage.db._WriterQueue) ---------
+
+
+def sqlite_engine(tmp_path: Path, busy_timeout_ms: int = 10_000) -> AsyncEngine:
+    return create_engine(
+        f"sqlite+aiosqlite:///{tmp_path / 'queue.db'}", busy_timeout_ms=busy_timeout_ms
+    )
+
+
+async def test_sqlite_concurrent_read_modify_writes_lose_nothing(tmp_path: Path) -> None:
+    """200 tasks each read a counter and write it back +1: every one lands, none is refused."""
+    eng = sqlite_engine(tmp_path)
+    async with eng.begin() as conn:
+        await conn.exec_driver_sql("CREATE TABLE counter (n INTEGER)")
+        await conn.exec_driver_sql("INSERT INTO counter VALUES (0)")
+    sessions = session_factory(eng)
+
+    async def bump() -> None:
+        async with sessions() as s:
+            n = await s.scalar(text("SELECT n FROM counter"))
+            await asyncio.sleep(0)  # let every other task pile up behind this transaction
+            await s.execute(text("UPDATE counter SET n = :n"), {"n": n + 1})
+            await s.commit()
+
+    try:
+        await asyncio.gather(*(bump() for _ in range(200)))
+        async with sessions() as s:
+            assert await s.scalar(text("SELECT n FROM counter")) == 200
+    finally:
+        await eng.dispose()
+
+
+async def test_sqlite_writer_waiting_longer_than_busy_timeout_is_told_database_is_locked(
+    tmp_path: Path,
+) -> None:
+    """As SQLite itself: past busy_timeout a waiting transaction fails instead of hanging."""
+    eng = sqlite_engine(tmp_path, busy_timeout_ms=200)
+    sessions = session_factory(eng)
+    try:
+        async with sessions() as holder:
+            await holder.execute(text("SELECT 1"))  # holds this process's turn
+            async with sessions() as waiter:
+                with pytest.raises(OperationalError, match="database is locked"):
+                    await waiter.execute(text("SELECT 1"))
+    finally:
+        await eng.dispose()
+
+
+async def test_sqlite_cancelled_waiters_do_not_keep_the_turn(tmp_path: Path) -> None:
+    """A task cancelled while queued leaves the database free for the next writer (which would
+    otherwise be "database is locked" after 1 s)."""
+    eng = sqlite_engine(tmp_path, busy_timeout_ms=1_000)
+    sessions = session_factory(eng)
+
+    async def one_query() -> int | None:
+        async with sessions() as s:
+            return await s.scalar(text("SELECT 1"))
+
+    try:
+        async with sessions() as holder:
+            await holder.execute(text("SELECT 1"))
+            waiting = asyncio.create_task(one_query())
+            await asyncio.sleep(0)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        assert await one_query() == 1
+    finally:
+        await eng.dispose()
+
+
+async def test_a_task_cancelled_just_as_its_turn_comes_ends_cancelled_and_frees_it() -> None:
+    """The turn is granted and the task cancelled before it resumes: it must not run on as if
+    never cancelled, holding the turn (asyncio.wait_for on Python 3.11 did exactly that)."""
+    queue = _WriterQueue(timeout=1.0)
+    await queue.acquire()
+    task = asyncio.create_task(queue.acquire())
+    await asyncio.sleep(0)  # queued behind us
+    queue.release()  # granted ...
+    task.cancel()  # ... and cancelled in the same loop iteration
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(queue.acquire(), 1.0)  # the turn is free again
+
+
+def test_head_constant_is_the_newest_migration() -> None:
+    """The bot checks a database against migrate.HEAD without loading Alembic: keep them equal."""
+    assert migrate.head_revision() == migrate.HEAD

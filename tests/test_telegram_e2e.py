@@ -118,28 +118,37 @@ async def running(
 
 
 async def file_report(
-    running: Running, user: int, text: str = "Motor tetangga hilang dari depan rumah"
+    running: Running,
+    user: int,
+    text: str = "Motor tetangga hilang dari depan rumah",
+    *,
+    anonymous: bool = False,
+    timeout: float = 5.0,  # noqa: ASYNC109 - per step, passed to the fake
 ) -> str:
     """Walk one resident through /start, consent, /lapor ... Kirim; returns the confirmation."""
     fake = running.fake
     fake.start(user, payload=SUMBER_JAYA)
-    await fake.wait_for_message(user, contains="27 Tahun 2022")
+    await fake.wait_for_message(user, timeout=timeout, contains="27 Tahun 2022")
     await running.press(user, user, "Setuju")
-    await fake.wait_for_message(user, contains="Sumber Jaya")
+    await fake.wait_for_message(user, timeout=timeout, contains="Sumber Jaya")
     fake.send_text(user, user, "/lapor")
-    await fake.wait_for_message(user, predicate=lambda m: "Keamanan" in str(m.reply_markup))
+    await fake.wait_for_message(
+        user, timeout=timeout, predicate=lambda m: "Keamanan" in str(m.reply_markup)
+    )
     await running.press(user, user, "Keamanan")
-    await fake.wait_for_message(user)
+    await fake.wait_for_message(user, timeout=timeout)
     fake.send_text(user, user, text)
-    await fake.wait_for_message(user)
+    await fake.wait_for_message(user, timeout=timeout)
     fake.send_location(user, user, -3.7956, 102.2592)
-    await fake.wait_for_message(user)
+    await fake.wait_for_message(user, timeout=timeout)
     fake.send_photo(user, user)
-    await fake.wait_for_message(user, predicate=lambda m: bool(m.buttons()))
-    await running.press(user, user, "Tidak")
-    await fake.wait_for_message(user, predicate=lambda m: "sum:send" in m.button_data())
+    await fake.wait_for_message(user, timeout=timeout, predicate=lambda m: bool(m.buttons()))
+    await running.press(user, user, "Ya" if anonymous else "Tidak")
+    await fake.wait_for_message(
+        user, timeout=timeout, predicate=lambda m: "sum:send" in m.button_data()
+    )
     await running.press(user, user, "Kirim")
-    return (await fake.wait_for_message(user, contains="KTN-")).content
+    return (await fake.wait_for_message(user, timeout=timeout, contains="KTN-")).content
 
 
 async def test_resident_report_reaches_the_area_group(running: Running) -> None:
@@ -236,7 +245,7 @@ async def test_dispatcher_stays_within_telegram_flood_limits(
         async with Bot(DEFAULT_TOKEN, base_url=fake.bot_api_url) as bot:
             dispatcher = Dispatcher(
                 sessions,
-                {"telegram": TelegramSender(bot)},
+                {"telegram": TelegramSender(bot, sessions)},
                 {"telegram": ChannelLimits((30, 1.0), group_window=(5, 2.0), chat_window=(1, 1.0))},
             )
             assert await dispatcher.drain() == 128
@@ -288,3 +297,56 @@ async def test_webhook_mode_checks_the_secret_and_processes_each_update_once(
             await fake.wait_for_message(RESIDENT, contains="/lapor")
             replies = [m.content for m in fake.messages(RESIDENT)]
             assert len(replies) == first_count + 1  # the redelivered /start got no second answer
+
+
+async def test_a_reply_telegram_keeps_refusing_still_arrives_through_the_outbox(
+    running: Running,
+) -> None:
+    """Three 502s in a row on the direct reply: it is queued durably and delivered."""
+    fake = running.fake
+    fake.fail_next("sendMessage", 502, times=3)
+    fake.start(RESIDENT, payload=SUMBER_JAYA)
+    welcome = await fake.wait_for_message(RESIDENT, contains="27 Tahun 2022", timeout=10)
+    assert fake.fault_counts["5xx"] == 3
+    assert [m.message_id for m in fake.messages(RESIDENT)] == [welcome.message_id]
+
+
+async def test_a_message_the_core_cannot_process_gets_an_apology_not_silence(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.app
+
+    real = bot.app.process
+    failures = [RuntimeError("database gone for a moment")]
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(bot.app, "process", flaky)
+    fake = running.fake
+    fake.start(RESIDENT)
+    sorry = await fake.wait_for_message(RESIDENT)
+    assert "belum tersimpan" in sorry.content and "kirim lagi" in sorry.content
+    fake.start(RESIDENT)  # sending again works
+    await fake.wait_for_message(RESIDENT, contains="27 Tahun 2022")
+
+
+async def test_a_reply_half_sent_before_telegram_failed_is_finished_without_repeats(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The text went out, the pin met three 502s: the pin arrives later, the text only once."""
+    import bot.app
+    from handlers.types import Location, Outcome, Reply
+
+    async def answer_with_a_pin(*args: Any, **kwargs: Any) -> Outcome:
+        return Outcome(replies=[Reply("Pos ronda terdekat:", location=Location(-3.79, 102.25))])
+
+    monkeypatch.setattr(bot.app, "process", answer_with_a_pin)
+    fake = running.fake
+    fake.fail_next("sendLocation", 502, times=3)
+    fake.send_text(RESIDENT, RESIDENT, "pos ronda?")
+    pin = await fake.wait_for_message(RESIDENT, predicate=lambda m: m.kind == "location")
+    assert [m.kind for m in fake.messages(RESIDENT)] == ["text", "location"]
+    assert pin.message_id == fake.messages(RESIDENT)[-1].message_id

@@ -10,18 +10,29 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.config import SchedulerSettings
 from bot.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
 from handlers.config import CoreConfig
 from handlers.testing import FakeChat
-from storage.models import Report
-from storage.types import utcnow
+from handlers.types import Reply
+from storage.models import Outbox, Report
+from storage.types import OutboxStatus, utcnow
 from tests.conftest import ROOT
-from tests.test_telegram_e2e import GROUP, RESIDENT, Running, link_alert_group
+from tests.test_telegram_e2e import (
+    GROUP,
+    RESIDENT,
+    Running,
+    bot_running,
+    lenient_private_chats,
+    link_alert_group,
+    settings_for,
+)
 
 READY = "telegram bot @"
 
@@ -122,3 +133,32 @@ async def test_killed_mid_report_resumes_and_delivers_committed_alerts(
         group_texts = [m.content for m in fake.messages(GROUP)]
         assert sum(waiting_ticket in t for t in group_texts) == 1
         assert sum(mine.ticket in t for t in group_texts) == 1
+
+
+async def test_an_alert_a_killed_process_had_claimed_goes_out_at_the_next_start(
+    migrated_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """Killed between claiming a row and recording its send: the next process sends it at once,
+    not when the dead claim's two-minute lease runs out (PostgreSQL: after takeover_seconds)."""
+    await link_alert_group(sessions)
+    async with sessions() as s:
+        s.add(
+            Outbox(
+                channel="telegram",
+                chat_id=GROUP,
+                kind="alert",
+                payload={"reply": Reply("Laporan KTN-DEAD01 menunggu").to_json()},
+                status=OutboxStatus.SENDING,
+                lease_until=utcnow() + timedelta(minutes=2),
+                claimed_by="a-dead-one",
+            )
+        )
+        await s.commit()
+    async with TelegramFake(flood_limits=lenient_private_chats()) as fake:
+        fake.add_group(GROUP, "Bhabin Sumber Jaya", kind="supergroup")
+        settings = settings_for(fake, migrated_url, tmp_path).model_copy(
+            update={"scheduler": SchedulerSettings(takeover_seconds=1)}
+        )
+        async with bot_running(fake, settings, sessions):
+            await fake.wait_for_message(GROUP, contains="KTN-DEAD01", since=0, timeout=10)
+    assert [m.content for m in fake.messages(GROUP)] == ["Laporan KTN-DEAD01 menunggu"]

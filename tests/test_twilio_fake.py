@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -23,11 +22,12 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from bot.serving import serve_asgi
+from bot.twilio_client import TwilioHttpClient
 from bot.twilio_fake import ManualClock, TwilioFake
 
 # twilio 9.13's AsyncTwilioHttpClient passes auth=aiohttp.BasicAuth(...) on every request, and
 # aiohttp 3.14 deprecates both BasicAuth and the auth= parameter. The project turns warnings into
-# errors, so the stock client needs exactly these two silenced (see HeaderAuthClient below).
+# errors, so the stock client needs exactly these two silenced (bot.whatsapp_sender.TwilioHttpClient).
 pytestmark = [
     pytest.mark.filterwarnings("ignore:BasicAuth is deprecated:DeprecationWarning"),
     pytest.mark.filterwarnings("ignore:The 'auth' parameter is deprecated:DeprecationWarning"),
@@ -38,36 +38,6 @@ USER_WA = "whatsapp:" + USER
 BOT_WA = "whatsapp:+14155238886"
 TEMPLATE_SID = "HX" + "ab" * 16
 PHOTO = b"\xff\xd8\xff\xe0fake-jpeg-bytes"
-
-
-class HeaderAuthClient(AsyncTwilioHttpClient):  # type: ignore[misc]
-    """AsyncTwilioHttpClient sending its own Authorization header and honouring ``timeout``."""
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - twilio's signature
-        allow_redirects: bool = False,
-    ) -> Any:
-        """Same request, without aiohttp's deprecated auth= and with the client timeout."""
-        headers = dict(headers or {})
-        if auth is not None:
-            headers["Authorization"] = aiohttp.encode_basic_auth(*auth)
-        return await super().request(
-            method,
-            url,
-            params=params,
-            data=data,
-            headers=headers,
-            auth=None,
-            timeout=timeout or self.timeout,
-            allow_redirects=allow_redirects,
-        )
 
 
 @dataclass
@@ -430,7 +400,7 @@ async def test_stock_client_ignores_its_timeout(fake: TwilioFake) -> None:
 
 async def test_header_auth_client_has_no_deprecations_and_times_out(fake: TwilioFake) -> None:
     fake.inbound_text(USER, "halo")
-    client = make_client(fake, http_client=HeaderAuthClient(timeout=0.3))
+    client = make_client(fake, http_client=TwilioHttpClient(timeout=0.3))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

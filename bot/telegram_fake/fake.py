@@ -1030,19 +1030,46 @@ class TelegramFake:
         return self._http
 
     async def _deliver(self, bot: FakeBot, hook: Webhook) -> None:
-        """Post queued updates to the webhook in order, each retried a few times."""
-        while not self.closed and bot.webhook is hook:
-            if not bot.pending:
-                await self.wait_change(None)
-                continue
-            entry = bot.pending[0]
-            ok = await self._post(bot, hook, entry.update)
-            bot.pending = [p for p in bot.pending if p is not entry]
-            if ok:
-                hook.delivered += 1
-            else:
-                hook.dropped += 1
-            self.notify()
+        """Post queued updates to the webhook as Telegram does: up to ``max_connections`` at
+        once, but one chat's updates one after another, each only once the last was answered."""
+        in_flight: dict[int, asyncio.Task[None]] = {}  # id(entry) -> its delivery
+        busy_chats: set[int] = set()
+
+        async def deliver_one(entry: Pending, chat: int | None) -> None:
+            try:
+                ok = await self._post(bot, hook, entry.update)
+                bot.pending = [p for p in bot.pending if p is not entry]
+                if ok:
+                    hook.delivered += 1
+                else:
+                    hook.dropped += 1
+            finally:
+                in_flight.pop(id(entry), None)
+                if chat is not None:
+                    busy_chats.discard(chat)
+                self.notify()
+
+        try:
+            while not self.closed and bot.webhook is hook:
+                started = False
+                blocked: set[int] = set()
+                for entry in list(bot.pending):
+                    if len(in_flight) >= hook.max_connections:
+                        break
+                    chat = self._update_chat_id(entry.update)
+                    if id(entry) in in_flight or chat in busy_chats or chat in blocked:
+                        if chat is not None:
+                            blocked.add(chat)  # a later update of this chat waits its turn
+                        continue
+                    if chat is not None:
+                        busy_chats.add(chat)
+                    in_flight[id(entry)] = asyncio.create_task(deliver_one(entry, chat))
+                    started = True
+                if not started:
+                    await self.wait_change(None)
+        finally:
+            for task in list(in_flight.values()):
+                task.cancel()
 
     async def _post(self, bot: FakeBot, hook: Webhook, update: JSON) -> bool:
         """POST one update; retry with a short backoff; False when every attempt failed."""

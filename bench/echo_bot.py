@@ -1,0 +1,46 @@
+"""P1's baseline: a bare python-telegram-bot echo bot, run as its own process like ktn-bot.
+
+    python bench/echo_bot.py <bot_api_base_url>
+
+Updates of different users run concurrently and one user's in order (ktn-bot's own processor);
+the connection pool is ktn-bot's (`send_request()`), so the two differ only in what they do.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from telegram import Update
+from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
+
+from bot.telegram import PerUserProcessor
+from bot.telegram_channel import send_request
+from bot.telegram_fake import DEFAULT_TOKEN
+
+
+async def echo(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+    """Say the text back."""
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(update.effective_message.text or "?")
+
+
+def main() -> None:
+    """Poll the given Bot API until SIGTERM."""
+    app = (
+        ApplicationBuilder()
+        .token(DEFAULT_TOKEN)
+        .base_url(sys.argv[1])
+        .request(send_request())
+        .concurrent_updates(PerUserProcessor(256))
+        .build()
+    )
+    app.add_handler(MessageHandler(filters.TEXT, echo))
+    print("telegram bot @echo started", file=sys.stderr, flush=True)
+    app.run_polling(poll_interval=0, timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Deployment-wide flood limits: every worker's Telegram sends count in one PostgreSQL table.
+
+Each process keeps its own sliding windows (the dispatcher's), but with several workers those
+only hold per process. Here a send takes a slot in ``send_slots`` for its bot and, for a group,
+for that group, in one short transaction serialised per scope by an advisory lock; it waits
+when a scope is full. A slot stays taken while the send is in flight and for one period after
+its answer arrived (the dispatcher's completion-time rule), by the database's clock, so all
+workers agree. Direct replies and outbox sends both pass here: they share the bot's 30/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from telegram.request import HTTPXRequest, RequestData
+
+from bot.outbox import ChannelLimits
+from storage.models import SendSlot
+
+log = logging.getLogger(__name__)
+
+IN_FLIGHT = timedelta(seconds=30)  # a worker that dies mid-send frees its slot after this
+POLL = 0.2  # longest wait between looks (every slot of the scope in flight)
+MARGIN = 0.02  # seconds added to each period against clock and network jitter
+SEND_METHODS = frozenset(
+    {
+        "sendmessage",
+        "sendphoto",
+        "sendlocation",
+        "senddocument",
+        "sendvoice",
+        "sendaudio",
+        "sendvideo",
+        "sendmediagroup",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One limit: at most ``limit`` sends in any ``period`` seconds under ``name``."""
+
+    name: str
+    limit: int
+    period: float
+
+
+@dataclass
+class SharedLimiter:
+    """Slots in PostgreSQL shared by every worker of the deployment."""
+
+    engine: AsyncEngine
+    limits: ChannelLimits
+
+    def scopes(self, bot: str, chat_id: int) -> list[Scope]:
+        """The limits a send to ``chat_id`` by ``bot`` counts against."""
+        count, period = self.limits.overall_window
+        scopes = [Scope(f"tg:{bot}", count, period + MARGIN)]
+        if chat_id < 0 and self.limits.group_window is not None:
+            count, period = self.limits.group_window
+            scopes.append(Scope(f"tg:{bot}:{chat_id}", count, period + MARGIN))
+        return scopes
+
+    def __post_init__(self) -> None:
+        self._queues: dict[str, asyncio.Lock] = {}
+
+    async def acquire(self, scopes: list[Scope]) -> list[tuple[int, Scope]]:
+        """Wait for a free slot in every scope and take them; returns the slots."""
+        taken: list[tuple[int, Scope]] = []
+        try:
+            # The narrow scope (a group) first: a full group never holds the bot's slots.
+            for scope in reversed(scopes):
+                # One waiter per scope and process asks the database; the others queue here.
+                async with self._queues.setdefault(scope.name, asyncio.Lock()):
+                    taken.append((await self._take(scope), scope))
+        except BaseException:
+            await self.release(taken)
+            raise
+        return taken
+
+    async def release(self, slots: list[tuple[int, Scope]]) -> None:
+        """The send's answer arrived: each slot frees one period from now."""
+        if not slots:
+            return
+        async with self.engine.begin() as conn:
+            for slot_id, scope in slots:
+                await conn.execute(
+                    update(SendSlot)
+                    .where(SendSlot.id == slot_id)
+                    .values(until=func.clock_timestamp() + timedelta(seconds=scope.period))
+                )
+
+    async def _take(self, scope: Scope) -> int:
+        """A slot in ``scope``, waiting until one is free."""
+        while True:
+            slot_id, wait = await self._try(scope)
+            if slot_id is not None:
+                return slot_id
+            await asyncio.sleep(wait)
+
+    async def _try(self, scope: Scope) -> tuple[int | None, float]:
+        """Take a slot in ``scope``, or None and how long to wait before looking again."""
+        async with self.engine.begin() as conn:
+            await conn.execute(select(func.pg_advisory_xact_lock(_lock_key(scope.name))))
+            now = (await conn.execute(select(func.clock_timestamp()))).scalar_one()
+            untils = (
+                (
+                    await conn.execute(
+                        select(SendSlot.until)
+                        .where(SendSlot.scope == scope.name, SendSlot.until > now)
+                        .order_by(SendSlot.until)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if len(untils) >= scope.limit:
+                first_free = untils[len(untils) - scope.limit]
+                return None, max(0.001, min((first_free - now).total_seconds(), POLL))
+            await conn.execute(
+                delete(SendSlot).where(SendSlot.scope == scope.name, SendSlot.until <= now)
+            )
+            slot_id = (
+                await conn.execute(
+                    insert(SendSlot)
+                    .values(scope=scope.name, until=now + IN_FLIGHT)
+                    .returning(SendSlot.id)
+                )
+            ).scalar_one()
+            return slot_id, 0.0
+
+
+def _lock_key(name: str) -> int:
+    """A stable advisory-lock key for a scope name."""
+    return 0x4B544E_10000000 + zlib.crc32(name.encode())
+
+
+class LimitedRequest(HTTPXRequest):
+    """PTB's HTTPX request that takes deployment-wide slots before every send method."""
+
+    def __init__(self, limiter: SharedLimiter, bot: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.limiter = limiter
+        self.bot = bot
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> tuple[int, bytes]:
+        """Send, holding the slots of this bot (and group) while the request is in flight."""
+        api_method = url.rsplit("/", 1)[-1].lower()
+        chat_id = _chat_id(request_data)
+        if api_method not in SEND_METHODS or chat_id is None:
+            return await super().do_request(url, method, request_data, *args, **kwargs)
+        slots = await self.limiter.acquire(self.limiter.scopes(self.bot, chat_id))
+        try:
+            return await super().do_request(url, method, request_data, *args, **kwargs)
+        finally:
+            await self.limiter.release(slots)
+
+
+def _chat_id(request_data: RequestData | None) -> int | None:
+    """The numeric chat id a request is addressed to (None for @usernames or none)."""
+    if request_data is None:
+        return None
+    value = request_data.parameters.get("chat_id")
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None

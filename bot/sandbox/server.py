@@ -1,0 +1,162 @@
+"""One process, one port: the page, the fake Bot API behind it, and the real bot pointed at it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from bot.config import Settings
+from bot.sandbox.demo import BOT_NAME, BOT_USERNAME, SANDBOX_TOKEN, page_config
+from bot.sandbox.seed import seed_database, seed_fake
+from bot.serving import serve_asgi
+from bot.telegram_fake import FloodLimits, TelegramFake
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).with_name("static")
+DEFAULT_PORT = 8090
+DB_FILE = "sandbox.db"
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+def build_app(fake: TelegramFake) -> Starlette:
+    """The page (``/``, ``/static/``, ``/sandbox.json``) in front of the fake's routes."""
+
+    async def index(_request: Request) -> Response:
+        """The page."""
+        return FileResponse(STATIC / "index.html", headers=NO_CACHE)
+
+    async def config(_request: Request) -> Response:
+        """Who is in which pane, and the demo pin."""
+        return JSONResponse(page_config(), headers=NO_CACHE)
+
+    return Starlette(
+        routes=[
+            Route("/", index, methods=["GET"]),
+            Route("/sandbox.json", config, methods=["GET"]),
+            Mount("/static", app=StaticFiles(directory=STATIC)),
+            Mount("", app=fake.app),  # /bot<token>/<method>, /file/bot<token>/..., /_sim/...
+        ]
+    )
+
+
+def database_path(settings: Settings) -> Path:
+    """The sandbox's own SQLite file, in the data folder beside the real database."""
+    return settings.data_dir / DB_FILE
+
+
+def with_sandbox_database(settings: Settings) -> Settings:
+    """The settings with the database switched to the sandbox's SQLite file."""
+    url = f"sqlite+aiosqlite:///{database_path(settings)}"
+    return settings.model_copy(
+        update={"database": settings.database.model_copy(update={"url": url})}
+    )
+
+
+def sandbox_settings(settings: Settings, url: str) -> Settings:
+    """The bot in the sandbox: own database and media folder, local Bot API, fake token."""
+    base = with_sandbox_database(settings)
+    telegram = base.telegram.model_copy(
+        update={
+            "base_url": f"{url}/bot",
+            "base_file_url": f"{url}/file/bot",
+            "mode": "polling",
+            "webhook_url": None,
+            "bots": [],  # the sandbox is one bot, whatever the deployment runs
+        }
+    )
+    return base.model_copy(
+        update={
+            "data_dir": settings.data_dir / "sandbox",
+            "telegram": telegram,
+            "whatsapp": base.whatsapp.model_copy(update={"enabled": False}),
+            "http": base.http.model_copy(update={"port": 0}),
+            "telegram_token": SecretStr(SANDBOX_TOKEN),
+            "telegram_webhook_secret": None,
+            "twilio_account_sid": None,
+            "twilio_auth_token": None,
+        }
+    )
+
+
+def reset_database(settings: Settings) -> bool:
+    """Delete the sandbox database (and SQLite's side files); whether there was one."""
+    path = database_path(settings)
+    existed = path.exists()
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    return existed
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host``."""
+    if host == "localhost":
+        return True
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(host).is_loopback
+    return False
+
+
+async def serve_sandbox(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    stop: asyncio.Event | None = None,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    flood_limits: FloodLimits | None = None,
+) -> None:
+    """Seed, serve the page and the fake Bot API, run the bot until ``stop``/SIGTERM/SIGINT.
+
+    ``on_ready`` gets the page's URL once the bot is polling. Raises what ``bot.app.run``
+    raises (e.g. StartupError), and SeedError when the demo data cannot be created.
+    """
+    from bot.app import run  # PTB is imported only when the sandbox runs
+
+    stop = stop or asyncio.Event()
+    added = await seed_database(with_sandbox_database(settings))
+    if added:
+        log.info("sandbox demo data created in %s: %s", database_path(settings), ", ".join(added))
+    fake = TelegramFake(
+        SANDBOX_TOKEN, username=BOT_USERNAME, first_name=BOT_NAME, flood_limits=flood_limits
+    )
+    seed_fake(fake)
+    if not is_loopback(host):
+        log.warning("the sandbox on %s can be driven by anyone who reaches it", host)
+    async with serve_asgi(build_app(fake), host, port) as url:
+        fake.url = url
+        bot = asyncio.create_task(run(sandbox_settings(settings, url), stop), name="sandbox-bot")
+        try:
+            if await _bot_polling(fake, bot) and on_ready is not None:
+                on_ready(url)
+            await bot
+        finally:
+            stop.set()
+            await asyncio.gather(bot, return_exceptions=True)
+            await fake.aclose()  # wakes the page's long polls so the server can stop
+
+
+async def _bot_polling(fake: TelegramFake, bot: asyncio.Task[None]) -> bool:
+    """Wait until the bot asks for updates (True) or ends first (False)."""
+    fake_bot = fake.get_bot()
+
+    async def polled() -> None:
+        """Return once getUpdates was called."""
+        while fake_bot.poll_generation == 0:
+            await fake.wait_change(None)
+
+    waiter = asyncio.create_task(polled())
+    await asyncio.wait({waiter, bot}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    return fake_bot.poll_generation > 0 and not bot.done()

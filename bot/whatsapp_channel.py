@@ -1,0 +1,397 @@
+"""WhatsApp through Twilio in the process: signed webhooks in, outbox rows out.
+
+``POST /whatsapp/inbound``: the signature is checked against ``[whatsapp] public_url`` + path
+(the URL Twilio called, not the one behind a proxy) before anything is recorded; then, one
+message per user at a time: a retried MessageSid is dropped, media are downloaded into the
+media store, the core handles the message and its replies are written as outbox rows in the
+same transaction. The answer is an empty ``<Response/>``: every WhatsApp message goes out
+through the outbox dispatcher (rate limit, retries, the 24-hour window, splitting in one place).
+Media are deleted at Twilio once the transaction is committed.
+
+``POST /whatsapp/status``: signed delivery status callbacks (see ``bot.whatsapp_status``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from bot.metrics import Metrics
+from bot.whatsapp import MESSAGE_ID_PREFIX, TWILIO_STATUS, FormError, coalesce, to_inbound
+from bot.whatsapp_sender import SentLog, WhatsAppSender, make_client
+from bot.whatsapp_status import StatusBook
+from handlers.config import CoreConfig
+from handlers.context import Context
+from handlers.core import MAX_ATTEMPTS, handle
+from handlers.types import Channel, Inbound, Media, Outcome, Reply
+from storage import contacts, outbox
+from storage.models import Outbox, ProcessedInbound
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+INBOUND_PATH = "/whatsapp/inbound"
+STATUS_PATH = "/whatsapp/status"
+REPLY_KIND = "reply"
+EMPTY_TWIML = str(MessagingResponse())
+TWILIO_API = "https://api.twilio.com"
+MAX_MEDIA_BYTES = 16 * 1024 * 1024  # WhatsApp's own limit for media
+MEDIA_BUDGET_SECONDS = 10.0  # per medium, all at once: Twilio waits 15 s for our answer
+RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # as handlers.core: serialization, deadlock
+
+
+@dataclass(frozen=True, slots=True)
+class WhatsAppConfig:
+    """What the channel needs from the settings (checked by ``bot.config.whatsapp_problems``)."""
+
+    account_sid: str
+    auth_token: str
+    from_number: str
+    public_url: str
+    api_base_url: str
+    media_dir: Path
+    delete_media_at_twilio: bool
+    request_timeout: float
+    messages_per_second: float
+    templates: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """A medium downloaded into the store: its Twilio URL (to delete) and local file."""
+
+    url: str
+    path: Path
+
+
+class WhatsAppChannel:
+    """The webhooks, the media store and the sender of one Twilio WhatsApp number."""
+
+    def __init__(
+        self,
+        config: WhatsAppConfig,
+        sessions: async_sessionmaker[AsyncSession],
+        core: CoreConfig,
+        *,
+        notify: Callable[[], None],
+        metrics: Metrics,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.core = core
+        self.notify = notify
+        self.metrics = metrics
+        self.clock = clock
+        self.public_url = config.public_url.rstrip("/")
+        self.validator = RequestValidator(config.auth_token)
+        self.sent_log = SentLog()
+        self.statuses = StatusBook(sessions, self.sent_log, clock=clock)
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._waiting: dict[int, int] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._http: httpx.AsyncClient | None = None
+        self._sender: WhatsAppSender | None = None
+        # Our credentials go only to Twilio: the configured API base, or Twilio's own host.
+        self._media_hosts = (config.api_base_url.rstrip("/") + "/", TWILIO_API + "/")
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Open the REST client (aiohttp) and the media client (httpx)."""
+        cfg = self.config
+        client = make_client(cfg.account_sid, cfg.auth_token, cfg.api_base_url, cfg.request_timeout)
+        self._sender = WhatsAppSender(
+            client,
+            self.sessions,
+            from_number=cfg.from_number,
+            catalog=self.core.catalog,
+            default_language=self.core.default_language,
+            templates=cfg.templates,
+            status_callback=self.public_url + STATUS_PATH,
+            messages_per_second=cfg.messages_per_second,
+            sent_log=self.sent_log,
+            clock=self.clock,
+        )
+        self._http = httpx.AsyncClient(
+            auth=(cfg.account_sid, cfg.auth_token),
+            timeout=cfg.request_timeout,
+            follow_redirects=True,
+            trust_env=False,
+        )
+        log.info("whatsapp channel started via %s", cfg.api_base_url)
+
+    @property
+    def sender(self) -> WhatsAppSender:
+        """The outbox sender for channel "whatsapp" (after ``start``)."""
+        if self._sender is None:
+            raise RuntimeError("WhatsAppChannel.start() first")
+        return self._sender
+
+    async def close(self) -> None:
+        """Finish media deletions, drop held statuses, close both HTTP clients. Call it after
+        the dispatcher has stopped: it still sends through this channel until then."""
+        if self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+        await self.statuses.close()
+        if self._sender is not None:
+            await self._sender.close()
+            self._sender = None
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def routes(self) -> list[Route]:
+        """The two webhooks Twilio calls."""
+        return [
+            Route(INBOUND_PATH, self._inbound, methods=["POST"]),
+            Route(STATUS_PATH, self._status, methods=["POST"]),
+        ]
+
+    # ----------------------------------------------------------------- webhooks
+
+    async def _signed_form(self, request: Request) -> dict[str, str] | None:
+        """The form if X-Twilio-Signature matches the public URL Twilio called, else None."""
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        if not signature:
+            return None
+        async with request.form() as raw:
+            form = _flat_form(raw)
+        url = self.public_url + request.url.path
+        if request.url.query:
+            url += "?" + request.url.query
+        if not self.validator.validate(url, form, signature):
+            return None
+        return form
+
+    async def _inbound(self, request: Request) -> Response:
+        started = time.perf_counter()
+        form = await self._signed_form(request)
+        if form is None:
+            log.warning("whatsapp webhook with a missing or wrong signature refused")
+            self.metrics.updates.labels("whatsapp", "refused").inc()
+            return Response(status_code=403)
+        try:
+            inbound = to_inbound(form, self.clock())
+        except FormError as exc:
+            log.info("malformed whatsapp webhook refused: %s", exc)
+            self.metrics.updates.labels("whatsapp", "malformed").inc()
+            return Response(status_code=400)
+        try:
+            outcome, stored = await self._one_at_a_time(inbound, self._handle)
+        except Exception:
+            log.exception("handling whatsapp message %s failed", inbound.message_id)
+            self.metrics.updates.labels("whatsapp", "error").inc()
+            # Twilio does not retry an inbound message: say sorry in the answer itself (TwiML,
+            # no database needed), so the resident knows to send it again.
+            sorry = MessagingResponse()
+            sorry.message(self.core.catalog.text(self.core.default_language, "common.failed"))
+            return Response(str(sorry), media_type="application/xml")
+        if outcome.outbox_ids:
+            self.notify()
+        if stored and self.config.delete_media_at_twilio:
+            self._in_background(self._delete_at_twilio(stored))
+        self.metrics.handling_seconds.labels("whatsapp").observe(time.perf_counter() - started)
+        self.metrics.updates.labels("whatsapp", "duplicate" if outcome.duplicate else "ok").inc()
+        return Response(EMPTY_TWIML, media_type="application/xml")
+
+    async def _status(self, request: Request) -> Response:
+        form = await self._signed_form(request)
+        if form is None:
+            log.warning("whatsapp status callback with a missing or wrong signature refused")
+            return Response(status_code=403)
+        sid = form.get("MessageSid") or form.get("SmsSid") or ""
+        raw_status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
+        if not sid or not raw_status:
+            return Response(status_code=400)
+        status = TWILIO_STATUS.get(raw_status)
+        if status is not None:
+            result = await self.statuses.record(sid, status, form.get("ErrorCode"))
+            log.debug("status %s for %s: %s", raw_status, sid, result.value)
+        return Response(status_code=204)
+
+    # ----------------------------------------------------------------- one message
+
+    async def _one_at_a_time(
+        self,
+        inbound: Inbound,
+        work: Callable[[Inbound], Awaitable[tuple[Outcome, list[_Stored]]]],
+    ) -> tuple[Outcome, list[_Stored]]:
+        """Run ``work`` under the user's lock: one user's messages in arrival order."""
+        key = inbound.user_id
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            async with lock:
+                return await work(inbound)
+        finally:
+            self._waiting[key] -= 1
+            if self._waiting[key] == 0:
+                del self._waiting[key]
+                self._locks.pop(key, None)
+
+    async def _handle(self, inbound: Inbound) -> tuple[Outcome, list[_Stored]]:
+        """Drop a retry; store the media; let the core decide and queue its replies."""
+        if await self._seen(inbound):
+            return Outcome(duplicate=True), []
+        stored: list[_Stored] = []
+        if inbound.media:  # all at once: Twilio waits 15 s for the whole answer
+            found = await asyncio.gather(
+                *(self._download(inbound, i, item) for i, item in enumerate(inbound.media))
+            )
+            media = []
+            for item, local in zip(inbound.media, found, strict=True):
+                if local is not None:
+                    stored.append(_Stored(item.ref, local))
+                    item = replace(item, ref=str(local))
+                media.append(item)
+            inbound = replace(inbound, media=tuple(media))
+        outcome = await self._process(inbound)
+        if outcome.duplicate:  # another process got there first: keep Twilio's copy alone
+            return outcome, []
+        return outcome, stored
+
+    async def _seen(self, inbound: Inbound) -> bool:
+        """Whether this MessageSid was handled already (checked again in the core's transaction)."""
+        assert inbound.message_id is not None
+        async with self.sessions() as session:
+            key = (Channel.WHATSAPP.value, inbound.message_id)
+            return await session.get(ProcessedInbound, key) is not None
+
+    async def _process(self, inbound: Inbound) -> Outcome:
+        """``handlers.core.process`` plus the replies as outbox rows in the same transaction."""
+        ctx = Context(config=self.core, now=self.clock(), bot_username=None)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                async with self.sessions() as session:
+                    outcome = await handle(session, inbound, ctx)
+                    if not outcome.duplicate:
+                        rows = await self._queue_replies(session, inbound, outcome)
+                        await session.flush()
+                        outcome.outbox_ids.extend(row.id for row in rows)
+                    await session.commit()
+                    return outcome
+            except (StaleDataError, IntegrityError, DBAPIError) as exc:
+                if not _retryable(exc) or attempt >= MAX_ATTEMPTS:
+                    raise
+                log.debug("retrying whatsapp message %s (attempt %d)", inbound.message_id, attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _queue_replies(
+        self, session: AsyncSession, inbound: Inbound, outcome: Outcome
+    ) -> list[Outbox]:
+        replies = coalesce(outcome.replies)
+        if not replies and outcome.notice:  # Telegram shows it on the button; here it is text
+            replies = [Reply(outcome.notice)]
+        if not replies:
+            return []
+        contact = await contacts.find(session, Channel.WHATSAPP.value, inbound.user_id)
+        lang = (contact.language if contact else None) or self.core.default_language
+        return [
+            outbox.enqueue(
+                session,
+                channel=Channel.WHATSAPP.value,
+                chat_id=inbound.chat_id,
+                kind=REPLY_KIND,
+                reply=reply,
+                contact_id=contact.id if contact else None,
+                dedupe_key=f"{REPLY_KIND}:{inbound.message_id}:{index}",
+                extra={"lang": lang},
+            )
+            for index, reply in enumerate(replies)
+        ]
+
+    # ----------------------------------------------------------------- media
+
+    def _media_path(self, inbound: Inbound, index: int, item: Media) -> Path:
+        sid = (inbound.message_id or "").removeprefix(MESSAGE_ID_PREFIX)
+        extension = mimetypes.guess_extension((item.content_type or "").split(";")[0]) or ".bin"
+        return self.config.media_dir / f"{sid}-{index}{extension}"
+
+    async def _download(self, inbound: Inbound, index: int, item: Media) -> Path | None:
+        """Fetch one medium with Basic auth into the store; None (keep the URL) on failure."""
+        if self._http is None or not item.ref.startswith(self._media_hosts):
+            log.warning("media URL outside the Twilio API kept as a reference, not fetched")
+            return None
+        path = self._media_path(inbound, index, item)
+        try:
+            async with (
+                asyncio.timeout(MEDIA_BUDGET_SECONDS),
+                self._http.stream("GET", item.ref) as response,
+            ):
+                response.raise_for_status()
+                chunks = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > MAX_MEDIA_BYTES:
+                        raise ValueError(f"larger than {MAX_MEDIA_BYTES} bytes")
+                    chunks.append(chunk)
+            await asyncio.to_thread(_write_file, path, b"".join(chunks))
+        except TimeoutError:
+            log.warning(
+                "media of %s not stored within %.1f s; kept as its URL",
+                inbound.message_id,
+                MEDIA_BUDGET_SECONDS,
+            )
+            return None
+        except (httpx.HTTPError, OSError, ValueError) as exc:
+            log.warning("media of %s not stored (%s); kept as its URL", inbound.message_id, exc)
+            return None
+        return path
+
+    async def _delete_at_twilio(self, stored: list[_Stored]) -> None:
+        """Delete media at Twilio once our copy is committed with the message."""
+        if self._http is None:
+            return
+        for item in stored:
+            try:
+                response = await self._http.delete(item.url)
+                if response.status_code not in (204, 404):
+                    log.warning("deleting media at Twilio answered %d", response.status_code)
+            except httpx.HTTPError as exc:
+                log.warning("deleting media at Twilio failed: %s", exc)
+
+    def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro, name="whatsapp-media-delete")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _flat_form(raw: FormData) -> dict[str, str]:
+    """Twilio's webhook form as plain strings (it never repeats a field or sends files)."""
+    return {key: value for key, value in raw.items() if isinstance(value, str)}
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    partial.write_bytes(data)
+    partial.replace(path)
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, StaleDataError | IntegrityError):
+        return True
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    return code in RETRY_SQLSTATES

@@ -1,0 +1,239 @@
+"""Delivering outbox rows to WhatsApp through Twilio's REST API (the dispatcher's Sender).
+
+The real ``twilio`` client, asynchronous (``create_async``; the blocking ``create`` would stall
+the event loop), pointed at ``[whatsapp] api_base_url``. Inside the 24-hour window a row goes
+as free text (numbered options; over 1600 characters as numbered parts); outside it as the
+Content Template configured for its kind, or not at all: the row is recorded ``needs_template``
+for the admins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from twilio.base.exceptions import TwilioRestException
+
+from bot.outbox import Envelope, SendError, save_progress
+from bot.whatsapp import (
+    address_for,
+    message_parts,
+    public_media_url,
+    render_text,
+    template_variables,
+)
+from handlers.i18n import Catalog
+from handlers.types import Reply
+from storage.models import Contact
+from storage.types import Channel, OutboxKind, OutboxStatus, utcnow
+
+if TYPE_CHECKING:
+    from twilio.rest import Client
+
+log = logging.getLogger(__name__)
+
+WINDOW = timedelta(hours=24)
+WINDOW_MARGIN = timedelta(minutes=10)  # a message queued at 23:59 may arrive after 24:00
+# A kind without its own template borrows this one's (an escalation is an alert, too).
+TEMPLATE_FALLBACK = {"escalation": "alert", "patrol": "reminder", "recap": "reminder"}
+OPT_OUT_KINDS = frozenset({OutboxKind.BROADCAST.value})
+RATE_LIMITED = frozenset({20429, 63018})
+BLOCKED = frozenset({21610})  # the recipient unsubscribed (STOP)
+AUTH_FAILED = frozenset({20003})
+# An address, or 7+ digits (Twilio's error codes have 5): what could be someone's number.
+PHONE_LIKE = re.compile(r"whatsapp:\+?\d+|\+?\d[\d ()\-]{5,}\d")
+PARTS_KEY = "wa_parts_sent"  # payload: how many parts of a split message went out already
+
+
+def make_client(account_sid: str, auth_token: str, api_base_url: str, timeout: float) -> Client:
+    """The twilio REST client (see ``bot.twilio_client``; imported here, on first use: twilio's
+    REST client and aiohttp cost ~14 MB, which a Telegram-only deployment never needs)."""
+    from bot.twilio_client import make_client as make
+
+    return make(account_sid, auth_token, api_base_url, timeout)
+
+
+class SentLog:
+    """SIDs this process sent recently, with their outbox row: a status callback can arrive
+    before the dispatcher has recorded the SID (see ``StatusBook``)."""
+
+    def __init__(self, keep_seconds: float = 600.0, clock: Callable[[], float] = time.monotonic):
+        self.keep_seconds = keep_seconds
+        self.clock = clock
+        self._sids: OrderedDict[str, tuple[int, float]] = OrderedDict()
+
+    def add(self, sid: str, outbox_id: int) -> None:
+        """Remember one SID."""
+        now = self.clock()
+        self._sids[sid] = (outbox_id, now)
+        while self._sids:
+            first = next(iter(self._sids.values()))
+            if now - first[1] <= self.keep_seconds:
+                break
+            self._sids.popitem(last=False)
+
+    def row_of(self, sid: str) -> int | None:
+        """The outbox row a recent SID belongs to, or None."""
+        found = self._sids.get(sid)
+        if found is None or self.clock() - found[1] > self.keep_seconds:
+            return None
+        return found[0]
+
+
+class WhatsAppSender:
+    """Sends one outbox envelope through Twilio; translates Twilio's answers for the dispatcher."""
+
+    def __init__(
+        self,
+        client: Client,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        from_number: str,
+        catalog: Catalog,
+        default_language: str,
+        templates: Mapping[str, str],
+        status_callback: str | None,
+        messages_per_second: float,
+        sent_log: SentLog | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.client = client
+        self.sessions = sessions
+        self.from_address = "whatsapp:" + from_number
+        self.catalog = catalog
+        self.default_language = default_language
+        self.templates = dict(templates)
+        self.status_callback = status_callback
+        self.part_gap = 1.0 / messages_per_second
+        self.sent_log = sent_log or SentLog()
+        self.clock = clock
+        self.private_prefixes = (str(client.api.base_url), "https://api.twilio.com")
+
+    async def close(self) -> None:
+        """Close the aiohttp session (on shutdown, after the dispatcher stopped)."""
+        await self.client.http_client.close()
+
+    async def send(self, envelope: Envelope) -> str | None:
+        """Send the row: free text inside the window, a template outside it. Returns the SID."""
+        if envelope.kind == OutboxKind.ALERT_EDIT.value:
+            raise SendError("WhatsApp messages cannot be edited", permanent=True)
+        reply = Reply.from_json(envelope.payload["reply"])
+        contact = await self._contact(envelope)
+        if envelope.kind in OPT_OUT_KINDS and contact is not None and contact.opted_out_at:
+            raise SendError("the recipient opted out of broadcasts (STOP)", permanent=True)
+        if not self.in_window(contact):
+            return await self._send_template(envelope, reply)
+        lang = str(envelope.payload.get("lang") or (contact.language if contact else None) or "")
+        text = render_text(reply, self.catalog, lang or self.default_language)
+        media = public_media_url(reply.media, self.private_prefixes)
+        parts = message_parts(text) or ([""] if media else [])
+        if not parts:
+            raise SendError("nothing to send: empty text", permanent=True)
+        done = int(envelope.payload.get(PARTS_KEY) or 0)
+        sid: str | None = None
+        for index in range(done, len(parts)):
+            if index > done:
+                await asyncio.sleep(self.part_gap)  # the dispatcher paced the row, not its parts
+            sid = await self._create(
+                envelope, body=parts[index], media_url=[media] if media and index == 0 else None
+            )
+            if index < len(parts) - 1:
+                await save_progress(self.sessions, envelope, **{PARTS_KEY: index + 1})
+        assert sid is not None
+        self.sent_log.add(sid, envelope.id)
+        return sid
+
+    def in_window(self, contact: Contact | None) -> bool:
+        """Whether the contact wrote to us recently enough for free text."""
+        last = contact.last_inbound_at if contact is not None else None
+        return last is not None and self.clock() - last < WINDOW - WINDOW_MARGIN
+
+    def template_for(self, kind: str) -> str | None:
+        """The Content Template SID configured for this kind of message, if any."""
+        return self.templates.get(kind) or self.templates.get(TEMPLATE_FALLBACK.get(kind, ""))
+
+    async def _send_template(self, envelope: Envelope, reply: Reply) -> str:
+        content_sid = self.template_for(envelope.kind)
+        if content_sid is None:
+            raise SendError(
+                f"outside the 24-hour window and no [whatsapp] templates.{envelope.kind} "
+                "configured: not sent",
+                final_status=OutboxStatus.NEEDS_TEMPLATE,
+            )
+        variables = template_variables(reply.text, envelope.payload)
+        sid = await self._create(
+            envelope, content_sid=content_sid, content_variables=json.dumps(variables)
+        )
+        self.sent_log.add(sid, envelope.id)
+        return sid
+
+    async def _contact(self, envelope: Envelope) -> Contact | None:
+        async with self.sessions() as session:
+            if envelope.contact_id is not None:
+                contact = await session.get(Contact, envelope.contact_id)
+                if contact is not None:
+                    return contact
+            found: Contact | None = await session.scalar(
+                select(Contact).where(
+                    Contact.channel == Channel.WHATSAPP.value,
+                    Contact.external_id == envelope.chat_id,
+                )
+            )
+            return found
+
+    async def _create(
+        self,
+        envelope: Envelope,
+        *,
+        body: str | None = None,
+        media_url: list[str] | None = None,
+        content_sid: str | None = None,
+        content_variables: str | None = None,
+    ) -> str:
+        kwargs: dict[str, Any] = {"to": address_for(envelope.chat_id), "from_": self.from_address}
+        if body:
+            kwargs["body"] = body
+        if media_url:
+            kwargs["media_url"] = media_url
+        if content_sid:
+            kwargs["content_sid"] = content_sid
+            kwargs["content_variables"] = content_variables
+        if self.status_callback:
+            kwargs["status_callback"] = self.status_callback
+        import aiohttp  # loaded already: the client is built on it
+
+        try:
+            message = await self.client.messages.create_async(**kwargs)
+        except TwilioRestException as exc:
+            raise translate(exc) from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            # A timed-out POST may still have been accepted: at-least-once, like every channel.
+            raise SendError(f"network: {exc.__class__.__name__}: {exc}") from exc
+        return str(message.sid)
+
+
+def without_numbers(text: str) -> str:
+    """Twilio's error text with phone numbers blanked: the reason is logged and listed."""
+    return PHONE_LIKE.sub("<nomor>", text)
+
+
+def translate(exc: TwilioRestException) -> SendError:
+    """What the dispatcher should do about a Twilio REST error."""
+    code = exc.code if isinstance(exc.code, int) else None
+    reason = f"twilio {exc.status}/{code}: {without_numbers(str(exc.msg))}"
+    if exc.status == 429 or code in RATE_LIMITED:
+        return SendError(reason, retry_after=1.0)
+    if code in BLOCKED:
+        return SendError(reason, permanent=True, blocked=True)
+    if exc.status >= 500 or code in AUTH_FAILED or exc.status in (401, 408):
+        return SendError(reason)  # Twilio's trouble or our credentials: retried with backoff
+    return SendError(reason, permanent=True)  # 21211 invalid number, 63003, 21617 ... : final

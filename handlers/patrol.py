@@ -1,0 +1,348 @@
+"""/ronda (/patrol): the night patrol's teams and rotation, tonight's team, "Hadir" and "Aman".
+
+    /ronda                              teams, rotation and tonight's team
+    /ronda tim NAMA: Andi, Budi, Cici   add a team (coordinator)
+    /ronda hapus N                      remove team N (coordinator)
+    /ronda jadwal harian 21:00          rotation daily or weekly (mingguan), announced at 21:00
+    /ronda jeda, /ronda lanjut          pause or resume the announcements (coordinator)
+    /ronda ikut N                       a resident joins team N (or claims their name in it)
+    /ronda 17.71.08.1004 tim ...        a coordinator above the village manages the village's
+
+At the set time, in the area's time zone, the area's group gets tonight's team and every member
+who uses the bot a private message with "Hadir"; after it they answer "Aman" or start a report.
+The shift row (unique per area and night) makes the announcement happen once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.context import Context
+from handlers.permissions import area_chain_ids, is_supervisor
+from handlers.routing import BotRoutes
+from handlers.schedule import Schedule, parse_time, zone
+from handlers.turn import Turn
+from handlers.types import Option, Reply
+from storage import outbox
+from storage import patrol as store
+from storage.areas import descendant_ids, get_by_code
+from storage.broadcasts import groups_in
+from storage.models import Area, Contact, PatrolShift
+from storage.types import OutboxKind
+
+log = logging.getLogger(__name__)
+
+BUTTON = re.compile(r"^ronda:(hadir|aman|lapor):(\d{1,12})$")
+CHANGED = "schedules_changed"
+MAX_MEMBERS = 30
+SUBCOMMANDS: dict[str, str] = {
+    "tim": "team",
+    "team": "team",
+    "hapus": "delete",
+    "delete": "delete",
+    "jadwal": "schedule",
+    "schedule": "schedule",
+    "jeda": "pause",
+    "pause": "pause",
+    "lanjut": "resume",
+    "resume": "resume",
+    "ikut": "join",
+    "join": "join",
+}
+AREA_CODE = re.compile(r"^\d[\d.]*\.\d+$")
+MODE_WORDS = {"harian": "daily", "daily": "daily", "mingguan": "weekly", "weekly": "weekly"}
+
+
+def is_patrol_button(data: str | None) -> bool:
+    """Whether the pressed button is one of a patrol message's (Hadir, Aman, Lapor)."""
+    return data is not None and BUTTON.match(data) is not None
+
+
+# --- tonight's announcement ----------------------------------------------------------------
+
+
+async def announce_due(
+    session: AsyncSession,
+    ctx: Context,
+    *,
+    grace: timedelta,
+    default_tz: str = "Asia/Jakarta",
+    area_ids: list[int] | None = None,
+) -> list[int]:
+    """Announce tonight's team where the time has come (once per area and night); returns the
+    outbox row ids. The caller commits."""
+    row_ids: list[int] = []
+    for rota in await store.active_rotas(session):
+        if area_ids is not None and rota.area_id not in area_ids:
+            continue
+        area = await session.get(Area, rota.area_id)
+        tz = zone(area.timezone if area else None, default_tz)
+        at = parse_time(rota.announce_time)
+        if at is None:
+            continue
+        schedule = Schedule("daily", at[0], at[1])
+        due = schedule.latest_until(ctx.now, ctx.now - timedelta(days=1), tz)
+        if due is None:
+            continue
+        night = due.astimezone(tz).date()
+        if night.isoformat() < rota.start_date:
+            continue
+        team = store.team_on(await store.teams_of(session, rota.area_id), rota, night)
+        if team is None:
+            continue
+        shift = await store.create_shift(session, rota.area_id, team.team.id, night, ctx.now)
+        if shift is None:
+            continue  # announced already
+        if ctx.now - due > grace:
+            shift.outcome = store.SKIPPED
+            log.warning(
+                "patrol of area %s for %s: announcement due %d min ago (grace %d min): skipped",
+                rota.area_id,
+                night.isoformat(),
+                (ctx.now - due) // timedelta(minutes=1),
+                grace // timedelta(minutes=1),
+            )
+            continue
+        row_ids.extend(await _announce(session, ctx, shift, team))
+    await session.flush()
+    return row_ids
+
+
+async def _announce(
+    session: AsyncSession, ctx: Context, shift: PatrolShift, team: store.Team
+) -> list[int]:
+    catalog = ctx.config.catalog
+    lang = ctx.config.default_language
+    names = "\n".join(f"• {m.name}" for m in team.members) or "-"
+    when = shift.shift_date
+    routes = BotRoutes(session, ctx.config)
+    rows = [
+        outbox.enqueue(
+            session,
+            channel=group.channel,
+            chat_id=group.chat_id,
+            kind=OutboxKind.PATROL.value,
+            reply=Reply(
+                catalog.text(lang, "patrol.tonight", date=when, team=team.team.name, members=names)
+            ),
+            dedupe_key=f"ronda:{shift.id}:{group.channel}:{group.chat_id}",
+            extra={"shift_id": shift.id, "lang": lang},
+            bot=await routes.group(group),
+        )
+        for group in await groups_in(session, [shift.area_id])
+    ]
+    for member in team.members:
+        person = await session.get(Contact, member.contact_id) if member.contact_id else None
+        if person is None or person.erased_at is not None or person.blocked_at is not None:
+            continue
+        mlang = person.language or lang
+        rows.append(
+            outbox.enqueue(
+                session,
+                channel=person.channel,
+                chat_id=person.external_id,
+                kind=OutboxKind.PATROL.value,
+                reply=Reply(
+                    catalog.text(mlang, "patrol.dm", date=when, team=team.team.name),
+                    (Option(catalog.text(mlang, "patrol.btn_present"), f"ronda:hadir:{shift.id}"),),
+                ),
+                contact_id=person.id,
+                dedupe_key=f"ronda:{shift.id}:{person.channel}:{person.external_id}",
+                extra={"shift_id": shift.id, "lang": mlang},
+                bot=await routes.contact(person),
+            )
+        )
+    await session.flush()
+    return [row.id for row in rows]
+
+
+# --- the member's buttons ------------------------------------------------------------------
+
+
+async def private_button(turn: Turn) -> None:
+    """Hadir / Aman / Lapor kejadian pressed on a patrol message."""
+    match = BUTTON.match(turn.msg.button or "")
+    assert match is not None
+    action, shift_id = match.group(1), int(match.group(2))
+    shift = await turn.session.get(PatrolShift, shift_id)
+    member = await store.member_of_shift(turn.session, shift, turn.contact.id) if shift else None
+    if shift is None or member is None:
+        turn.outcome.notice = turn.t("patrol.not_your_shift")
+        return
+    after = (
+        Option(turn.t("patrol.btn_safe"), f"ronda:aman:{shift.id}"),
+        Option(turn.t("patrol.btn_incident"), f"ronda:lapor:{shift.id}"),
+    )
+    if action == "hadir":
+        _, changed = await store.record_answer(turn.session, shift.id, member.id, turn.now)
+        turn.outcome.notice = turn.t("patrol.present_noted")
+        turn.outcome.recorded["patrol"] = {"shift_id": shift.id, "present": changed}
+        turn.say(turn.t("patrol.present", date=shift.shift_date), after)
+        return
+    outcome = "aman" if action == "aman" else "incident"
+    row, changed = await store.record_answer(
+        turn.session, shift.id, member.id, turn.now, outcome=outcome
+    )
+    turn.outcome.recorded["patrol"] = {"shift_id": shift.id, "outcome": row.outcome}
+    if action == "aman":
+        turn.outcome.notice = turn.t("patrol.safe_noted")
+        turn.say(turn.t("patrol.safe" if changed else "patrol.already", date=shift.shift_date))
+        await turn.reprompt_if_busy()
+        return
+    from handlers.dispatch import begin_report  # the report flow imports nothing of ours
+
+    await begin_report(turn, urgent=False)
+
+
+# --- /ronda --------------------------------------------------------------------------------
+
+
+async def command(turn: Turn, arg: str | None) -> None:
+    """/ronda [KODE-WILAYAH] [tim|hapus|jadwal|jeda|lanjut|ikut ...]."""
+    word, _, rest = (arg or "").strip().partition(" ")
+    code = word if AREA_CODE.match(word) else None
+    if code is not None:
+        word, _, rest = rest.strip().partition(" ")
+    action = SUBCOMMANDS.get(word.lower(), "show" if not word else "help")
+    if action == "join":
+        await _join(turn, rest)
+        await turn.reprompt_if_busy()
+        return
+    area_id = await _managed_area(turn, code)
+    if area_id is None:
+        pass
+    elif action == "show":
+        await _show(turn, area_id)
+    elif action == "team":
+        await _add_team(turn, area_id, rest)
+    elif action == "delete":
+        await _delete_team(turn, area_id, rest)
+    elif action == "schedule":
+        await _schedule(turn, area_id, rest)
+    elif action in ("pause", "resume"):
+        await _pause(turn, area_id, paused=action == "pause")
+    else:
+        turn.say(turn.t("patrol.usage"))
+    await turn.reprompt_if_busy()
+
+
+async def _managed_area(turn: Turn, code: str | None) -> int | None:
+    """The coordinator's area, or the named area below it; None (and why) otherwise."""
+    own = turn.contact.area_id
+    if not is_supervisor(turn.contact) or own is None:
+        turn.say(turn.t("patrol.only_coordinator"))
+        return None
+    if code is None:
+        return own
+    area = await get_by_code(turn.session, code)
+    if area is None or area.id not in await descendant_ids(turn.session, own):
+        turn.say(turn.t("patrol.area_not_yours", code=code[:32]))
+        return None
+    return area.id
+
+
+async def _team_number(turn: Turn, area_id: int, text: str) -> store.Team | None:
+    return await _pick_team(turn, await store.teams_of(turn.session, area_id), text)
+
+
+async def _pick_team(turn: Turn, teams: list[store.Team], text: str) -> store.Team | None:
+    number = text.strip().lstrip("#")
+    if not number.isdigit() or not 1 <= int(number) <= len(teams):
+        turn.say(turn.t("patrol.unknown_team", number=number[:12] or "-", count=len(teams)))
+        return None
+    return teams[int(number) - 1]
+
+
+async def _show(turn: Turn, area_id: int) -> None:
+    teams = await store.teams_of(turn.session, area_id)
+    rota = await store.rota_of(turn.session, area_id)
+    if not teams:
+        turn.say(turn.t("patrol.no_teams"))
+        return
+    lines = [turn.t("patrol.teams_title")]
+    for number, team in enumerate(teams, 1):
+        names = ", ".join(m.name + (" ✓" if m.contact_id else "") for m in team.members) or "-"
+        lines.append(turn.t("patrol.team_line", number=number, name=team.team.name, members=names))
+    if rota is None:
+        lines.append(turn.t("patrol.no_rota"))
+    else:
+        area = await turn.session.get(Area, area_id)
+        tonight = turn.now.astimezone(zone(area.timezone if area else None)).date()
+        current = store.team_on(teams, rota, tonight)
+        lines.append(
+            turn.t(
+                "patrol.rota_line",
+                mode=turn.t(f"patrol.mode_{rota.mode}"),
+                time=rota.announce_time,
+                team=current.team.name if current else "-",
+            )
+            + (" " + turn.t("patrol.paused_mark") if rota.paused else "")
+        )
+    turn.say("\n".join(lines))
+
+
+async def _add_team(turn: Turn, area_id: int, rest: str) -> None:
+    name, colon, members_text = rest.partition(":")
+    members = [m.strip() for m in members_text.split(",") if m.strip()]
+    if not colon or not name.strip() or not members or len(members) > MAX_MEMBERS:
+        turn.say(turn.t("patrol.usage"))
+        return
+    team = await store.add_team(turn.session, area_id, name.strip(), members)
+    count = len(await store.teams_of(turn.session, area_id))
+    turn.say(turn.t("patrol.team_added", name=team.team.name, number=count, size=len(members)))
+
+
+async def _delete_team(turn: Turn, area_id: int, rest: str) -> None:
+    team = await _team_number(turn, area_id, rest)
+    if team is None:
+        return
+    await store.delete_team(turn.session, team.team)
+    turn.say(turn.t("patrol.team_deleted", name=team.team.name))
+
+
+async def _schedule(turn: Turn, area_id: int, rest: str) -> None:
+    mode_word, _, time_text = rest.strip().partition(" ")
+    mode = MODE_WORDS.get(mode_word.lower())
+    at = parse_time(time_text.strip() if ":" in time_text or "." in time_text else "")
+    if mode is None or at is None or not (0 <= at[0] <= 23 and 0 <= at[1] <= 59):
+        turn.say(turn.t("patrol.usage"))
+        return
+    area = await turn.session.get(Area, area_id)
+    tz = zone(area.timezone if area else None)
+    # The rotation starts with the first announcement still ahead (today's, or tomorrow's).
+    first = Schedule("daily", at[0], at[1]).next_after(turn.now, tz).astimezone(tz).date()
+    announce = f"{at[0]:02d}:{at[1]:02d}"
+    await store.set_rota(turn.session, area_id, mode, announce, first)
+    turn.say(turn.t("patrol.scheduled", mode=turn.t(f"patrol.mode_{mode}"), time=announce))
+    turn.outcome.recorded[CHANGED] = [area_id]
+
+
+async def _pause(turn: Turn, area_id: int, *, paused: bool) -> None:
+    rota = await store.rota_of(turn.session, area_id)
+    if rota is None:
+        turn.say(turn.t("patrol.no_rota"))
+        return
+    rota.paused = paused
+    turn.say(turn.t("patrol.paused" if paused else "patrol.resumed"))
+    turn.outcome.recorded[CHANGED] = [area_id]
+
+
+async def _join(turn: Turn, rest: str) -> None:
+    if turn.contact.area_id is None:
+        turn.say(turn.t("patrol.no_area"))
+        return
+    teams: list[store.Team] = []
+    for area_id in await area_chain_ids(turn.session, turn.contact.area_id):
+        teams = await store.teams_of(turn.session, area_id)
+        if teams:  # the nearest area with teams: the village's, else the RW's parent's...
+            break
+    team = await _pick_team(turn, teams, rest)
+    if team is None:
+        return
+    name = turn.contact.display_name or turn.msg.display_name or turn.t("staff.unnamed")
+    await store.join_team(turn.session, team.team, turn.contact.id, name)
+    turn.say(turn.t("patrol.joined", team=team.team.name))

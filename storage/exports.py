@@ -1,0 +1,121 @@
+"""Report exports as CSV or GeoJSON, for the CLI and for coordinators in chat.
+
+One row per report, times in UTC (ISO 8601). An anonymous report carries no reporter fields at
+all: empty in the CSV, absent from the GeoJSON properties. GeoJSON features without a GPS pin
+have a null geometry (allowed by RFC 7946).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Area, Contact, Report
+
+FORMATS = ("csv", "geojson")
+REPORT_FIELDS = (
+    "ticket",
+    "created_at",
+    "category",
+    "status",
+    "urgent",
+    "anonymous",
+    "area_code",
+    "area_name",
+    "latitude",
+    "longitude",
+    "address",
+    "description",
+    "claimed_at",
+    "closed_at",
+    "escalated_at",
+    "resolution_note",
+)
+REPORTER_FIELDS = ("reporter_name", "reporter_phone", "reporter_channel")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+async def report_rows(
+    session: AsyncSession, area_ids: Sequence[int] | None, since: datetime | None
+) -> list[dict[str, Any]]:
+    """The reports of these areas (all areas when None) created since ``since``, oldest first."""
+    stmt = (
+        select(Report, Area, Contact)
+        .join(Area, Area.id == Report.area_id)
+        .outerjoin(Contact, Contact.id == Report.reporter_id)
+        .order_by(Report.created_at, Report.id)
+    )
+    if area_ids is not None:
+        stmt = stmt.where(Report.area_id.in_(list(area_ids)))
+    if since is not None:
+        stmt = stmt.where(Report.created_at >= since)
+    rows = []
+    for report, area, reporter in (await session.execute(stmt)).all():
+        row: dict[str, Any] = {
+            "ticket": report.ticket,
+            "created_at": _iso(report.created_at),
+            "category": report.category,
+            "status": report.status,
+            "urgent": report.urgent,
+            "anonymous": report.anonymous,
+            "area_code": area.code,
+            "area_name": area.name,
+            "latitude": report.latitude,
+            "longitude": report.longitude,
+            "address": report.address_text,
+            "description": report.description,
+            "claimed_at": _iso(report.claimed_at),
+            "closed_at": _iso(report.closed_at),
+            "escalated_at": _iso(report.escalated_at),
+            "resolution_note": report.resolution_note,
+        }
+        if not report.anonymous:
+            row["reporter_name"] = reporter.display_name if reporter else None
+            row["reporter_phone"] = reporter.phone if reporter else None
+            row["reporter_channel"] = reporter.channel if reporter else None
+        rows.append(row)
+    return rows
+
+
+def to_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """CSV with a header line; anonymous reports leave the reporter columns empty."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=[*REPORT_FIELDS, *REPORTER_FIELDS], restval="")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return out.getvalue()
+
+
+def to_geojson(rows: Sequence[dict[str, Any]]) -> str:
+    """A GeoJSON FeatureCollection, one Point feature per report (null geometry without a pin)."""
+    features = []
+    for row in rows:
+        props = {k: v for k, v in row.items() if k not in ("latitude", "longitude")}
+        lat, lon = row.get("latitude"), row.get("longitude")
+        geometry = (
+            {"type": "Point", "coordinates": [lon, lat]}
+            if lat is not None and lon is not None
+            else None
+        )
+        features.append({"type": "Feature", "geometry": geometry, "properties": props})
+    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False)
+
+
+def render(rows: Sequence[dict[str, Any]], fmt: str) -> str:
+    """The rows in the format ("csv" or "geojson")."""
+    if fmt == "csv":
+        return to_csv(rows)
+    if fmt == "geojson":
+        return to_geojson(rows)
+    raise ValueError(f"unknown export format {fmt!r}")
