@@ -449,27 +449,34 @@ class Dispatcher:
 
         async def send_one(env: Envelope, windows: list[SlidingWindow], calls: int) -> None:
             try:
-                result = await self._send(env)
+                try:
+                    result = await self._send(env)
+                finally:
+                    finished = self.monotonic()
+                    for window in windows:
+                        window.finish(finished, calls)
+                results.append(result)
+                queue = queues[env.key]
+                if result.error is not None and not result.error.permanent and queue:
+                    # Keep this chat's order: what follows a failed row waits for the next round.
+                    queue.clear()
+                if result.error is not None and result.error.retry_after:
+                    self._pause(env, result.error.retry_after)
+                if queue:
+                    nonlocal seq
+                    now = self.monotonic()
+                    free = min(self._chat_free(env.key, now), now + 0.02)
+                    heapq.heappush(heap, (free, seq, env.key))
+                    seq += 1
             finally:
-                finished = self.monotonic()
-                for window in windows:
-                    window.finish(finished, calls)
-            results.append(result)
-            queue = queues[env.key]
-            if result.error is not None and not result.error.permanent and queue:
-                # Keep this chat's order: what follows a failed row waits for the next round.
-                queue.clear()
-            if result.error is not None and result.error.retry_after:
-                self._pause(env, result.error.retry_after)
-            if queue:
-                nonlocal seq
-                now = self.monotonic()
-                heapq.heappush(heap, (min(self._chat_free(env.key, now), now + 0.02), seq, env.key))
-                seq += 1
-            done_event.set()
+                # Leave in_flight in the same step as the wake-up, never in a done callback: the
+                # loop below may look at in_flight between this task's end and its callbacks.
+                in_flight.discard(asyncio.current_task())
+                done_event.set()
 
         last_record = self.monotonic()
         while (heap or in_flight) and not stop.is_set():
+            done_event.clear()  # before looking: a send ending after this look wakes the wait
             now = self.monotonic()
             if now - last_record >= self.record_seconds and (done := self._unrecorded(results)):
                 last_record = now
@@ -494,14 +501,14 @@ class Dispatcher:
                     windows.append(chat_window)
                 for window in windows:
                     window.start(calls)
-                task = asyncio.create_task(send_one(env, windows, calls))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
+                in_flight.add(asyncio.create_task(send_one(env, windows, calls)))
                 continue
-            done_event.clear()
             timeout = (
                 max(0.0, heap[0][0] - now) if heap and len(in_flight) < self.concurrency else None
             )
+            if self._unrecorded(results):  # a send that went out is written soon, not at the end
+                until_record = max(0.0, last_record + self.record_seconds - now)
+                timeout = until_record if timeout is None else min(timeout, until_record)
             await _wait_any(stop, done_event, timeout)
         if in_flight:  # only when stopping: finish the sends in hand, but never hang a shutdown
             _done, stuck = await asyncio.wait(in_flight, timeout=self.stop_grace)

@@ -323,6 +323,35 @@ async def test_a_send_that_never_answers_does_not_hang_the_shutdown(
     assert found["fine"][0] == "sent"
 
 
+async def test_a_sent_row_is_written_while_another_send_of_its_batch_hangs(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A row that went out is written within record_seconds, not when the batch's slowest send
+    answers: its delivery status and the admins' view do not wait for a hung connection."""
+    sender, clock = Hanging(), Clock()
+    await add_rows(sessions, row("fine", 1), row("stuck", 2))
+    written = asyncio.Event()
+
+    class Noting(Dispatcher):
+        async def _record(self, *args: Any) -> None:
+            await super()._record(*args)
+            written.set()
+
+    dispatcher = Noting(
+        sessions, {"telegram": sender}, {}, wall=clock, record_seconds=0.05, stop_grace=0.2
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await sender.stuck.wait()
+        await asyncio.wait_for(written.wait(), timeout=10)
+        found = await statuses(sessions)
+        assert (found["fine"][0], found["stuck"][0]) == ("sent", "sending")  # stuck: still out
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=10)
+
+
 async def test_recording_progress_while_the_last_sends_finish_does_not_stall_the_batch(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -333,6 +362,43 @@ async def test_recording_progress_while_the_last_sends_finish_does_not_stall_the
     dispatcher = make(sessions, sender, clock, record_seconds=0.0)
     assert await asyncio.wait_for(dispatcher.drain(), timeout=10) == 20
     assert all(s[0] == "sent" for s in (await statuses(sessions)).values())
+
+
+class Gated(Recorder):
+    """A recorder whose send of "last" waits until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def send(self, envelope: Envelope) -> str | None:
+        if envelope.payload["reply"]["text"] == "last":
+            await self.gate.wait()
+        return await super().send(envelope)
+
+
+async def test_the_last_send_ending_just_as_progress_is_written_still_ends_the_batch(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The last send fails in the very step in which the batch loop returns from writing
+    progress: the loop once saw that send as still in flight and then waited forever."""
+    sender, clock = Gated(), Clock()
+    sender.script["last"] = [SendError("502 Bad Gateway")]
+    await add_rows(sessions, row("first", 1), row("last", 2))
+
+    class OpensTheGateWhileRecording(Dispatcher):
+        async def _record(self, *args: Any) -> None:
+            await super()._record(*args)
+            if not sender.gate.is_set():
+                sender.gate.set()  # "last" is woken first, then this coroutine resumes
+                await asyncio.sleep(0)
+
+    dispatcher = OpensTheGateWhileRecording(
+        sessions, {"telegram": sender}, {}, wall=clock, record_seconds=0.0
+    )
+    assert await asyncio.wait_for(dispatcher.drain(), timeout=10) == 2
+    found = await statuses(sessions)
+    assert (found["first"][0], found["last"][:2]) == ("sent", ("pending", 1))  # retried later
 
 
 class Timed(Recorder):
