@@ -4,7 +4,7 @@ Short by default (CI); ``KTN_RELIABILITY_SCALE=long`` runs the long version of t
 
     KTN_RELIABILITY_SCALE=long .venv/bin/python -m pytest tests/test_reliability*.py -q
 
-R2 faults, R3 duplicate deliveries and R4 fuzzing are here; R1 crash (SIGKILL) is in
+R2 faults (Telegram and WhatsApp), R3 duplicate deliveries and R4 fuzzing are here; R1 crash (SIGKILL) is in
 test_reliability_crash.py, R5 security in test_reliability_security.py and R6 concurrency in
 test_reliability_concurrency.py.
 """
@@ -28,9 +28,12 @@ from bot import whatsapp
 from bot.outbox import Dispatcher
 from bot.telegram import TelegramSender, to_inbound
 from bot.telegram_fake import DEFAULT_TOKEN, TelegramFake
+from bot.twilio_fake import DEFAULT_SENDER, TwilioFake
+from bot.whatsapp_sender import WhatsAppSender, make_client
+from handlers.i18n import Catalog
 from handlers.testing import FakeChat, load_areas
 from handlers.types import Inbound, Reply
-from storage.models import Outbox, Report
+from storage.models import Contact, Outbox, Report
 from storage.types import OutboxStatus
 from tests.test_telegram_e2e import (
     GROUP,
@@ -119,6 +122,87 @@ async def test_r2_alerts_survive_failing_sends(
     # Telegram has no idempotency key: a send that arrived but whose answer timed out is sent
     # again (at-least-once). Every other fault must cause no duplicate at all.
     assert duplicated <= timed_out
+
+
+async def test_r2_whatsapp_messages_survive_failing_sends(
+    sessions: async_sessionmaker[AsyncSession], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """10% of Twilio message creations answer 5xx, 429 or time out: every message arrives,
+    duplicates only where Twilio accepted a message whose answer never came."""
+    messages = 1000 if LONG else 200
+    numbers = [6281200000000 + i for i in range(20)]
+    now = datetime.now(UTC)
+    async with sessions() as s:
+        contacts = [
+            Contact(channel="whatsapp", external_id=n, last_inbound_at=now) for n in numbers
+        ]
+        s.add_all(contacts)
+        await s.flush()
+        s.add_all(
+            Outbox(
+                channel="whatsapp",
+                chat_id=numbers[i % 20],
+                contact_id=contacts[i % 20].id,
+                kind="status",
+                payload={"reply": Reply(f"Kabar uji #{i}").to_json()},
+            )
+            for i in range(messages)
+        )
+        await s.commit()
+    offset = timedelta()
+
+    def wall() -> datetime:
+        return datetime.now(UTC) + offset  # retries are due at once, not after real backoff
+
+    fake = TwilioFake(auto_deliver=False, hang_seconds=2)
+    async with fake.serve():
+        for n in numbers:
+            fake.inbound_text(f"+{n}", "halo")  # the fake's own 24-hour window is open
+        fake.set_fault_rate(0.10, seed=7)
+        client = make_client(fake.account_sid, fake.auth_token, fake.base_url, timeout=0.5)
+        sender = WhatsAppSender(
+            client,
+            sessions,
+            from_number=DEFAULT_SENDER.removeprefix("whatsapp:"),
+            catalog=Catalog.load(),
+            default_language="id",
+            templates={},
+            status_callback=None,
+            messages_per_second=50,
+        )
+        try:
+            dispatcher = Dispatcher(sessions, {"whatsapp": sender}, {}, max_attempts=50, wall=wall)
+            for _ in range(60):
+                await dispatcher.drain()
+                async with sessions() as s:
+                    left = await s.scalar(
+                        select(func.count())
+                        .select_from(Outbox)
+                        .where(Outbox.status != OutboxStatus.SENT)
+                    )
+                if not left:
+                    break
+                offset += timedelta(hours=1)
+        finally:
+            await sender.close()
+    delivered = Counter(m.body for m in fake.messages if "uji" in m.body)
+    faults = sum(n for key, n in fake.counters.items() if key.startswith("fault_"))
+    timed_out = fake.counters["fault_timeout"]
+    duplicated = sum(n - 1 for n in delivered.values())
+    lost = messages - len(delivered)
+    figures(
+        capsys,
+        "R2 faults (WhatsApp)",
+        attempts=messages,
+        faults=faults,
+        timeouts=timed_out,
+        lost=lost,
+        duplicated=duplicated,
+    )
+    assert left == 0
+    assert lost == 0
+    assert faults > messages * 0.05
+    assert duplicated <= timed_out  # Twilio, too, has no idempotency key for a message
 
 
 async def test_r3_redelivered_updates_make_one_report(
