@@ -50,6 +50,7 @@ class DatabaseSettings(Section):
     echo: bool = False
     pool_size: int = Field(default=10, ge=1, le=200)
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+    sqlite_inline: bool = True  # statements on the loop's thread (storage/sqlite_inline.py)
 
     @field_validator("url")
     @classmethod

@@ -47,6 +47,7 @@ def connect(settings: Settings) -> Database:
         settings.database.url,
         echo=settings.database.echo,
         busy_timeout_ms=settings.database.sqlite_busy_timeout_ms,
+        sqlite_inline=settings.database.sqlite_inline,
         pool_size=settings.database.pool_size,
     )
     return Database(engine, session_factory(engine))

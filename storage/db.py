@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_only
 
+from storage.sqlite_inline import connect as sqlite_inline_connect
+
 
 def is_sqlite(url: str) -> bool:
     """Whether the URL names an SQLite database."""
@@ -31,17 +34,27 @@ def _ensure_sqlite_folder(url: str) -> None:
 
 
 def create_engine(
-    url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000, pool_size: int = 10
+    url: str,
+    *,
+    echo: bool = False,
+    busy_timeout_ms: int = 10_000,
+    pool_size: int = 10,
+    sqlite_inline: bool = True,
 ) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE."""
+    """An async engine; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE, and
+    (``sqlite_inline``) runs its statements on the event loop's thread (storage.sqlite_inline)."""
     if is_sqlite(url):
         _ensure_sqlite_folder(url)
+        inline: dict[str, Any] = {}
+        if sqlite_inline:
+            database = make_url(url).database or ":memory:"
+            inline["async_creator"] = partial(sqlite_inline_connect, database, busy_timeout_ms)
         # A small pool: opening an SQLite connection (and its pragmas) per message halves
         # throughput; writers are serialised by BEGIN IMMEDIATE anyway.
         engine = create_async_engine(
-            url, echo=echo, pool_size=5, max_overflow=10, hide_parameters=True
+            url, echo=echo, pool_size=5, max_overflow=10, hide_parameters=True, **inline
         )
-        _configure_sqlite(engine, busy_timeout_ms)
+        _configure_sqlite(engine, busy_timeout_ms, busy_wait=not sqlite_inline)
         return engine
     return create_async_engine(
         url,
@@ -53,7 +66,7 @@ def create_engine(
     )
 
 
-def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, busy_wait: bool) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -63,7 +76,8 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if busy_wait:  # inline connections keep 0 and wait for BEGIN in a thread instead
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
