@@ -197,7 +197,8 @@ def make_sender_job(db: Database, dispatcher: Dispatcher, shared: bool, grace: f
 
     async def take_over(step_down: asyncio.Event) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(step_down.wait(), timeout=wait)
+            async with asyncio.timeout(wait):
+                await step_down.wait()
         if step_down.is_set():
             return
         async with db.sessions() as session:

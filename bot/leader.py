@@ -211,7 +211,8 @@ async def _first(stop: asyncio.Event, lost: asyncio.Event, out: asyncio.Event) -
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     """Wait ``seconds`` or until ``stop`` is set."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+        async with asyncio.timeout(seconds):
+            await stop.wait()
 
 
 async def _close(conn: Any) -> None:

@@ -31,4 +31,5 @@ class Periodic:
             except Exception:
                 log.exception("periodic job %s failed; trying again next interval", self.name)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+                async with asyncio.timeout(self.interval):
+                    await stop.wait()
