@@ -16,6 +16,7 @@ from telegram import Bot
 
 from bot.outbox import ChannelLimits, Dispatcher
 from bot.telegram import TelegramSender
+from bot.telegram_channel import send_request
 from bot.telegram_fake import DEFAULT_TOKEN, TelegramFake
 from handlers import broadcast
 from handlers.testing import KAMPUNG_MELAYU, SUMBER_JAYA, FakeChat, load_areas, make_invite
@@ -100,7 +101,8 @@ async def telegram(chats: list[int]) -> AsyncIterator[tuple[TelegramFake, Bot]]:
                 fake.start(chat)
             else:
                 fake.add_group(chat, "Bhabin RW")
-        async with Bot(DEFAULT_TOKEN, base_url=fake.bot_api_url) as bot:
+        # The HTTP client ``ktn-bot run`` sends with (64 connections, 15 s timeouts).
+        async with Bot(DEFAULT_TOKEN, base_url=fake.bot_api_url, request=send_request()) as bot:
             yield fake, bot
 
 
