@@ -228,16 +228,34 @@ async def timed(users: list[int], one: Callable[[int], Awaitable[int]]) -> float
     return sum(counts) / (time.perf_counter() - started)
 
 
-async def echo_rate(users: list[int]) -> float:
-    """P1 baseline: a bare PTB echo bot in its own process (bench/echo_bot.py), same fake."""
+def bot_api_calls(fake: TelegramFake) -> int:
+    """Bot API calls the bot made so far, polling (getUpdates) left out."""
+    counts = fake.call_counts
+    return sum(n for name, n in counts.items() if name != "getUpdates" and "/" not in name)
+
+
+async def timed_calls(
+    fake: TelegramFake, users: list[int], one: Callable[[int], Awaitable[int]]
+) -> tuple[float, float]:
+    """Updates per second for all users at once, and the bot's API calls per update."""
+    calls = bot_api_calls(fake)
+    started = time.perf_counter()
+    counts = await asyncio.gather(*(one(u) for u in users))
+    took = time.perf_counter() - started
+    return sum(counts) / took, (bot_api_calls(fake) - calls) / sum(counts)
+
+
+async def echo_rate(users: list[int]) -> tuple[float, float]:
+    """P1 baseline: a bare PTB echo bot in its own process (bench/echo_bot.py), same fake;
+    updates/s and API calls per update."""
     async with TelegramFake(flood=False) as fake:
         chats = Chats(fake)
         async with bot_process([str(ROOT / "bench" / "echo_bot.py"), fake.bot_api_url], {}):
             fake.send_text(1, 1, "siap?")  # wait until it polls
             await chats.next(1)
-            rate = await timed(users, lambda u: echo_user(fake, chats, u))
+            found = await timed_calls(fake, users, lambda u: echo_user(fake, chats, u))
         await chats.close()
-        return rate
+        return found
 
 
 class RunningBot:
@@ -250,6 +268,7 @@ class RunningBot:
         self.alert_at: dict[int, float] = {}
         self._alerted: dict[int, asyncio.Event] = defaultdict(asyncio.Event)
         self._next_user = 100_000
+        self.updates_of: dict[int, int] = {}
 
     def users(self, count: int) -> list[int]:
         """Fresh user ids (each files one report)."""
@@ -305,7 +324,9 @@ class RunningBot:
         self, user: int, pace: Callable[[], Awaitable[None]] = _no_pace, area: str = SUMBER_JAYA
     ) -> int:
         """One resident files a report (updates sent)."""
-        return await resident(self.fake, self.chats, user, self.sent_at, pace, area)
+        sent = await resident(self.fake, self.chats, user, self.sent_at, pace, area)
+        self.updates_of[user] = sent
+        return sent
 
     async def latency_ms(self, user: int) -> float:
         """Kirim -> the group alert for this user's report (waits for the alert)."""
@@ -318,11 +339,15 @@ class RunningBot:
             ) from None
         return (self.alert_at[user] - self.sent_at[user]) * 1000
 
-    async def rate(self, count: int) -> tuple[float, list[float]]:
-        """P1: ``count`` residents file reports at once: updates/s, and their alert latencies."""
+    async def rate(self, count: int) -> tuple[float, list[float], float]:
+        """P1: ``count`` residents file reports at once: updates/s, their alert latencies, and
+        the bot's API calls per update (the alerts' included)."""
         users = self.users(count)
+        calls = bot_api_calls(self.fake)
         rate = await timed(users, self.report)
-        return rate, [await self.latency_ms(u) for u in users]
+        latencies = [await self.latency_ms(u) for u in users]
+        updates = sum(self.updates_of.pop(u) for u in users)
+        return rate, latencies, (bot_api_calls(self.fake) - calls) / updates
 
     async def latencies(self, probes: int, background: float = 0) -> tuple[list[float], float]:
         """P2: ``probes`` residents one after another, optionally while other residents keep
@@ -506,10 +531,15 @@ def pct(values: list[float], p: float) -> float:
 async def p1_p2(args: argparse.Namespace, tmp: Path) -> None:
     """P1 against the echo bot, P2 idle and loaded: medians over ``--runs`` runs."""
     echo, ktn, idle, loaded, background = [], [], [], [], []
+    echo_calls, ktn_calls = [], []
     for i in range(args.runs):
-        echo.append(await echo_rate([100_000 + u for u in range(args.residents)]))
+        rate, calls = await echo_rate([100_000 + u for u in range(args.residents)])
+        echo.append(rate)
+        echo_calls.append(calls)
         async with RunningBot(await prepared_db(tmp / f"p1-{i}.db"), tmp) as bot:
-            ktn.append((await bot.rate(args.residents))[0])
+            rate, _, calls = await bot.rate(args.residents)
+            ktn.append(rate)
+            ktn_calls.append(calls)
             idle.extend((await bot.latencies(args.probes))[0])
             found, achieved = await bot.latencies(args.probes, background=args.load)
             loaded.extend(found)
@@ -517,6 +547,12 @@ async def p1_p2(args: argparse.Namespace, tmp: Path) -> None:
     e, k = statistics.median(echo), statistics.median(ktn)
     print(f"P1 echo bot: {e:.0f} updates/s ({args.residents} users at once, median of {args.runs})")
     print(f"P1 ktn-bot: {k:.0f} updates/s, ratio to echo {k / e:.2f} (target >= 0.6)")
+    ec, kc = statistics.median(echo_calls), statistics.median(ktn_calls)
+    print(
+        f"P1 Bot API calls per update (getUpdates aside): echo bot {ec:.2f}, ktn-bot {kc:.2f} "
+        f"(answers to button presses, replies, alerts with their pin); calls/s: echo "
+        f"{e * ec:.0f}, ktn-bot {k * kc:.0f}"
+    )
     print(f"P2 alert latency idle: {percentiles(idle)} (target p95 <= 100 ms)")
     print(
         f"P2 alert latency under {statistics.median(background):.0f} updates/s of other "
