@@ -59,7 +59,7 @@ from handlers.context import Context
 from handlers.core import process
 from handlers.escalation import escalate_due
 from handlers.types import Inbound, Outcome, Reply
-from storage import outbox
+from storage import outbox, retention
 from storage.db import is_sqlite
 from storage.groups import migrate_chat
 from storage.models import Area
@@ -67,6 +67,8 @@ from storage.outbox import release_claims
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
+
+RETENTION_SECONDS = 3600.0  # how often the leader forgets what is no longer needed
 
 
 class StartupError(Exception):
@@ -124,6 +126,25 @@ def make_escalation_job(
     return sweep
 
 
+def make_retention_job(db: Database, days: int) -> Callable[[], Awaitable[None]]:
+    """Forget dedupe records of messages older than ``days``, a batch per transaction."""
+
+    async def sweep() -> None:
+        before = utcnow() - timedelta(days=days)
+        forgotten = 0
+        while True:
+            async with db.sessions() as session:
+                deleted = await retention.forget_processed_inbound(session, before)
+                await session.commit()
+            forgotten += deleted
+            if deleted < retention.BATCH:
+                break
+        if forgotten:
+            log.info("forgot %d processed-message record(s) older than %d days", forgotten, days)
+
+    return sweep
+
+
 def failure_outcome(core: CoreConfig, inbound: Inbound) -> Outcome:
     """'Sorry, not saved, send it again' in the sender's language, when processing failed."""
     lang = (inbound.language_code or "")[:2].lower()
@@ -171,12 +192,19 @@ def make_leader_duties(
     )
     recaps = RecapJob(db.sessions, core, waker.notify, hour=settings.scheduler.recap_hour)
     recap_job = Periodic("recaps", RecapJob.INTERVAL, recaps.run_once)
+    retention_job = Periodic(
+        "retention",
+        RETENTION_SECONDS,
+        make_retention_job(db, settings.retention.processed_inbound_days),
+    )
 
     async def duties(step_down: asyncio.Event) -> None:
         if reminders is not None:  # its first sweep queues what came due while nobody led
             await reminders.start()
         try:
-            await asyncio.gather(escalations.run(step_down), recap_job.run(step_down))
+            await asyncio.gather(
+                escalations.run(step_down), recap_job.run(step_down), retention_job.run(step_down)
+            )
         finally:
             if reminders is not None:
                 await reminders.stop()

@@ -247,6 +247,11 @@ class OutboxSettings(Section):
     telegram_chat_per_second: float = Field(default=1.0, gt=0)
 
 
+class RetentionSettings(Section):
+    # Redeliveries come within 24 h (Telegram) or minutes (Twilio): two days is the least.
+    processed_inbound_days: int = Field(default=7, ge=2)
+
+
 class Settings(BaseSettings):
     """All of ktn-bot's settings."""
 
@@ -268,6 +273,7 @@ class Settings(BaseSettings):
     reports: ReportSettings = Field(default_factory=ReportSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     telegram_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
