@@ -221,28 +221,17 @@ async def echo_user(fake: TelegramFake, chats: Chats, user: int) -> int:
     return 8
 
 
-async def timed(users: list[int], one: Callable[[int], Awaitable[int]]) -> float:
-    """Updates per second for all users at once."""
+async def timed(users: list[int], one: Callable[[int], Awaitable[int]]) -> tuple[float, int]:
+    """Updates per second for all users at once, and how many updates they sent."""
     started = time.perf_counter()
     counts = await asyncio.gather(*(one(u) for u in users))
-    return sum(counts) / (time.perf_counter() - started)
+    return sum(counts) / (time.perf_counter() - started), sum(counts)
 
 
 def bot_api_calls(fake: TelegramFake) -> int:
     """Bot API calls the bot made so far, polling (getUpdates) left out."""
     counts = fake.call_counts
     return sum(n for name, n in counts.items() if name != "getUpdates" and "/" not in name)
-
-
-async def timed_calls(
-    fake: TelegramFake, users: list[int], one: Callable[[int], Awaitable[int]]
-) -> tuple[float, float]:
-    """Updates per second for all users at once, and the bot's API calls per update."""
-    calls = bot_api_calls(fake)
-    started = time.perf_counter()
-    counts = await asyncio.gather(*(one(u) for u in users))
-    took = time.perf_counter() - started
-    return sum(counts) / took, (bot_api_calls(fake) - calls) / sum(counts)
 
 
 async def echo_rate(users: list[int]) -> tuple[float, float]:
@@ -253,9 +242,11 @@ async def echo_rate(users: list[int]) -> tuple[float, float]:
         async with bot_process([str(ROOT / "bench" / "echo_bot.py"), fake.bot_api_url], {}):
             fake.send_text(1, 1, "siap?")  # wait until it polls
             await chats.next(1)
-            found = await timed_calls(fake, users, lambda u: echo_user(fake, chats, u))
+            calls = bot_api_calls(fake)
+            rate, updates = await timed(users, lambda u: echo_user(fake, chats, u))
+            calls = bot_api_calls(fake) - calls
         await chats.close()
-        return found
+        return rate, calls / updates
 
 
 class RunningBot:
@@ -268,7 +259,6 @@ class RunningBot:
         self.alert_at: dict[int, float] = {}
         self._alerted: dict[int, asyncio.Event] = defaultdict(asyncio.Event)
         self._next_user = 100_000
-        self.updates_of: dict[int, int] = {}
 
     def users(self, count: int) -> list[int]:
         """Fresh user ids (each files one report)."""
@@ -324,9 +314,7 @@ class RunningBot:
         self, user: int, pace: Callable[[], Awaitable[None]] = _no_pace, area: str = SUMBER_JAYA
     ) -> int:
         """One resident files a report (updates sent)."""
-        sent = await resident(self.fake, self.chats, user, self.sent_at, pace, area)
-        self.updates_of[user] = sent
-        return sent
+        return await resident(self.fake, self.chats, user, self.sent_at, pace, area)
 
     async def latency_ms(self, user: int) -> float:
         """Kirim -> the group alert for this user's report (waits for the alert)."""
@@ -344,9 +332,8 @@ class RunningBot:
         the bot's API calls per update (the alerts' included)."""
         users = self.users(count)
         calls = bot_api_calls(self.fake)
-        rate = await timed(users, self.report)
+        rate, updates = await timed(users, self.report)
         latencies = [await self.latency_ms(u) for u in users]
-        updates = sum(self.updates_of.pop(u) for u in users)
         return rate, latencies, (bot_api_calls(self.fake) - calls) / updates
 
     async def latencies(self, probes: int, background: float = 0) -> tuple[list[float], float]:
