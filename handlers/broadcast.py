@@ -140,13 +140,6 @@ async def area_chosen(turn: Turn) -> bool:
     return True
 
 
-@fallback(State.BROADCAST_AREA)
-async def area_unclear(turn: Turn) -> None:
-    """Anything but an offered area."""
-    turn.say(turn.t("broadcast.choose_option"))
-    await turn.reprompt()
-
-
 # --- BROADCAST_AUDIENCE ----------------------------------------------------------------------
 
 
@@ -171,13 +164,6 @@ async def audience_chosen(turn: Turn) -> bool:
     _draft(turn)["audience"] = value
     await turn.enter(State.BROADCAST_TEXT)
     return True
-
-
-@fallback(State.BROADCAST_AUDIENCE)
-async def audience_unclear(turn: Turn) -> None:
-    """Anything but an offered audience."""
-    turn.say(turn.t("broadcast.choose_option"))
-    await turn.reprompt()
 
 
 # --- BROADCAST_TEXT --------------------------------------------------------------------------
@@ -282,9 +268,11 @@ async def confirmed(turn: Turn) -> bool:
     return True
 
 
+@fallback(State.BROADCAST_AREA)
+@fallback(State.BROADCAST_AUDIENCE)
 @fallback(State.BROADCAST_CONFIRM)
-async def confirm_unclear(turn: Turn) -> None:
-    """Anything but the three options."""
+async def option_unclear(turn: Turn) -> None:
+    """Anything but an offered option (area, audience, or send/change/cancel)."""
     turn.say(turn.t("broadcast.choose_option"))
     await turn.reprompt()
 
