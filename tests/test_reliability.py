@@ -25,7 +25,7 @@ from telegram import Bot, Update
 from telegram.request import HTTPXRequest
 
 from bot import whatsapp
-from bot.outbox import Dispatcher
+from bot.outbox import Dispatcher, Sender
 from bot.telegram import TelegramSender, to_inbound
 from bot.telegram_fake import DEFAULT_TOKEN, TelegramFake
 from bot.twilio_fake import DEFAULT_SENDER, TwilioFake
@@ -55,6 +55,35 @@ def figures(capsys: pytest.CaptureFixture[str], check: str, **counts: object) ->
         print(f"\n{check}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+async def send_everything(
+    sessions: async_sessionmaker[AsyncSession], senders: dict[str, Sender]
+) -> int:
+    """Drain the outbox round after round, the clock an hour further each round so retries are
+    due at once, not after real backoff; returns the rows still unsent after 60 rounds."""
+    offset = timedelta()
+
+    def wall() -> datetime:
+        return datetime.now(UTC) + offset
+
+    dispatcher = Dispatcher(sessions, senders, {}, max_attempts=50, wall=wall)
+    left = 0
+    for _ in range(60):
+        await dispatcher.drain()
+        async with sessions() as s:
+            left = (
+                await s.scalar(
+                    select(func.count())
+                    .select_from(Outbox)
+                    .where(Outbox.status != OutboxStatus.SENT)
+                )
+                or 0
+            )
+        if not left:
+            break
+        offset += timedelta(hours=1)
+    return left
+
+
 async def test_r2_alerts_survive_failing_sends(
     sessions: async_sessionmaker[AsyncSession], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -71,35 +100,13 @@ async def test_r2_alerts_survive_failing_sends(
             for i in range(alerts)
         )
         await s.commit()
-    offset = timedelta()
-
-    def wall() -> datetime:
-        return datetime.now(UTC) + offset  # retries are due at once, not after real backoff
-
     async with TelegramFake(flood=False, hang_seconds=2) as fake:
         for i in range(20):
             fake.add_group(-100_000 - i, f"Bhabin {i}", kind="supergroup")
         fake.set_fault_rate(0.10, seed=7)
         request = HTTPXRequest(connection_pool_size=64, read_timeout=0.5)  # hung sends give up
         async with Bot(DEFAULT_TOKEN, base_url=fake.bot_api_url, request=request) as bot:
-            dispatcher = Dispatcher(
-                sessions,
-                {"telegram": TelegramSender(bot, sessions)},
-                {},
-                max_attempts=50,
-                wall=wall,
-            )
-            for _ in range(60):
-                await dispatcher.drain()
-                async with sessions() as s:
-                    left = await s.scalar(
-                        select(func.count())
-                        .select_from(Outbox)
-                        .where(Outbox.status != OutboxStatus.SENT)
-                    )
-                if not left:
-                    break
-                offset += timedelta(hours=1)
+            left = await send_everything(sessions, {"telegram": TelegramSender(bot, sessions)})
         delivered = Counter(
             m.content for i in range(20) for m in fake.messages(-100_000 - i) if "uji" in m.content
         )
@@ -149,11 +156,6 @@ async def test_r2_whatsapp_messages_survive_failing_sends(
             for i in range(messages)
         )
         await s.commit()
-    offset = timedelta()
-
-    def wall() -> datetime:
-        return datetime.now(UTC) + offset  # retries are due at once, not after real backoff
-
     fake = TwilioFake(auto_deliver=False, hang_seconds=2)
     async with fake.serve():
         for n in numbers:
@@ -171,18 +173,7 @@ async def test_r2_whatsapp_messages_survive_failing_sends(
             messages_per_second=50,
         )
         try:
-            dispatcher = Dispatcher(sessions, {"whatsapp": sender}, {}, max_attempts=50, wall=wall)
-            for _ in range(60):
-                await dispatcher.drain()
-                async with sessions() as s:
-                    left = await s.scalar(
-                        select(func.count())
-                        .select_from(Outbox)
-                        .where(Outbox.status != OutboxStatus.SENT)
-                    )
-                if not left:
-                    break
-                offset += timedelta(hours=1)
+            left = await send_everything(sessions, {"whatsapp": sender})
         finally:
             await sender.close()
     delivered = Counter(m.body for m in fake.messages if "uji" in m.body)
