@@ -1,9 +1,11 @@
-"""P1's baseline: a bare python-telegram-bot echo bot, run as its own process like ktn-bot.
+"""P1's baselines: a python-telegram-bot echo bot, run as its own process like ktn-bot.
 
-    python bench/echo_bot.py <bot_api_base_url>
+    python bench/echo_bot.py <bot_api_base_url> [--tuned]
 
-Updates of different users run concurrently and one user's in order (ktn-bot's own processor);
-the connection pool is ktn-bot's (`send_request()`), so the two differ only in what they do.
+Bare (the issue's baseline): PTB's own echo example as written, with every default: PTB's httpx
+transport, one update at a time. ``--tuned``: ktn-bot's transport (``send_request()``, aiohttp)
+and its processor (different users' updates concurrently, one user's in order), so the two bots
+differ only in what they do with an update.
 """
 
 from __future__ import annotations
@@ -29,14 +31,10 @@ async def echo(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
 
 def main() -> None:
     """Poll the given Bot API until SIGTERM."""
-    app = (
-        ApplicationBuilder()
-        .token(DEFAULT_TOKEN)
-        .base_url(sys.argv[1])
-        .request(send_request())
-        .concurrent_updates(PerUserProcessor(256))
-        .build()
-    )
+    builder = ApplicationBuilder().token(DEFAULT_TOKEN).base_url(sys.argv[1])
+    if "--tuned" in sys.argv:
+        builder = builder.request(send_request()).concurrent_updates(PerUserProcessor(256))
+    app = builder.build()
     app.add_handler(MessageHandler(filters.TEXT, echo))
     print("telegram bot @echo started", file=sys.stderr, flush=True)
     app.run_polling(poll_interval=0, timeout=10)

@@ -19,9 +19,10 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram.request import HTTPXRequest, RequestData
+from telegram.request import RequestData
 
 from bot.outbox import ChannelLimits
+from bot.telegram_request import AiohttpRequest
 from storage.models import SendSlot
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,8 @@ def _lock_key(name: str) -> int:
     return 0x4B544E_10000000 + zlib.crc32(name.encode())
 
 
-class LimitedRequest(HTTPXRequest):
-    """PTB's HTTPX request that takes deployment-wide slots before every send method."""
+class LimitedRequest(AiohttpRequest):
+    """ktn-bot's PTB request that takes deployment-wide slots before every send method."""
 
     def __init__(self, limiter: SharedLimiter, bot: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)

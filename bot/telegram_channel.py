@@ -27,7 +27,6 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
-from telegram.request import HTTPXRequest
 
 from bot.metrics import Metrics
 from bot.telegram import (
@@ -40,6 +39,7 @@ from bot.telegram import (
     send_part,
     to_inbound,
 )
+from bot.telegram_request import AiohttpRequest
 from handlers.types import Inbound, Outcome, Reply
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,9 @@ OnUndelivered = Callable[[int, Reply], Awaitable[None]]
 NETWORK_TRIES = 3  # a direct reply that meets a 5xx or a timeout is tried this often, then queued
 
 
-def send_request() -> HTTPXRequest:
+def send_request() -> AiohttpRequest:
     """The HTTP client for sends: enough pooled connections for the outbox's concurrent sends."""
-    return HTTPXRequest(connection_pool_size=64, read_timeout=15, write_timeout=15)
+    return AiohttpRequest(connection_pool_size=64, read_timeout=15, write_timeout=15)
 
 
 def rest_of(reply: Reply, rest: list[Part]) -> Reply:
@@ -90,7 +90,7 @@ class TelegramChannel:
         bot_key: str = "default",
         on_migrate: OnMigrate | None = None,
         on_undelivered: OnUndelivered | None = None,
-        request: HTTPXRequest | None = None,
+        request: AiohttpRequest | None = None,
     ) -> None:
         self.mode = mode
         self.webhook_url = webhook_url
@@ -108,7 +108,7 @@ class TelegramChannel:
             .base_url(base_url)
             .base_file_url(base_file_url)
             .request(request or send_request())
-            .get_updates_request(HTTPXRequest(read_timeout=poll_timeout + 10))
+            .get_updates_request(AiohttpRequest(connection_pool_size=1, read_timeout=10))
             .concurrent_updates(PerUserProcessor(256))
         )
         if mode == "webhook":

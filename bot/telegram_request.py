@@ -1,0 +1,114 @@
+"""python-telegram-bot's HTTP transport on aiohttp instead of httpx.
+
+PTB lets a bot bring its own networking backend (``telegram.request.BaseRequest``). Measured on
+this machine (bench/bench.py, P1): a Bot API call through PTB's default ``HTTPXRequest`` costs
+~3.5 ms of CPU with 50 calls in flight, most of it in httpcore's pool bookkeeping; the same call
+through this class costs ~0.5 ms. The bot makes one or two calls per resident message, so the
+transport was most of its CPU. PTB still builds every request and parses every answer (errors,
+``retry_after``, migrations); this class only moves the bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from telegram._utils.defaultvalue import DefaultValue
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+
+class AiohttpRequest(BaseRequest):
+    """A pooled aiohttp session behind PTB's request interface (one per Bot)."""
+
+    def __init__(
+        self,
+        connection_pool_size: int = 64,
+        read_timeout: float | None = 5.0,
+        write_timeout: float | None = 5.0,
+        connect_timeout: float | None = 5.0,
+        pool_timeout: float | None = 1.0,
+        media_write_timeout: float | None = 20.0,
+    ) -> None:
+        self._pool_size = connection_pool_size
+        self._read_timeout = read_timeout
+        self._write_timeout = write_timeout
+        self._connect_timeout = connect_timeout
+        self._pool_timeout = pool_timeout
+        self._media_write_timeout = media_write_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        """The default read timeout (PTB adds a long poll's own timeout to it)."""
+        return self._read_timeout
+
+    async def initialize(self) -> None:
+        """Open the session (again, after a shutdown)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._pool_size),
+                headers={"User-Agent": self.USER_AGENT},
+            )
+
+    async def shutdown(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        """Send one request; PTB's TimedOut / NetworkError for what went wrong on the way."""
+        if self._session is None or self._session.closed:
+            raise RuntimeError("This AiohttpRequest is not initialized!")
+        files = request_data is not None and request_data.contains_files
+        read = _given(read_timeout, self._read_timeout)
+        write = _given(write_timeout, self._media_write_timeout if files else self._write_timeout)
+        connect = _given(connect_timeout, self._connect_timeout)
+        pool = _given(pool_timeout, self._pool_timeout)
+        # aiohttp bounds the wait for a pooled connection plus connecting (``connect``) and each
+        # read; a write has no timeout of its own, so the whole request is bounded by the sum.
+        parts = (read, write, connect, pool)
+        timeout = aiohttp.ClientTimeout(
+            total=None if None in parts else sum(p for p in parts if p is not None),
+            connect=None if pool is None or connect is None else pool + connect,
+            sock_connect=connect,
+            sock_read=read,
+        )
+        try:
+            async with self._session.request(
+                method, url, data=_body(request_data), timeout=timeout
+            ) as response:
+                return response.status, await response.read()
+        except TimeoutError as err:
+            raise TimedOut from err
+        except aiohttp.ClientError as err:
+            raise NetworkError(f"aiohttp.{type(err).__name__}: {err}") from err
+
+
+def _given(value: object, default: float | None) -> float | None:
+    """A timeout given for this call, or the default when PTB passed none."""
+    if isinstance(value, DefaultValue):
+        return default
+    return value  # type: ignore[return-value]
+
+
+def _body(request_data: RequestData | None) -> aiohttp.FormData | dict[str, str] | None:
+    """Form fields as PTB prepared them; multipart when there are files to upload."""
+    if request_data is None:
+        return None
+    fields = request_data.json_parameters
+    if not request_data.contains_files:
+        return fields
+    form = aiohttp.FormData(fields)
+    for name, (filename, content, mimetype) in request_data.multipart_data.items():
+        form.add_field(name, content, filename=filename, content_type=mimetype)
+    return form

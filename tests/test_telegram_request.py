@@ -1,0 +1,125 @@
+"""bot.telegram_request: the real python-telegram-bot Bot over aiohttp to the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dtm
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+import telegram
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
+
+from bot.telegram_fake import DEFAULT_TOKEN, TelegramFake
+from bot.telegram_request import AiohttpRequest
+from tests.test_telegram_fake import png
+
+USER = 4242
+
+
+@pytest.fixture(autouse=True)
+def ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PTB 22 warns when *constructing* RetryAfter unless PTB_TIMEDELTA opts into timedelta."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[TelegramFake]:
+    """A served fake with a user who started the bot."""
+    async with TelegramFake() as served:
+        served.add_user(USER, "Siti")
+        served.start(USER)
+        yield served
+
+
+def client(fake: TelegramFake, request: AiohttpRequest | None = None) -> telegram.Bot:
+    """A real PTB Bot on this transport, pointed at the fake."""
+    return telegram.Bot(
+        DEFAULT_TOKEN,
+        base_url=fake.bot_api_url,
+        base_file_url=fake.file_api_url,
+        request=request or AiohttpRequest(),
+    )
+
+
+async def test_a_message_with_buttons_arrives_and_its_answer_is_parsed(
+    fake: TelegramFake,
+) -> None:
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("Kirim", callback_data="send")]])
+    async with client(fake) as bot:
+        sent = await bot.send_message(USER, "Laporan siap dikirim?", reply_markup=markup)
+    [stored] = fake.messages(USER)
+    assert stored.text == "Laporan siap dikirim?"
+    assert stored.reply_markup is not None
+    assert stored.reply_markup["inline_keyboard"][0][0]["callback_data"] == "send"
+    assert sent.message_id == stored.message_id and sent.chat.id == USER
+
+
+async def test_a_photo_upload_goes_as_multipart_and_downloads_back_unchanged(
+    fake: TelegramFake,
+) -> None:
+    image = png(40, 30)
+    async with client(fake) as bot:
+        sent = await bot.send_photo(USER, photo=image, caption="Foto lokasi")
+        largest = max(sent.photo, key=lambda p: p.width)
+        file = await bot.get_file(largest.file_id)
+        assert bytes(await file.download_as_bytearray()) == image
+    assert fake.messages(USER)[-1].caption == "Foto lokasi"
+
+
+async def test_a_long_poll_returns_the_update_that_arrives_while_it_waits(
+    fake: TelegramFake,
+) -> None:
+    async with client(fake) as bot:
+        [start] = await bot.get_updates(timeout=0)
+        polling = asyncio.create_task(bot.get_updates(offset=start.update_id + 1, timeout=5))
+        await fake.wait_for(lambda: fake.call_counts["getUpdates"] >= 2, 5)
+        fake.send_text(USER, USER, "ada maling")
+        updates = await polling
+    assert [u.message.text for u in updates if u.message] == ["ada maling"]
+
+
+async def test_errors_reach_ptb_as_its_own_exceptions(fake: TelegramFake) -> None:
+    async with client(fake) as bot:
+        fake.fail_next("sendMessage", 429, retry_after=7)
+        with pytest.raises(RetryAfter) as limited:
+            await bot.send_message(USER, "pesan")
+        assert limited.value.retry_after == dtm.timedelta(seconds=7)
+        with pytest.raises(BadRequest, match="(?i)chat not found"):
+            await bot.send_message(999_999, "pesan")
+
+
+async def test_a_hung_answer_times_out_and_the_next_call_still_works(fake: TelegramFake) -> None:
+    async with client(fake, AiohttpRequest(read_timeout=0.3)) as bot:
+        fake.fail_next("sendMessage", "timeout")
+        with pytest.raises(TimedOut):
+            await bot.send_message(USER, "Laporan diterima")
+        await bot.send_message(USER, "Laporan diterima")
+    assert [m.text for m in fake.messages(USER)] == ["Laporan diterima"] * 2
+
+
+async def test_a_refused_connection_is_a_network_error() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    request = AiohttpRequest()
+    await request.initialize()
+    bot = telegram.Bot(DEFAULT_TOKEN, base_url=f"http://127.0.0.1:{port}/bot", request=request)
+    try:
+        with pytest.raises(NetworkError, match="aiohttp"):
+            await bot.send_message(USER, "pesan")
+    finally:
+        await request.shutdown()
+
+
+async def test_the_transport_reopens_after_shutdown_and_refuses_before(
+    fake: TelegramFake,
+) -> None:
+    request = AiohttpRequest()
+    with pytest.raises(NetworkError, match="not initialized"):
+        await request.post(f"{fake.bot_api_url}{DEFAULT_TOKEN}/getMe")
+    for _ in range(2):
+        async with client(fake, request) as bot:
+            assert (await bot.get_me()).is_bot
