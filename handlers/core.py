@@ -30,8 +30,7 @@ from handlers.options import match_option
 from handlers.states import State
 from handlers.turn import EXPECTS, FALLBACKS, Turn
 from handlers.types import ChatKind, Inbound, Outcome
-from storage import contacts, conversations
-from storage.models import ProcessedInbound
+from storage import contacts, conversations, inbound
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +97,8 @@ async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
     contact, conversation = await conversations.load_for_update(
         session, channel, msg.chat_id, msg.user_id
     )
-    if await _already_processed(session, msg):
+    if not await _claim(session, msg, ctx):
         return Outcome(duplicate=True)
-    _mark_processed(session, msg, ctx)
     if contact is None:
         contact = await contacts.create(
             session,
@@ -193,29 +191,19 @@ def _first_language(msg: Inbound, ctx: Context) -> str:
     return ctx.config.default_language
 
 
-async def _already_processed(session: AsyncSession, msg: Inbound) -> bool:
+async def _claim(session: AsyncSession, msg: Inbound, ctx: Context) -> bool:
+    """Record the message's id as handled; False for a redelivery (no id: always new)."""
     if msg.message_id is None:
-        return False
-    key = (str(msg.channel), msg.message_id)
-    return await session.get(ProcessedInbound, key) is not None
-
-
-def _mark_processed(session: AsyncSession, msg: Inbound, ctx: Context) -> None:
-    if msg.message_id is not None:
-        session.add(
-            ProcessedInbound(
-                channel=str(msg.channel), external_id=msg.message_id, processed_at=ctx.now
-            )
-        )
+        return True
+    return await inbound.claim(session, str(msg.channel), msg.message_id, ctx.now)
 
 
 async def _handle_group(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
     cmd = group_command(msg, ctx)
     if cmd is None and msg.button is None:
         return Outcome()  # chatter in a group is none of the bot's business
-    if await _already_processed(session, msg):
+    if not await _claim(session, msg, ctx):
         return Outcome(duplicate=True)
-    _mark_processed(session, msg, ctx)
     outcome = await handle_group(session, msg, ctx, cmd)
     await session.flush()
     return outcome

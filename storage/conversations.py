@@ -10,41 +10,41 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Contact, Conversation
+
+# Built once: building a statement costs more than SQLite takes to run it (bench P1).
+_BOTH = (
+    select(Contact, Conversation)
+    .join(
+        Conversation,
+        and_(Conversation.channel == Contact.channel, Conversation.user_id == Contact.external_id),
+    )
+    .where(
+        Contact.channel == bindparam("channel"),
+        Contact.external_id == bindparam("user_id"),
+        Conversation.chat_id == bindparam("chat_id"),
+    )
+    .with_for_update()
+)
+_CONTACT = (
+    select(Contact)
+    .where(Contact.channel == bindparam("channel"), Contact.external_id == bindparam("user_id"))
+    .with_for_update()
+)
 
 
 async def load_for_update(
     session: AsyncSession, channel: str, chat_id: int, user_id: int
 ) -> tuple[Contact | None, Conversation | None]:
     """The user's contact and conversation in this chat, locked; one query when both exist."""
-    row = (
-        await session.execute(
-            select(Contact, Conversation)
-            .join(
-                Conversation,
-                and_(
-                    Conversation.channel == Contact.channel,
-                    Conversation.user_id == Contact.external_id,
-                ),
-            )
-            .where(
-                Contact.channel == str(channel),
-                Contact.external_id == user_id,
-                Conversation.chat_id == chat_id,
-            )
-            .with_for_update()
-        )
-    ).first()
+    params = {"channel": str(channel), "user_id": user_id, "chat_id": chat_id}
+    row = (await session.execute(_BOTH, params)).first()
     if row is not None:
         return row[0], row[1]
-    contact = await session.scalar(
-        select(Contact)
-        .where(Contact.channel == str(channel), Contact.external_id == user_id)
-        .with_for_update()
-    )
+    contact = await session.scalar(_CONTACT, params)
     return contact, None
 
 
