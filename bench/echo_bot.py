@@ -3,15 +3,18 @@
     python bench/echo_bot.py <bot_api_base_url> [--tuned]
 
 Bare (the issue's baseline): PTB's own echo example as written, with every default: PTB's httpx
-transport, one update at a time. ``--tuned``: ktn-bot's transport (``send_request()``, aiohttp)
-and its processor (different users' updates concurrently, one user's in order), so the two bots
-differ only in what they do with an update.
+transport, asyncio's own event loop, one update at a time. ``--tuned``: what ktn-bot runs on
+(its transport ``send_request()`` on aiohttp, uvloop, its processor: different users' updates
+concurrently, one user's in order), so the two bots differ only in what they do with an update.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
+
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -33,6 +36,7 @@ def main() -> None:
     """Poll the given Bot API until SIGTERM."""
     builder = ApplicationBuilder().token(DEFAULT_TOKEN).base_url(sys.argv[1])
     if "--tuned" in sys.argv:
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # run_polling makes its loop
         builder = builder.request(send_request()).concurrent_updates(PerUserProcessor(256))
     app = builder.build()
     app.add_handler(MessageHandler(filters.TEXT, echo))

@@ -6,9 +6,10 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -300,9 +301,20 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
         if supervise(args.workers, args.config) != 0:
             raise CommandError("a worker stopped with an error")
     elif args.command == "run":
-        asyncio.run(_run(settings))
+        serve_forever(_run(settings))
     elif args.command == "sandbox":
-        asyncio.run(_sandbox(settings, args.host, args.port, args.reset))
+        serve_forever(_sandbox(settings, args.host, args.port, args.reset))
+
+
+def serve_forever(main: Coroutine[Any, Any, None]) -> None:
+    """Run a serving command on uvloop (bench P1: ~10% more updates per second than asyncio's
+    own loop), or on asyncio's where uvloop does not exist (Windows)."""
+    try:
+        import uvloop  # not built for Windows
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 # Libraries that, below these levels, log what people wrote or are sent (aiosqlite: every SQL
