@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -127,6 +126,8 @@ class Leadership:
 
     async def _connect(self) -> Any:
         """A dedicated connection for the lock, or None when the database is unreachable."""
+        import asyncpg  # type: ignore[import-untyped]  # PostgreSQL only: SQLite never loads it
+
         try:
             return await asyncio.wait_for(
                 asyncpg.connect(
