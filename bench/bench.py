@@ -9,7 +9,9 @@ in the same run of this script.
 
 - P1 inbound throughput: N simulated residents complete a report at once through the real bot
   process (SQLite WAL), each waiting for the bot's answer before the next step (updates/s), and
-  the same N users talking to a bare python-telegram-bot echo bot: the ratio ktn/echo.
+  the same N users talking to a python-telegram-bot echo bot: bare (PTB's defaults, the issue's
+  baseline) and tuned (ktn-bot's transport, loop and processor); the ratios ktn/echo. Every bot
+  serves a few users first, untimed.
 - P2 alert latency: from pressing "Kirim" to the group alert arriving at the fake (p50/p95/p99).
 - P3 broadcast: outbox rows to R private chats with Telegram's 30 msg/s limit (achieved/limit,
   429s), and with the limit lifted, the dispatcher's own ceiling (claim, schedule, record; an
