@@ -319,9 +319,14 @@ def serve_forever(main: Coroutine[Any, Any, None]) -> None:
 
 # Libraries that, below these levels, log what people wrote or are sent (aiosqlite: every SQL
 # statement with its parameters; python-telegram-bot: every Bot API call and answer, with
-# names, chat ids and texts) or the bot token (httpx: request URLs). They stay there at
-# log_level DEBUG too: no log line may identify a resident, least of all an anonymous one.
-PRIVATE_LOGGERS = {"aiosqlite": logging.INFO, "telegram": logging.INFO, "httpx": logging.WARNING}
+# names, chat ids and texts) or the bot token (httpx, aiohttp: request URLs). They stay there
+# at log_level DEBUG too: no log line may identify a resident, least of all an anonymous one.
+PRIVATE_LOGGERS = {
+    "aiosqlite": logging.INFO,
+    "telegram": logging.INFO,
+    "httpx": logging.WARNING,
+    "aiohttp": logging.WARNING,
+}
 
 
 def configure_logging(level: str) -> None:

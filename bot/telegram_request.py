@@ -10,12 +10,15 @@ transport was most of its CPU. PTB still builds every request and parses every a
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+_TOKEN_IN_PATH = re.compile(r"/bot[^/\s]+")
 
 
 class AiohttpRequest(BaseRequest):
@@ -90,8 +93,13 @@ class AiohttpRequest(BaseRequest):
                 return response.status, await response.read()
         except TimeoutError as err:
             raise TimedOut from err
-        except aiohttp.ClientError as err:
-            raise NetworkError(f"aiohttp.{type(err).__name__}: {err}") from err
+        except aiohttp.ClientError as err:  # its URL holds the token: not in the text, no cause
+            raise NetworkError(f"aiohttp.{type(err).__name__}: {_without_token(err)}") from None
+
+
+def _without_token(err: Exception) -> str:
+    """An error's text with any Bot API token in it masked."""
+    return _TOKEN_IN_PATH.sub("/bot<token>", str(err))
 
 
 def _given(value: object, default: float | None) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import socket
+import traceback
 from collections.abc import AsyncIterator
 
 import pytest
@@ -112,6 +113,21 @@ async def test_a_refused_connection_is_a_network_error() -> None:
             await bot.send_message(USER, "pesan")
     finally:
         await request.shutdown()
+
+
+async def test_a_network_error_never_shows_the_token() -> None:
+    request = AiohttpRequest()
+    await request.initialize()
+    bot = telegram.Bot(DEFAULT_TOKEN, base_url="ftp://127.0.0.1/bot", request=request)
+    try:
+        with pytest.raises(NetworkError) as caught:
+            await bot.send_message(USER, "pesan")
+    finally:
+        await request.shutdown()
+    secret = DEFAULT_TOKEN.split(":")[1]
+    shown = "".join(traceback.format_exception(caught.value))
+    assert "NonHttpUrlClientError" in shown and "/bot<token>/sendMessage" in shown
+    assert secret not in shown
 
 
 async def test_the_transport_reopens_after_shutdown_and_refuses_before(
