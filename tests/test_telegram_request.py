@@ -6,7 +6,6 @@ import asyncio
 import datetime as dtm
 import socket
 import traceback
-from collections.abc import AsyncIterator
 
 import pytest
 import telegram
@@ -15,24 +14,9 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
 from bot.telegram_fake import DEFAULT_TOKEN, TelegramFake
 from bot.telegram_request import AiohttpRequest
-from tests.test_telegram_fake import png
+from tests.test_telegram_fake import USER, fake, png, ptb_timedelta
 
-USER = 4242
-
-
-@pytest.fixture(autouse=True)
-def ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    """PTB 22 warns when *constructing* RetryAfter unless PTB_TIMEDELTA opts into timedelta."""
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[TelegramFake]:
-    """A served fake with a user who started the bot."""
-    async with TelegramFake() as served:
-        served.add_user(USER, "Siti")
-        served.start(USER)
-        yield served
+__all__ = ["fake", "ptb_timedelta"]  # the fake's fixtures: a served fake, PTB_TIMEDELTA on
 
 
 def client(fake: TelegramFake, request: AiohttpRequest | None = None) -> telegram.Bot:
