@@ -10,10 +10,13 @@ transport was most of its CPU. PTB still builds every request and parses every a
 
 from __future__ import annotations
 
+import asyncio
 import re
+import ssl
 from typing import Any
 
 import aiohttp
+import certifi
 from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
@@ -40,6 +43,7 @@ class AiohttpRequest(BaseRequest):
         self._pool_timeout = pool_timeout
         self._media_write_timeout = media_write_timeout
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def read_timeout(self) -> float | None:
@@ -47,12 +51,18 @@ class AiohttpRequest(BaseRequest):
         return self._read_timeout
 
     async def initialize(self) -> None:
-        """Open the session (again, after a shutdown)."""
-        if self._session is None or self._session.closed:
+        """Open the session (again after a shutdown, or on another event loop)."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            # As httpx did: HTTPS_PROXY / ALL_PROXY from the environment, certifi's CA bundle
+            # (slim images may have no system certificates).
+            tls = ssl.create_default_context(cafile=certifi.where())
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._pool_size),
+                connector=aiohttp.TCPConnector(limit=self._pool_size, ssl=tls),
                 headers={"User-Agent": self.USER_AGENT},
+                trust_env=True,
             )
+            self._loop = loop
 
     async def shutdown(self) -> None:
         """Close the session and its connections."""
@@ -78,10 +88,11 @@ class AiohttpRequest(BaseRequest):
         connect = _given(connect_timeout, self._connect_timeout)
         pool = _given(pool_timeout, self._pool_timeout)
         # aiohttp bounds the wait for a pooled connection plus connecting (``connect``) and each
-        # read; a write has no timeout of its own, so the whole request is bounded by the sum.
+        # read; a write has no timeout of its own, so a request is bounded by the sum. Not an
+        # upload: a large file on a slow link may take longer and is still making progress.
         parts = (read, write, connect, pool)
         timeout = aiohttp.ClientTimeout(
-            total=None if None in parts else sum(p for p in parts if p is not None),
+            total=None if files or None in parts else sum(p for p in parts if p is not None),
             connect=None if pool is None or connect is None else pool + connect,
             sock_connect=connect,
             sock_read=read,
@@ -91,8 +102,8 @@ class AiohttpRequest(BaseRequest):
                 method, url, data=_body(request_data), timeout=timeout
             ) as response:
                 return response.status, await response.read()
-        except TimeoutError as err:
-            raise TimedOut from err
+        except TimeoutError as err:  # a connect timeout's text holds the URL, and so the token
+            raise TimedOut(f"Timed out: {_without_token(err)}" if str(err) else None) from None
         except aiohttp.ClientError as err:  # its URL holds the token: not in the text, no cause
             raise NetworkError(f"aiohttp.{type(err).__name__}: {_without_token(err)}") from None
 
@@ -116,7 +127,7 @@ def _body(request_data: RequestData | None) -> aiohttp.FormData | dict[str, str]
     fields = request_data.json_parameters
     if not request_data.contains_files:
         return fields
-    form = aiohttp.FormData(fields)
+    form = aiohttp.FormData(fields, quote_fields=False)  # file names as they are, as httpx
     for name, (filename, content, mimetype) in request_data.multipart_data.items():
         form.add_field(name, content, filename=filename, content_type=mimetype)
     return form

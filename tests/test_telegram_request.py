@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dtm
 import socket
 import traceback
@@ -66,6 +67,20 @@ async def test_a_long_poll_returns_the_update_that_arrives_while_it_waits(
     assert [u.message.text for u in updates if u.message] == ["ada maling"]
 
 
+async def test_an_idle_long_poll_outlasts_the_read_timeout(fake: TelegramFake) -> None:
+    async with client(fake, AiohttpRequest(read_timeout=0.2)) as bot:
+        [start] = await bot.get_updates(timeout=0)
+        # PTB adds the poll's own second to the read timeout: an empty answer, not TimedOut
+        assert await bot.get_updates(offset=start.update_id + 1, timeout=1) == ()
+
+
+async def test_a_document_keeps_its_file_name(fake: TelegramFake) -> None:
+    async with client(fake) as bot:
+        upload = telegram.InputFile(b"tiket,status\nKTN-1,baru\n", filename="laporan Mei.csv")
+        await bot.send_document(USER, upload, caption="Ekspor")
+    assert fake.messages(USER)[-1].filename == "laporan Mei.csv"
+
+
 async def test_errors_reach_ptb_as_its_own_exceptions(fake: TelegramFake) -> None:
     async with client(fake) as bot:
         fake.fail_next("sendMessage", 429, retry_after=7)
@@ -112,6 +127,22 @@ async def test_a_network_error_never_shows_the_token() -> None:
     shown = "".join(traceback.format_exception(caught.value))
     assert "NonHttpUrlClientError" in shown and "/bot<token>/sendMessage" in shown
     assert secret not in shown
+
+
+async def test_a_full_pool_times_out_without_showing_the_token(fake: TelegramFake) -> None:
+    request = AiohttpRequest(connection_pool_size=1, connect_timeout=0.1, pool_timeout=0.1)
+    async with client(fake, request) as bot:
+        fake.fail_next("sendMessage", "timeout")  # holds the one connection
+        hung = asyncio.create_task(bot.send_message(USER, "pertama"))
+        await fake.wait_for(lambda: fake.fault_counts["timeout"] == 1, 5)
+        with pytest.raises(TimedOut) as caught:
+            await bot.send_message(USER, "kedua")
+        hung.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await hung
+    shown = "".join(traceback.format_exception(caught.value))
+    assert "Connection timeout" in shown and "/bot<token>/sendMessage" in shown
+    assert DEFAULT_TOKEN.split(":")[1] not in shown
 
 
 async def test_the_transport_reopens_after_shutdown_and_refuses_before(
