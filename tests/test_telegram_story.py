@@ -106,7 +106,8 @@ async def test_invite_register_link_report_claim_resolve(story: Running) -> None
 
     mark = fake.mark()
     await story.press(GROUP, STRANGER, "Tangani", alert)
-    refusal = await fake.wait_for_callback_answer(since=mark)
+    # the resident's own last press may still be answered after the mark: this group's answer
+    refusal = await fake.wait_for_callback_answer(since=mark, chat_id=GROUP)
     assert refusal.text is not None and "hanya petugas" in refusal.text
     assert alert.edits == []
 
@@ -118,7 +119,7 @@ async def test_invite_register_link_report_claim_resolve(story: Running) -> None
 
     mark = fake.mark()  # a colleague's stale screen still shows Tangani
     fake.press_button(GROUP, COLLEAGUE, alert.message_id, f"claim:{report.id}", check=False)
-    second = await fake.wait_for_callback_answer(since=mark)
+    second = await fake.wait_for_callback_answer(since=mark, chat_id=GROUP)
     assert second.text is not None and "Sudah ditangani oleh Andi" in second.text
     assert len(alert.edits) == 1
 

@@ -989,15 +989,18 @@ class TelegramFake:
         callback_query_id: str | None = None,
         *,
         since: int = 0,
+        chat_id: int | None = None,
         timeout: float = 5.0,  # noqa: ASYNC109
     ) -> CallbackAnswer:
-        """The first callback answer after event ``since`` (optionally for one query id)."""
+        """The first callback answer after event ``since`` (optionally for one query id, or to
+        a press in one chat)."""
 
         def find() -> CallbackAnswer | None:
             for answer in self.callback_answers:
-                if answer.event_id > since and callback_query_id in (
-                    None,
-                    answer.callback_query_id,
+                if (
+                    answer.event_id > since
+                    and callback_query_id in (None, answer.callback_query_id)
+                    and chat_id in (None, answer.chat_id)
                 ):
                     return answer
             return None
