@@ -24,9 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,7 +38,7 @@ from bot.whatsapp_sender import SentLog, WhatsAppSender, make_client
 from bot.whatsapp_status import StatusBook
 from handlers.config import CoreConfig
 from handlers.context import Context
-from handlers.core import MAX_ATTEMPTS, handle
+from handlers.core import process
 from handlers.types import Channel, Inbound, Media, Outcome, Reply
 from storage import contacts, outbox
 from storage.models import Outbox, ProcessedInbound
@@ -56,7 +54,6 @@ EMPTY_TWIML = str(MessagingResponse())
 TWILIO_API = "https://api.twilio.com"
 MAX_MEDIA_BYTES = 16 * 1024 * 1024  # WhatsApp's own limit for media
 MEDIA_BUDGET_SECONDS = 10.0  # per medium, all at once: Twilio waits 15 s for our answer
-RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # as handlers.core: serialization, deadlock
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,22 +276,15 @@ class WhatsAppChannel:
 
     async def _process(self, inbound: Inbound) -> Outcome:
         """``handlers.core.process`` plus the replies as outbox rows in the same transaction."""
+
+        async def queue_replies(session: AsyncSession, outcome: Outcome) -> None:
+            if not outcome.duplicate:
+                rows = await self._queue_replies(session, inbound, outcome)
+                await session.flush()
+                outcome.outbox_ids.extend(row.id for row in rows)
+
         ctx = Context(config=self.core, now=self.clock(), bot_username=None)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                async with self.sessions() as session:
-                    outcome = await handle(session, inbound, ctx)
-                    if not outcome.duplicate:
-                        rows = await self._queue_replies(session, inbound, outcome)
-                        await session.flush()
-                        outcome.outbox_ids.extend(row.id for row in rows)
-                    await session.commit()
-                    return outcome
-            except (StaleDataError, IntegrityError, DBAPIError) as exc:
-                if not _retryable(exc) or attempt >= MAX_ATTEMPTS:
-                    raise
-                log.debug("retrying whatsapp message %s (attempt %d)", inbound.message_id, attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await process(self.sessions, inbound, ctx, before_commit=queue_replies)
 
     async def _queue_replies(
         self, session: AsyncSession, inbound: Inbound, outcome: Outcome
@@ -387,11 +377,3 @@ def _write_file(path: Path, data: bytes) -> None:
     partial = path.with_name(path.name + ".part")
     partial.write_bytes(data)
     partial.replace(path)
-
-
-def _retryable(exc: Exception) -> bool:
-    if isinstance(exc, StaleDataError | IntegrityError):
-        return True
-    orig = getattr(exc, "orig", None)
-    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
-    return code in RETRY_SQLSTATES

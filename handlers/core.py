@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -38,8 +39,9 @@ MAX_ATTEMPTS = 5
 # States answered before consent: the consent question itself, erasing, and an officer's note.
 NO_CONSENT_NEEDED = frozenset({State.CONSENT, State.ERASE_CONFIRM, State.STAFF_NOTE})
 RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock (PostgreSQL)
+BeforeCommit = Callable[[AsyncSession, Outcome], Awaitable[None]]
 
-__all__ = ["MAX_ATTEMPTS", "Context", "handle", "process"]
+__all__ = ["MAX_ATTEMPTS", "BeforeCommit", "Context", "handle", "process"]
 
 
 async def process(
@@ -48,12 +50,16 @@ async def process(
     ctx: Context,
     *,
     attempts: int = MAX_ATTEMPTS,
+    before_commit: BeforeCommit | None = None,
 ) -> Outcome:
-    """Handle the message in its own transaction; retry it whole on a concurrent-update race."""
+    """Handle the message in its own transaction (``before_commit`` may add to it, e.g. an
+    adapter's replies as outbox rows); retry it whole on a concurrent-update race."""
     for attempt in range(1, attempts + 1):
         try:
             async with sessions() as session:
                 outcome = await handle(session, msg, ctx)
+                if before_commit is not None:
+                    await before_commit(session, outcome)
                 await session.commit()
                 return outcome
         except (StaleDataError, IntegrityError, DBAPIError) as exc:

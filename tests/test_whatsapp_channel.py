@@ -96,7 +96,7 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> list[Inbound]:
         got.append(msg)
         return await real(session, msg, ctx)
 
-    monkeypatch.setattr(channel_module, "handle", spy)
+    monkeypatch.setattr(core, "handle", spy)
     return got
 
 
@@ -193,7 +193,7 @@ async def test_a_failing_core_records_nothing_keeps_the_media_and_says_sorry(
     async def broken(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(channel_module, "handle", broken)
+    monkeypatch.setattr(core, "handle", broken)
     form = hook.fake.inbound_media(USER, PHOTO, "image/jpeg")
     answer = await hook.post(form)
     # Twilio does not retry: the apology travels in the TwiML answer, so nobody waits in silence
