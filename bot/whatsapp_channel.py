@@ -41,7 +41,8 @@ from handlers.context import Context
 from handlers.core import process
 from handlers.types import Channel, Inbound, Media, Outcome, Reply
 from storage import contacts, outbox
-from storage.models import Outbox, ProcessedInbound
+from storage.inbound import handled
+from storage.models import Outbox
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -271,8 +272,7 @@ class WhatsAppChannel:
         """Whether this MessageSid was handled already (checked again in the core's transaction)."""
         assert inbound.message_id is not None
         async with self.sessions() as session:
-            key = (Channel.WHATSAPP.value, inbound.message_id)
-            return await session.get(ProcessedInbound, key) is not None
+            return await handled(session, Channel.WHATSAPP.value, inbound.message_id)
 
     async def _process(self, inbound: Inbound) -> Outcome:
         """``handlers.core.process`` plus the replies as outbox rows in the same transaction."""

@@ -31,3 +31,8 @@ async def claim(session: AsyncSession, channel: str, external_id: str, now: date
     )
     assert isinstance(result, CursorResult)
     return result.rowcount == 1
+
+
+async def handled(session: AsyncSession, channel: str, external_id: str) -> bool:
+    """Whether this message was claimed already (a look, without claiming it)."""
+    return await session.get(ProcessedInbound, (channel, external_id)) is not None

@@ -34,6 +34,15 @@ async def test_a_message_is_claimed_once_per_channel(
     ]
 
 
+async def test_a_look_does_not_claim(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as s:
+        assert not await inbound.handled(s, "whatsapp", "SM9")
+    assert await claim(sessions, "whatsapp", "SM9")  # still new after the look
+    async with sessions() as s:
+        assert await inbound.handled(s, "whatsapp", "SM9")
+        assert not await inbound.handled(s, "telegram", "SM9")
+
+
 async def test_a_claim_rolled_back_leaves_the_message_new(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
