@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot, Update
-from telegram.request import HTTPXRequest
 
 from bot import whatsapp
 from bot.outbox import Dispatcher, Sender
 from bot.telegram import TelegramSender, to_inbound
 from bot.telegram_fake import DEFAULT_TOKEN, TelegramFake
+from bot.telegram_request import AiohttpRequest
 from bot.twilio_fake import DEFAULT_SENDER, TwilioFake
 from bot.whatsapp_sender import WhatsAppSender, make_client
 from handlers.i18n import Catalog
@@ -84,6 +84,35 @@ async def send_everything(
     return left
 
 
+def check_r2(
+    capsys: pytest.CaptureFixture[str],
+    check: str,
+    attempts: int,
+    delivered: Counter[str],
+    faults: int,
+    timed_out: int,
+    left: int,
+) -> None:
+    """R2's figures, and what they must show: nothing left unsent or lost, enough faults."""
+    duplicated = sum(n - 1 for n in delivered.values())
+    lost = attempts - len(delivered)
+    figures(
+        capsys,
+        check,
+        attempts=attempts,
+        faults=faults,
+        timeouts=timed_out,
+        lost=lost,
+        duplicated=duplicated,
+    )
+    assert left == 0
+    assert lost == 0
+    assert faults > attempts * 0.05
+    # Neither Telegram nor Twilio has an idempotency key: a send that arrived but whose answer
+    # timed out is sent again (at-least-once). Every other fault must cause no duplicate at all.
+    assert duplicated <= timed_out
+
+
 async def test_r2_alerts_survive_failing_sends(
     sessions: async_sessionmaker[AsyncSession], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -104,31 +133,14 @@ async def test_r2_alerts_survive_failing_sends(
         for i in range(20):
             fake.add_group(-100_000 - i, f"Bhabin {i}", kind="supergroup")
         fake.set_fault_rate(0.10, seed=7)
-        request = HTTPXRequest(connection_pool_size=64, read_timeout=0.5)  # hung sends give up
+        request = AiohttpRequest(connection_pool_size=64, read_timeout=0.5)  # hung sends give up
         async with Bot(DEFAULT_TOKEN, base_url=fake.bot_api_url, request=request) as bot:
             left = await send_everything(sessions, {"telegram": TelegramSender(bot, sessions)})
         delivered = Counter(
             m.content for i in range(20) for m in fake.messages(-100_000 - i) if "uji" in m.content
         )
         faults = sum(fake.fault_counts.values())
-    duplicated = sum(n - 1 for n in delivered.values())
-    lost = alerts - len(delivered)
-    timed_out = fake.fault_counts["timeout"]
-    figures(
-        capsys,
-        "R2 faults",
-        attempts=alerts,
-        faults=faults,
-        timeouts=timed_out,
-        lost=lost,
-        duplicated=duplicated,
-    )
-    assert left == 0
-    assert lost == 0
-    assert faults > alerts * 0.05
-    # Telegram has no idempotency key: a send that arrived but whose answer timed out is sent
-    # again (at-least-once). Every other fault must cause no duplicate at all.
-    assert duplicated <= timed_out
+    check_r2(capsys, "R2 faults", alerts, delivered, faults, fake.fault_counts["timeout"], left)
 
 
 async def test_r2_whatsapp_messages_survive_failing_sends(
@@ -179,21 +191,7 @@ async def test_r2_whatsapp_messages_survive_failing_sends(
     delivered = Counter(m.body for m in fake.messages if "uji" in m.body)
     faults = sum(n for key, n in fake.counters.items() if key.startswith("fault_"))
     timed_out = fake.counters["fault_timeout"]
-    duplicated = sum(n - 1 for n in delivered.values())
-    lost = messages - len(delivered)
-    figures(
-        capsys,
-        "R2 faults (WhatsApp)",
-        attempts=messages,
-        faults=faults,
-        timeouts=timed_out,
-        lost=lost,
-        duplicated=duplicated,
-    )
-    assert left == 0
-    assert lost == 0
-    assert faults > messages * 0.05
-    assert duplicated <= timed_out  # Twilio, too, has no idempotency key for a message
+    check_r2(capsys, "R2 faults (WhatsApp)", messages, delivered, faults, timed_out, left)
 
 
 async def test_r3_redelivered_updates_make_one_report(
