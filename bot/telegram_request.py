@@ -11,6 +11,7 @@ transport was most of its CPU. PTB still builds every request and parses every a
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import ssl
 from typing import Any
@@ -54,11 +55,9 @@ class AiohttpRequest(BaseRequest):
         """Open the session (again after a shutdown, or on another event loop)."""
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
-            # As httpx did: HTTPS_PROXY / ALL_PROXY from the environment, certifi's CA bundle
-            # (slim images may have no system certificates).
-            tls = ssl.create_default_context(cafile=certifi.where())
+            # As httpx did: HTTPS_PROXY / ALL_PROXY from the environment, certifi's CA bundle.
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._pool_size, ssl=tls),
+                connector=aiohttp.TCPConnector(limit=self._pool_size, ssl=_tls()),
                 headers={"User-Agent": self.USER_AGENT},
                 trust_env=True,
             )
@@ -106,6 +105,13 @@ class AiohttpRequest(BaseRequest):
             raise TimedOut(f"Timed out: {_without_token(err)}" if str(err) else None) from None
         except aiohttp.ClientError as err:  # its URL holds the token: not in the text, no cause
             raise NetworkError(f"aiohttp.{type(err).__name__}: {_without_token(err)}") from None
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context with certifi's CA bundle (slim images may have no system certificates),
+    shared by every transport of the process: each would otherwise parse the bundle again."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _without_token(err: Exception) -> str:
