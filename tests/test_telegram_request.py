@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dtm
 import socket
 import traceback
+from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 import telegram
+from aiohttp import web
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
@@ -154,3 +158,70 @@ async def test_the_transport_reopens_after_shutdown_and_refuses_before(
     for _ in range(2):
         async with client(fake, request) as bot:
             assert (await bot.get_me()).is_bot
+
+
+class ForwardProxy:
+    """A loopback HTTP forward proxy that records what passed through it."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str | None]] = []  # (URL asked for, Proxy-Authorization)
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        self.seen.append((str(request.url), request.headers.get("Proxy-Authorization")))
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                request.method,
+                request.url,
+                data=await request.read(),
+                headers={"Content-Type": request.headers.get("Content-Type", "")},
+            ) as answer,
+        ):
+            return web.Response(
+                status=answer.status,
+                body=await answer.read(),
+                content_type=answer.content_type,
+            )
+
+    @contextlib.asynccontextmanager
+    async def serve(self) -> AsyncIterator[str]:
+        """Serve until the block ends; yields the proxy's URL."""
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        finally:
+            await runner.cleanup()
+
+
+async def test_a_proxy_named_by_the_environment_carries_the_calls(
+    fake: TelegramFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = ForwardProxy()
+    async with proxy.serve() as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url.replace("//", "//kantor:rahasia%40@"))
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        async with client(fake) as bot:
+            await bot.send_message(USER, "lewat proxy kantor")
+    assert fake.messages(USER)[-1].text == "lewat proxy kantor"
+    [(url, auth)] = [s for s in proxy.seen if s[0].endswith("/sendMessage")]
+    assert url.startswith(fake.bot_api_url)
+    assert auth == "Basic " + base64.b64encode(b"kantor:rahasia@").decode()
+
+
+async def test_no_proxy_sends_the_calls_directly(
+    fake: TelegramFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = ForwardProxy()
+    async with proxy.serve() as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        async with client(fake) as bot:
+            await bot.send_message(USER, "langsung")
+    assert fake.messages(USER)[-1].text == "langsung"
+    assert proxy.seen == []
