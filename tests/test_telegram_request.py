@@ -10,13 +10,16 @@ import socket
 import traceback
 from collections.abc import AsyncIterator
 
-import aiohttp
+import httpx
 import pytest
 import telegram
-from aiohttp import web
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
+from bot.serving import serve_asgi
 from bot.telegram_fake import DEFAULT_TOKEN, TelegramFake
 from bot.telegram_request import AiohttpRequest
 from tests.test_telegram_fake import USER, fake, png, ptb_timedelta
@@ -160,56 +163,46 @@ async def test_the_transport_reopens_after_shutdown_and_refuses_before(
             assert (await bot.get_me()).is_bot
 
 
-class ForwardProxy:
-    """A loopback HTTP forward proxy that records what passed through it."""
+@contextlib.asynccontextmanager
+async def forward_proxy(seen: list[tuple[str, str | None]]) -> AsyncIterator[str]:
+    """A loopback HTTP forward proxy until the block ends; yields its URL. ``seen`` gets each
+    URL asked for and its Proxy-Authorization."""
 
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str | None]] = []  # (URL asked for, Proxy-Authorization)
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        target = scope["path"]  # a forward proxy is asked for the whole URL (absolute form)
+        seen.append((target, request.headers.get("proxy-authorization")))
+        answer = await client.request(
+            request.method,
+            target,
+            content=await request.body(),
+            headers={"content-type": request.headers.get("content-type", "")},
+        )
+        response = Response(
+            answer.content,
+            status_code=answer.status_code,
+            media_type=answer.headers.get("content-type"),
+        )
+        await response(scope, receive, send)
 
-    async def _forward(self, request: web.Request) -> web.Response:
-        self.seen.append((str(request.url), request.headers.get("Proxy-Authorization")))
-        async with (
-            aiohttp.ClientSession() as session,
-            session.request(
-                request.method,
-                request.url,
-                data=await request.read(),
-                headers={"Content-Type": request.headers.get("Content-Type", "")},
-            ) as answer,
-        ):
-            return web.Response(
-                status=answer.status,
-                body=await answer.read(),
-                content_type=answer.content_type,
-            )
-
-    @contextlib.asynccontextmanager
-    async def serve(self) -> AsyncIterator[str]:
-        """Serve until the block ends; yields the proxy's URL."""
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        try:
-            yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-        finally:
-            await runner.cleanup()
+    async with httpx.AsyncClient(trust_env=False) as client, serve_asgi(app) as url:
+        yield url
 
 
 async def test_a_proxy_named_by_the_environment_carries_the_calls(
     fake: TelegramFake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    proxy = ForwardProxy()
-    async with proxy.serve() as proxy_url:
+    seen: list[tuple[str, str | None]] = []
+    async with forward_proxy(seen) as proxy_url:
         monkeypatch.setenv("HTTP_PROXY", proxy_url.replace("//", "//kantor:rahasia%40@"))
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
         async with client(fake) as bot:
             await bot.send_message(USER, "lewat proxy kantor")
     assert fake.messages(USER)[-1].text == "lewat proxy kantor"
-    [(url, auth)] = [s for s in proxy.seen if s[0].endswith("/sendMessage")]
+    [(url, auth)] = [s for s in seen if s[0].endswith("/sendMessage")]
     assert url.startswith(fake.bot_api_url)
     assert auth == "Basic " + base64.b64encode(b"kantor:rahasia@").decode()
 
@@ -217,11 +210,11 @@ async def test_a_proxy_named_by_the_environment_carries_the_calls(
 async def test_no_proxy_sends_the_calls_directly(
     fake: TelegramFake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    proxy = ForwardProxy()
-    async with proxy.serve() as proxy_url:
+    seen: list[tuple[str, str | None]] = []
+    async with forward_proxy(seen) as proxy_url:
         monkeypatch.setenv("HTTP_PROXY", proxy_url)
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
         async with client(fake) as bot:
             await bot.send_message(USER, "langsung")
     assert fake.messages(USER)[-1].text == "langsung"
-    assert proxy.seen == []
+    assert seen == []
