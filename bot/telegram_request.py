@@ -101,9 +101,10 @@ class AiohttpRequest(BaseRequest):
             sock_connect=connect,
             sock_read=read,
         )
-        origin = urllib.parse.urlsplit(url)[:2]
+        target = urllib.parse.urlsplit(url)
+        origin = target.scheme, target.netloc
         if origin not in self._proxies:
-            self._proxies[origin] = _env_proxy(*origin)
+            self._proxies[origin] = _env_proxy(target.scheme, target.hostname)
         try:
             async with self._session.request(
                 method,
@@ -119,11 +120,11 @@ class AiohttpRequest(BaseRequest):
             raise NetworkError(f"aiohttp.{type(err).__name__}: {_without_token(err)}") from None
 
 
-def _env_proxy(scheme: str, netloc: str) -> str | None:
-    """The HTTP proxy the environment names for an origin (``HTTPS_PROXY``/``HTTP_PROXY``,
-    ``NO_PROXY``; credentials in its URL are sent as ``Proxy-Authorization``), as httpx and
-    aiohttp's ``trust_env`` read them; none when it names none or bypasses the host."""
-    host = urllib.parse.urlsplit(f"{scheme}://{netloc}").hostname
+def _env_proxy(scheme: str, host: str | None) -> str | None:
+    """The HTTP proxy the environment names for a scheme and host (``HTTPS_PROXY``/
+    ``HTTP_PROXY``, ``NO_PROXY``; credentials in its URL are sent as ``Proxy-Authorization``),
+    as httpx and aiohttp's ``trust_env`` read them; none when it names none or bypasses the
+    host."""
     named = urllib.request.getproxies().get(scheme)
     if not named or host is None or urllib.request.proxy_bypass(host):
         return None
