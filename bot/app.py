@@ -44,7 +44,7 @@ from bot.leader import (
 )
 from bot.metrics import Metrics
 from bot.outbox import BotSenders, ChannelLimits, Dispatcher, Sender
-from bot.periodic import Periodic
+from bot.periodic import Periodic, wait_unless_set
 from bot.ratelimit import LimitedRequest, SharedLimiter
 from bot.recaps import RecapJob
 from bot.scheduler import ReminderScheduler
@@ -224,9 +224,7 @@ def make_sender_job(db: Database, dispatcher: Dispatcher, shared: bool, grace: f
     wait = grace if shared else 0.0
 
     async def take_over(step_down: asyncio.Event) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(wait):
-                await step_down.wait()
+        await wait_unless_set(step_down, wait)
         if step_down.is_set():
             return
         async with db.sessions() as session:

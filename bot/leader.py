@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.periodic import wait_unless_set
 from storage.db import is_sqlite
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class Leadership:
         while not stop.is_set():
             conn = await self._connect()
             if conn is None:
-                await _wait(stop, self.check_seconds)
+                await wait_unless_set(stop, self.check_seconds)
                 continue
             got = False
             try:
@@ -81,7 +82,7 @@ class Leadership:
             finally:
                 await _close(conn)
             if got:
-                await _wait(stop, self.check_seconds)  # let the others take over first
+                await wait_unless_set(stop, self.check_seconds)  # let the others take over first
 
     async def _standby(self, conn: Any, stop: asyncio.Event) -> bool:
         """Try for the lock every interval; False when stopped or the connection failed."""
@@ -91,7 +92,7 @@ class Leadership:
                     return True
             except Exception:  # a broken connection: reconnect
                 return False
-            await _wait(stop, self.check_seconds)
+            await wait_unless_set(stop, self.check_seconds)
         return False
 
     async def _hold(self, conn: Any, stop: asyncio.Event, job: LeaderJob) -> None:
@@ -153,7 +154,7 @@ class Leadership:
     async def _watch(self, conn: Any, lost: asyncio.Event, stop: asyncio.Event) -> None:
         """Ping the lock's connection; a failed or slow ping means the role is lost."""
         while not lost.is_set() and not stop.is_set():
-            await _wait(stop, self.check_seconds)
+            await wait_unless_set(stop, self.check_seconds)
             if stop.is_set():
                 return
             try:
@@ -207,13 +208,6 @@ async def _first(stop: asyncio.Event, lost: asyncio.Event, out: asyncio.Event) -
         for w in waiters:
             w.cancel()
         out.set()
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    """Wait ``seconds`` or until ``stop`` is set."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await stop.wait()
 
 
 async def _close(conn: Any) -> None:

@@ -30,6 +30,11 @@ class Periodic:
                 await self.job()
             except Exception:
                 log.exception("periodic job %s failed; trying again next interval", self.name)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
-                    await stop.wait()
+            await wait_unless_set(stop, self.interval)
+
+
+async def wait_unless_set(event: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less if ``event`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()

@@ -26,6 +26,7 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.periodic import wait_unless_set
 from bot.whatsapp import STATUS_MOVES, error_text
 from bot.whatsapp_sender import SentLog
 from storage.models import Outbox
@@ -175,6 +176,4 @@ class StatusBook:
                 del self._held[sid]
             if self._held:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll_seconds):
-                        await self._wake.wait()
+                await wait_unless_set(self._wake, self.poll_seconds)
