@@ -243,7 +243,10 @@ async def _outbox(settings: Settings, action: str, ids: list[int]) -> None:
 
 def chat_label(row: Outbox) -> str:
     """A group's id as is; a person only as their contact number (a WhatsApp chat id is a phone
-    number, a Telegram one identifies the person)."""
+    number, a Telegram one identifies the person); a malformed id (SQLite keeps any value) as
+    a mark, never the value."""
+    if type(row.chat_id) is not int:
+        return "(malformed)"
     if row.chat_id < 0:
         return str(row.chat_id)
     if row.contact_id is not None:

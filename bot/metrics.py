@@ -37,6 +37,12 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+        self.outbox_unexpected = Counter(
+            "ktn_outbox_unexpected_failures_total",
+            "Outbox rows given up because their data or their send raised an unexpected error",
+            ["channel"],
+            registry=r,
+        )
         self.outbox_depth = Gauge("ktn_outbox_depth", "Outbox rows waiting to be sent", registry=r)
         self.escalations = Counter(
             "ktn_escalations_total", "Reports escalated to the parent area", registry=r

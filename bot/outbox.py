@@ -11,6 +11,7 @@ at-least-once; a row marked sent is never sent again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import math
@@ -24,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.metrics import Metrics
@@ -295,13 +297,28 @@ class Dispatcher:
         if not batch:
             await self._update_depth()
             return 0
+        batch, broken = _split_malformed(batch)
+        if broken:
+            await self._record([self._unexpected(env, reason) for env, reason in broken], [], [])
         ready, deferred = await self._resolve_edit_targets(batch)
         self._recorded_early = set()
-        results = await self._send_batch(ready, stop or asyncio.Event())
+        results: list[_Result] = []
+        try:
+            await self._send_batch(ready, stop or asyncio.Event(), results)
+        except Exception as exc:
+            # A fault of the dispatcher itself, not of one row: whatever was not sent goes back
+            # to the queue with an attempt counted (never left claimed, never retried at once).
+            log.exception("outbox batch failed; its unsent rows are retried later")
+            handled = {r.envelope.id for r in results}
+            results.extend(
+                _Result(env, error=SendError(f"dispatcher error: {exc.__class__.__name__}"))
+                for env in ready
+                if env.id not in handled
+            )
         handled = {r.envelope.id for r in results}
         remaining = [r for r in results if r.envelope.id not in self._recorded_early]
         await self._record(remaining, deferred, [e for e in ready if e.id not in handled])
-        return len(batch)
+        return len(batch) + len(broken)
 
     async def _warm_up(self) -> None:
         """Count what was sent in the last minute (by a process this one replaces) against the
@@ -387,9 +404,7 @@ class Dispatcher:
         self, batch: list[Envelope]
     ) -> tuple[list[Envelope], list[tuple[Envelope, datetime]]]:
         """Give each edit the message id of the message it edits; defer it until that is sent."""
-        edit_of = {
-            e.id: int(e.payload["edit_of"]) for e in batch if e.kind == OutboxKind.ALERT_EDIT
-        }
+        edit_of = {e.id: e.payload["edit_of"] for e in batch if e.kind == OutboxKind.ALERT_EDIT}
         if not edit_of:
             return batch, []
         async with self.sessions() as session:
@@ -432,18 +447,25 @@ class Dispatcher:
             await self._record(superseded, [], [])
         return ready, deferred
 
-    async def _send_batch(self, batch: list[Envelope], stop: asyncio.Event) -> list[_Result]:
-        """Send per chat in order, several chats at once, within every flood limit."""
+    async def _send_batch(
+        self, batch: list[Envelope], stop: asyncio.Event, results: list[_Result]
+    ) -> None:
+        """Send per chat in order, several chats at once, within every flood limit; each row's
+        outcome is appended to ``results`` as it comes."""
         queues: dict[ChatKey, deque[Envelope]] = {}
         for env in batch:
             queues.setdefault(env.key, deque()).append(env)
         heap: list[tuple[float, int, ChatKey]] = []
         seq = 0
         now = self.monotonic()
-        for key in queues:
-            heapq.heappush(heap, (self._chat_free(key, now), seq, key))
+        for key in list(queues):
+            try:
+                free = self._chat_free(key, now)
+            except Exception as exc:  # this chat's rows cannot be paced: they fail alone
+                results.extend(self._unexpected(e, _described(exc)) for e in queues.pop(key))
+                continue
+            heapq.heappush(heap, (free, seq, key))
             seq += 1
-        results: list[_Result] = []
         in_flight: set[asyncio.Task[None]] = set()
         done_event = asyncio.Event()
 
@@ -456,7 +478,7 @@ class Dispatcher:
                     for window in windows:
                         window.finish(finished, calls)
                 results.append(result)
-                queue = queues[env.key]
+                queue = queues.get(env.key, deque())
                 if result.error is not None and not result.error.permanent and queue:
                     # Keep this chat's order: what follows a failed row waits for the next round.
                     queue.clear()
@@ -486,9 +508,13 @@ class Dispatcher:
             if heap and len(in_flight) < self.concurrency and heap[0][0] <= now:
                 _, _, key = heapq.heappop(heap)
                 env = queues[key][0]
-                calls = self._cost(env)
-                overall = self._overall_window(env)
-                free = max(overall.next_free(now, calls), self._chat_free(key, now, calls))
+                try:
+                    calls = self._cost(env)
+                    overall = self._overall_window(env)
+                    free = max(overall.next_free(now, calls), self._chat_free(key, now, calls))
+                except Exception as exc:  # this chat's rows cannot be paced: they fail alone
+                    results.extend(self._unexpected(e, _described(exc)) for e in queues.pop(key))
+                    continue
                 if free > now:
                     # inf: every slot is in flight; look again shortly (a completion wakes us too)
                     heapq.heappush(heap, (min(free, now + 0.02), seq, key))
@@ -521,7 +547,6 @@ class Dispatcher:
                     len(stuck),
                     self.stop_grace,
                 )
-        return results
 
     def _unrecorded(self, results: list[_Result]) -> list[_Result]:
         """The batch's successful sends not yet written (failures wait for the batch's end)."""
@@ -541,12 +566,22 @@ class Dispatcher:
             if exc.retry_after:
                 self.metrics.rate_limited.labels(env.channel).inc()
             return _Result(env, error=exc)
-        except Exception as exc:
-            log.warning("send of outbox row %d failed unexpectedly", env.id, exc_info=True)
+        except (DBAPIError, ConnectionError, TimeoutError) as exc:  # database or network
+            log.warning("send of outbox row %d failed (%s); retried", env.id, type(exc).__name__)
             self.metrics.sends.labels(env.channel, "retry").inc()
-            return _Result(env, error=SendError(f"{exc.__class__.__name__}: {exc}"))
+            return _Result(env, error=SendError(_described(exc)))
+        except Exception as exc:  # the row's data or a bug: the same again would fail again
+            log.warning("send of outbox row %d raised unexpectedly", env.id, exc_info=True)
+            return self._unexpected(env, _described(exc))
         self.metrics.sends.labels(env.channel, "sent").inc()
         return _Result(env, external_id)
+
+    def _unexpected(self, env: Envelope, reason: str) -> _Result:
+        """A row whose data or send raised what no sender expects: given up at once, alone,
+        with the reason (``ktn-bot outbox failed``; ``outbox retry`` after a fix)."""
+        self.metrics.sends.labels(env.channel, "failed").inc()
+        self.metrics.outbox_unexpected.labels(env.channel).inc()
+        return _Result(env, error=SendError(f"unexpected: {reason}", permanent=True))
 
     async def _record(
         self,
@@ -617,20 +652,54 @@ class Dispatcher:
                     "next_attempt_at": retry_at.get(env.key, now),
                 }
             )
-        async with self.sessions() as session:
-            for rows in (sent, changes):
-                if rows:
-                    await session.execute(update(Outbox), rows)
-            if blocked_contacts:
-                await session.execute(
-                    update(Contact).where(Contact.id.in_(blocked_contacts)).values(blocked_at=now)
-                )
-            for old, new in migrations.items():
-                log.info("group chat migrated to a supergroup; updating its id")
-                await migrate_chat(session, "telegram", old, new)
-            await session.commit()
+        try:
+            async with self.sessions() as session:
+                for rows in (sent, changes):
+                    if rows:
+                        await session.execute(update(Outbox), rows)
+                if blocked_contacts:
+                    await session.execute(
+                        update(Contact)
+                        .where(Contact.id.in_(blocked_contacts))
+                        .values(blocked_at=now)
+                    )
+                for old, new in migrations.items():
+                    log.info("group chat migrated to a supergroup; updating its id")
+                    await migrate_chat(session, "telegram", old, new)
+                await session.commit()
+        except Exception:
+            # One row's outcome that cannot be written must not keep the others claimed: write
+            # each alone; the others' side effects (blocked, migrated) wait for the next time.
+            log.exception("recording %d outbox outcome(s) at once failed; one by one", len(sent))
+            for row in [*sent, *changes]:
+                await self._record_alone(row, now)
         if migrations:
             self.notify()
+
+    async def _record_alone(self, row: dict[str, Any], now: datetime) -> None:
+        """Write one row's outcome; if even that fails, give the row up with the reason."""
+        try:
+            async with self.sessions() as session:
+                await session.execute(update(Outbox), [row])
+                await session.commit()
+            return
+        except Exception as exc:
+            reason = f"unexpected: outcome not recordable: {_described(exc)}"
+        log.warning("outbox row %s: %s", row["id"], reason)
+        with contextlib.suppress(Exception):  # the database itself is gone: the lease runs out
+            async with self.sessions() as session:
+                await session.execute(
+                    update(Outbox)
+                    .where(Outbox.id == row["id"])
+                    .values(
+                        status=OutboxStatus.FAILED,
+                        attempts=Outbox.attempts + 1,
+                        lease_until=None,
+                        last_error=reason[:500],
+                        status_at=now,
+                    )
+                )
+                await session.commit()
 
     def _backoff(self, attempts: int, err: SendError) -> float:
         if err.retry_after:
@@ -701,6 +770,36 @@ class Dispatcher:
             return self.sweep_seconds
         until_due = (self._next_due - self.wall()).total_seconds()
         return min(self.sweep_seconds, max(0.0, until_due))
+
+
+def _row_problem(env: Envelope) -> str | None:
+    """Why a claimed row cannot be sent whatever happens (SQLite keeps any value in a column)."""
+    if type(env.chat_id) is not int:
+        return "malformed row: the chat id is not an integer"
+    if not isinstance(env.payload, dict) or not isinstance(env.payload.get("reply"), dict):
+        return "malformed row: the payload has no reply"
+    if env.kind == OutboxKind.ALERT_EDIT and type(env.payload.get("edit_of")) is not int:
+        return "malformed row: an edit without the id of the row it edits"
+    return None
+
+
+def _split_malformed(batch: list[Envelope]) -> tuple[list[Envelope], list[tuple[Envelope, str]]]:
+    """The rows that can be tried, and the malformed ones with what is wrong."""
+    good: list[Envelope] = []
+    broken: list[tuple[Envelope, str]] = []
+    for env in batch:
+        problem = _row_problem(env)
+        if problem is None:
+            good.append(env)
+        else:
+            broken.append((env, problem))
+    return good, broken
+
+
+def _described(exc: BaseException) -> str:
+    """An exception as a one-line reason for ``outbox failed`` (its kind and first 200 chars)."""
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
 def _with_target(env: Envelope, target: str) -> Envelope:

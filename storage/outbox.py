@@ -35,7 +35,12 @@ def enqueue(
     extra: dict[str, Any] | None = None,
     bot: str = "default",
 ) -> Outbox:
-    """Add a pending outbox row to the session (the id is set at the next flush)."""
+    """Add a pending outbox row to the session (the id is set at the next flush).
+
+    A chat id that is not an int is refused here, in the caller's transaction: SQLite would
+    store it as text and the row could never be sent."""
+    if type(chat_id) is not int:
+        raise TypeError(f"outbox chat_id must be an int, not {type(chat_id).__name__}")
     payload: dict[str, Any] = dict(extra or {})
     if "reply" in payload:
         raise ValueError("extra must not contain 'reply'")
