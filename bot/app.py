@@ -375,6 +375,7 @@ def make_telegram(
         commands=bot_commands(core.catalog.text),
         on_migrate=make_on_migrate(db),
         on_undelivered=make_on_undelivered(db, dispatcher, bot.key),
+        max_body=settings.http.max_body_bytes,
     )
     holder.append(channel)
     return channel
@@ -482,7 +483,12 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
             log.warning("no KTN_TELEGRAM_TOKEN set: Telegram is off (README: Creating the bot)")
         if wa_config is not None:
             whatsapp = WhatsAppChannel(
-                wa_config, db.sessions, core, notify=waker.notify, metrics=metrics
+                wa_config,
+                db.sessions,
+                core,
+                notify=waker.notify,
+                metrics=metrics,
+                max_body=settings.http.max_body_bytes,
             )
             await whatsapp.start()
             senders["whatsapp"] = whatsapp.sender

@@ -178,10 +178,16 @@ class WhatsAppSettings(Section):
         return value
 
 
+DEFAULT_MAX_BODY = 1_048_576  # far above any Telegram update (~10 KB) or Twilio form (~3 KB)
+
+
 class HttpSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     reuse_port: bool = False
+    # The largest webhook body read: Telegram's secret is checked first, then a larger body is
+    # answered 413; Twilio's signature covers the body, so a larger one cannot be genuine (403).
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY, ge=16_384, le=64 * 1_048_576)
 
 
 class LocaleSettings(Section):

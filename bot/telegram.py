@@ -54,6 +54,7 @@ from handlers.types import (
     ChatKind,
     Document,
     Inbound,
+    InvalidInbound,
     Location,
     Media,
     MediaKind,
@@ -72,16 +73,35 @@ Handler = Callable[[Inbound], Awaitable[Any]]
 
 
 def to_inbound(update: Update, bot_key: str = "default") -> Inbound | None:
-    """The neutral message for an update, or None for updates the core does not handle."""
+    """The neutral message for an update, or None for updates the core does not handle.
+
+    ``InvalidInbound`` for an update of a malformed shape (python-telegram-bot parses leniently:
+    a message without a chat, a string chat id): the core never sees it.
+    """
+    if type(update.update_id) is not int:
+        raise InvalidInbound("update_id is not an integer")
+    try:
+        return _to_inbound(update, bot_key)
+    except (AttributeError, TypeError, ValueError) as exc:
+        if isinstance(exc, InvalidInbound):
+            raise
+        raise InvalidInbound(f"malformed update ({exc.__class__.__name__})") from None
+
+
+def _to_inbound(update: Update, bot_key: str) -> Inbound | None:
     query = update.callback_query
     if query is not None:
         return _from_callback(update, query, bot_key)
     # Edits are not new answers: a corrected story would land in a later step, and a live
     # location sends an edit every few seconds for hours.
     message = update.message
-    if message is None or message.from_user is None:
+    if message is None:
         return None
     chat = message.chat
+    if chat is None or type(chat.id) is not int:
+        raise InvalidInbound("message without a chat, or a chat id that is not an integer")
+    if message.from_user is None or message.migrate_to_chat_id is not None:
+        return None  # a channel post; a group's move (TelegramChannel updates the stored id)
     user = message.from_user
     text = message.text or message.caption
     location = None
@@ -93,8 +113,8 @@ def to_inbound(update: Update, bot_key: str = "default") -> Inbound | None:
             address=venue.address if venue else None,
             label=venue.title if venue else None,
         )
-    if message.migrate_to_chat_id is not None or message.migrate_from_chat_id is not None:
-        return None  # service messages: TelegramChannel updates the stored chat id
+    if message.migrate_from_chat_id is not None:
+        return None  # the supergroup's first message after a move: nothing to answer
     return Inbound(
         channel=Channel.TELEGRAM,
         chat_id=chat.id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,6 +29,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot.config import DEFAULT_MAX_BODY
 from bot.metrics import Metrics
 from bot.telegram import (
     Part,
@@ -40,7 +42,8 @@ from bot.telegram import (
     to_inbound,
 )
 from bot.telegram_request import AiohttpRequest
-from handlers.types import Inbound, Outcome, Reply
+from bot.web import BodyTooLarge, read_body
+from handlers.types import Inbound, InvalidInbound, Outcome, Reply
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +94,10 @@ class TelegramChannel:
         on_migrate: OnMigrate | None = None,
         on_undelivered: OnUndelivered | None = None,
         request: AiohttpRequest | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         self.mode = mode
+        self.max_body = max_body
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
         self.poll_timeout = poll_timeout
@@ -167,14 +172,35 @@ class TelegramChannel:
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             return Response(status_code=403)
         try:
-            update = Update.de_json(await request.json(), self.application.bot)
-        except Exception:  # any malformed body: refuse it, keep serving
-            log.info("malformed webhook body refused")
-            return Response(status_code=400)
+            body = await read_body(request, self.max_body)
+        except BodyTooLarge:
+            log.warning("telegram webhook body over %d bytes refused", self.max_body)
+            self._metrics.updates.labels("telegram", "malformed").inc()
+            return Response(status_code=413)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return self._malformed(None, "not JSON")
+        update_id = data.get("update_id") if isinstance(data, dict) else None
+        try:
+            update = Update.de_json(data, self.application.bot)
+        except Exception as exc:  # any body that is not an update: refuse it, keep serving
+            return self._malformed(update_id, f"not an update ({exc.__class__.__name__})")
+        try:
+            to_inbound(update, self.bot_key)  # a malformed shape is refused before the core
+        except InvalidInbound as exc:
+            return self._malformed(update.update_id, str(exc))
         # Answer once handled: Telegram sends a chat's next update only after this answer, so one
         # user's messages take effect in order whichever worker receives each of them.
         await self.application.process_update(update)
         return Response()
+
+    def _malformed(self, update_id: object, reason: str) -> Response:
+        """One log line (the update's id and what is wrong, never its content), a count, 400."""
+        shown = update_id if type(update_id) is int else "?"
+        log.info("malformed telegram update %s refused: %s", shown, reason)
+        self._metrics.updates.labels("telegram", "malformed").inc()
+        return Response(status_code=400)
 
     async def _set_commands(self) -> None:
         bot = self.application.bot
@@ -189,12 +215,16 @@ class TelegramChannel:
 
     async def _handle(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         """Translate, let the core decide, send its replies, answer a pressed button."""
+        try:
+            inbound = to_inbound(update, self.bot_key)
+        except InvalidInbound as exc:  # polling: Telegram will not send it again; log, go on
+            self._malformed(update.update_id, str(exc))
+            return
         message = update.message
         if message is not None and message.migrate_to_chat_id is not None:
             if self._on_migrate is not None:  # the group became a supergroup with a new id
                 await self._on_migrate(message.chat.id, message.migrate_to_chat_id)
             return
-        inbound = to_inbound(update, self.bot_key)
         if inbound is None:
             return
         started = time.perf_counter()

@@ -15,6 +15,30 @@ from starlette.routing import BaseRoute, Route
 from bot.database import Database
 
 
+class BodyTooLarge(Exception):
+    """A request body over the limit; nothing more of it was read."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, read at most ``limit`` bytes far: a declared Content-Length over the
+    limit is refused before reading anything, a chunked body as soon as it passes the limit.
+
+    ``BodyTooLarge`` otherwise; a malformed Content-Length counts as too large (it cannot be
+    trusted to bound the read).
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class Role(Protocol):
     """A role this process may hold (the scheduler's leadership, the sender's)."""
 

@@ -20,7 +20,17 @@ from typing import Any
 import phonenumbers
 
 from handlers.i18n import Catalog
-from handlers.types import Channel, ChatKind, Inbound, Location, Media, MediaKind, Option, Reply
+from handlers.types import (
+    Channel,
+    ChatKind,
+    Inbound,
+    InvalidInbound,
+    Location,
+    Media,
+    MediaKind,
+    Option,
+    Reply,
+)
 from storage.types import OutboxStatus
 
 WA_PREFIX = "whatsapp:"
@@ -78,6 +88,15 @@ def to_inbound(form: Mapping[str, str], now: datetime) -> Inbound:
     if not wa_id.isdigit() or not 7 <= len(wa_id) <= 15:
         raise FormError("WaId is missing or not E.164 digits")
     body = form.get("Body") or ""
+    try:
+        return _inbound(form, sid, sender, wa_id, body, now)
+    except InvalidInbound as exc:  # a field far beyond what WhatsApp sends
+        raise FormError(str(exc)) from None
+
+
+def _inbound(
+    form: Mapping[str, str], sid: str, sender: str, wa_id: str, body: str, now: datetime
+) -> Inbound:
     return Inbound(
         channel=Channel.WHATSAPP,
         chat_id=int(wa_id),

@@ -22,17 +22,19 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from bot.config import DEFAULT_MAX_BODY
 from bot.metrics import Metrics
+from bot.web import BodyTooLarge, read_body
 from bot.whatsapp import MESSAGE_ID_PREFIX, TWILIO_STATUS, FormError, coalesce, to_inbound
 from bot.whatsapp_sender import SentLog, WhatsAppSender, make_client
 from bot.whatsapp_status import StatusBook
@@ -55,6 +57,7 @@ EMPTY_TWIML = str(MessagingResponse())
 TWILIO_API = "https://api.twilio.com"
 MAX_MEDIA_BYTES = 16 * 1024 * 1024  # WhatsApp's own limit for media
 MEDIA_BUDGET_SECONDS = 10.0  # per medium, all at once: Twilio waits 15 s for our answer
+MAX_FORM_FIELDS = 200  # an inbound message with 10 media has ~60; a status callback ~15
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +96,10 @@ class WhatsAppChannel:
         notify: Callable[[], None],
         metrics: Metrics,
         clock: Callable[[], datetime] = utcnow,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         self.config = config
+        self.max_body = max_body
         self.sessions = sessions
         self.core = core
         self.notify = notify
@@ -168,12 +173,30 @@ class WhatsAppChannel:
     # ----------------------------------------------------------------- webhooks
 
     async def _signed_form(self, request: Request) -> dict[str, str] | None:
-        """The form if X-Twilio-Signature matches the public URL Twilio called, else None."""
+        """The form if X-Twilio-Signature matches the public URL Twilio called, else None.
+
+        Nothing is parsed before the signature is checked but what checking it needs: the body
+        read to at most ``max_body`` bytes and split into at most ``MAX_FORM_FIELDS`` pairs. The
+        signature covers the whole body, so a larger body, or more fields than Twilio ever sends,
+        cannot be verified: it is refused like any forgery (403), without reading the rest.
+        """
         signature = request.headers.get(SIGNATURE_HEADER, "")
         if not signature:
             return None
-        async with request.form() as raw:
-            form = _flat_form(raw)
+        try:
+            body = await read_body(request, self.max_body)
+            pairs = parse_qsl(
+                body.decode("utf-8"),
+                keep_blank_values=True,
+                max_num_fields=MAX_FORM_FIELDS,
+            )
+        except BodyTooLarge:
+            log.warning("whatsapp webhook body over %d bytes: not verifiable", self.max_body)
+            return None
+        except ValueError:  # more fields than Twilio sends, or not UTF-8
+            log.warning("whatsapp webhook body not a Twilio form: not verifiable")
+            return None
+        form = dict(pairs)
         url = self.public_url + request.url.path
         if request.url.query:
             url += "?" + request.url.query
@@ -365,11 +388,6 @@ class WhatsAppChannel:
         task = asyncio.create_task(coro, name="whatsapp-media-delete")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def _flat_form(raw: FormData) -> dict[str, str]:
-    """Twilio's webhook form as plain strings (it never repeats a field or sends files)."""
-    return {key: value for key, value in raw.items() if isinstance(value, str)}
 
 
 def _write_file(path: Path, data: bytes) -> None:

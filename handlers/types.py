@@ -8,6 +8,7 @@ lines ("1. Keamanan"). Nothing here knows about a channel's SDK.
 from __future__ import annotations
 
 import base64
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -20,6 +21,7 @@ __all__ = [
     "ChatKind",
     "Document",
     "Inbound",
+    "InvalidInbound",
     "Location",
     "Media",
     "MediaKind",
@@ -113,9 +115,42 @@ class Option:
             raise ValueError(f"option data must be 1-64 bytes: {self.data!r}")
 
 
+class InvalidInbound(ValueError):
+    """A message an adapter built from a malformed update or form: never given to the core.
+
+    Adapters refuse it at their edge (a webhook answers 400, polling logs one line with the
+    update's id); the reason names the field, never its content."""
+
+
+# Bounds far above what either channel sends (Telegram: text 4096, caption 1024, names 64 + 64,
+# callback data 64 bytes; Twilio: Body 1600, 10 media, ButtonPayload 200): anything larger is
+# forged or malformed, and the core must not carry it into the database or a log.
+INBOUND_TEXT_LIMIT = 16_384
+INBOUND_NAME_LIMIT = 256
+INBOUND_ID_LIMIT = 128
+INBOUND_BUTTON_LIMIT = 256
+INBOUND_MEDIA_LIMIT = 10
+INBOUND_PLACE_LIMIT = 1_024
+_INT64 = 2**63
+
+
+def _is_id(value: object) -> bool:
+    """A chat or user id: a real int (not a bool, not a numeric string) within BigInteger."""
+    return type(value) is int and -_INT64 <= value < _INT64
+
+
+def _too_long(value: object, limit: int) -> bool:
+    return value is not None and (not isinstance(value, str) or len(value) > limit)
+
+
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """One message from a user, whatever the channel."""
+    """One message from a user, whatever the channel.
+
+    Constructing one validates it (``InvalidInbound``): ids are 64-bit integers, strings are
+    strings of bounded size, a location is a finite point on Earth. So the core never sees a
+    malformed message, whichever adapter made it.
+    """
 
     channel: Channel
     chat_id: int
@@ -131,6 +166,63 @@ class Inbound:
     language_code: str | None = None
     received_at: datetime | None = None
     chat_title: str | None = None
+
+    def __post_init__(self) -> None:
+        problem = self.problem()
+        if problem is not None:
+            raise InvalidInbound(problem)
+
+    def problem(self) -> str | None:
+        """What is wrong with this message (a field name and the rule), or None.
+
+        The fields are read as plain objects: an adapter's bug or a forged update can put any
+        value in them, whatever the annotations say."""
+        value: dict[str, object] = {name: getattr(self, name) for name in self.__slots__}
+        kinds = (("channel", Channel), ("chat_kind", ChatKind), ("media", tuple))
+        for name, kind in kinds:
+            if not isinstance(value[name], kind):
+                return f"{name} is not a {kind.__name__}"
+        for name in ("chat_id", "user_id"):
+            if not _is_id(value[name]):
+                return f"{name} is not a 64-bit integer"
+        for name, limit in (
+            ("display_name", INBOUND_NAME_LIMIT),
+            ("text", INBOUND_TEXT_LIMIT),
+            ("button", INBOUND_BUTTON_LIMIT),
+            ("message_id", INBOUND_ID_LIMIT),
+            ("phone", INBOUND_ID_LIMIT),
+            ("language_code", INBOUND_ID_LIMIT),
+            ("chat_title", INBOUND_NAME_LIMIT),
+        ):
+            if _too_long(value[name], limit):
+                return f"{name} is not a string of at most {limit} characters"
+        media: tuple[object, ...] = self.media
+        if len(media) > INBOUND_MEDIA_LIMIT:
+            return f"media has more than {INBOUND_MEDIA_LIMIT} items"
+        for item in media:
+            if not isinstance(item, Media) or _too_long(item.ref, INBOUND_PLACE_LIMIT):
+                return "a media item is malformed"
+        if value["location"] is not None and not _is_place(value["location"]):
+            return "location is not a finite point on Earth"
+        if value["received_at"] is not None and not isinstance(value["received_at"], datetime):
+            return "received_at is not a datetime"
+        return None
+
+
+def _is_place(location: object) -> bool:
+    if not isinstance(location, Location):
+        return False
+    lat, lon = location.latitude, location.longitude
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
+        return False
+    return (
+        math.isfinite(lat)
+        and math.isfinite(lon)
+        and -90 <= lat <= 90
+        and -180 <= lon <= 180
+        and not _too_long(location.address, INBOUND_PLACE_LIMIT)
+        and not _too_long(location.label, INBOUND_PLACE_LIMIT)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -230,13 +230,16 @@ async def test_media_stay_at_twilio_when_so_configured(hook: Hook, seen: list[In
         ("application/x-www-form-urlencoded", b"&".join(b"f%d=1" % i for i in range(1500))),
     ],
 )
-async def test_an_unreadable_body_is_a_400_and_records_nothing(
+async def test_a_body_that_is_no_twilio_form_cannot_be_verified_so_is_a_403_recording_nothing(
     hook: Hook, content_type: str, body: bytes
 ) -> None:
+    """The signature covers the body: one that is not a form of at most 200 fields cannot be
+    checked, so it is refused as unverified before anything is parsed (not 400: that would
+    tell a forger the signature was never looked at)."""
     headers = {"X-Twilio-Signature": "c2lnbmVk", "Content-Type": content_type}
     for path in ("/whatsapp/inbound", "/whatsapp/status"):
         response = await hook.client.post(path, content=body, headers=headers)
-        assert response.status_code == 400, path
+        assert response.status_code == 403, path
     assert await hook.rows(ProcessedInbound) == [] and await hook.rows(Outbox) == []
 
 
