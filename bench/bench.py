@@ -47,16 +47,17 @@ import growth  # noqa: E402  (bench/growth.py, beside this script)
 from sqlalchemy import insert, text  # noqa: E402
 from telegram import Bot  # noqa: E402
 
-from bot.outbox import ChannelLimits, Dispatcher, Envelope  # noqa: E402
-from bot.telegram import TelegramSender  # noqa: E402
-from bot.telegram_channel import send_request  # noqa: E402
-from bot.telegram_fake import DEFAULT_TOKEN, TelegramFake  # noqa: E402
-from handlers.testing import SUMBER_JAYA, load_areas  # noqa: E402
+from bot.channels.telegram.channel import send_request  # noqa: E402
+from bot.channels.telegram.sender import TelegramSender  # noqa: E402
+from bot.delivery.dispatcher import Dispatcher, Envelope  # noqa: E402
+from bot.delivery.windows import ChannelLimits  # noqa: E402
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, TelegramFake  # noqa: E402
 from handlers.types import Reply  # noqa: E402
 from storage import migrate  # noqa: E402
 from storage.areas import get_by_code  # noqa: E402
 from storage.db import create_engine, session_factory  # noqa: E402
 from storage.models import GroupChat, Outbox  # noqa: E402
+from tests.support.chats import SUMBER_JAYA, load_areas  # noqa: E402
 
 GROUP = -1009000000001
 # Other villages, each with its own alert group: the background load of P2 reports there, as a

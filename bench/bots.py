@@ -37,12 +37,12 @@ from bot.config import (  # noqa: E402
     Settings,
     TelegramSettings,
 )
-from bot.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake  # noqa: E402
-from handlers.testing import load_areas  # noqa: E402
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake  # noqa: E402
 from storage import migrate  # noqa: E402
 from storage.db import create_engine, session_factory  # noqa: E402
 from storage.models import Area, Contact  # noqa: E402
 from storage.types import utcnow  # noqa: E402
+from tests.support.chats import load_areas  # noqa: E402
 
 BOTS_AREAS = """code,name,level,parent_code,timezone
 17,Bengkulu,provinsi,,Asia/Jakarta

@@ -21,9 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from telegram import Update
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-from bot.telegram import PerUserProcessor
-from bot.telegram_channel import send_request
-from bot.telegram_fake import DEFAULT_TOKEN
+from bot.channels.telegram.channel import PerUserProcessor, send_request
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN
 
 
 async def echo(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from bench import Chats, bot_process, buttons, prepared_db, press
-from bot.telegram_fake import DEFAULT_TOKEN, TelegramFake
-from handlers.testing import SUMBER_JAYA
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, TelegramFake
+from tests.support.chats import SUMBER_JAYA
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = "telegram bot @"

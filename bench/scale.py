@@ -28,7 +28,7 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 import httpx  # noqa: E402
 
-from bot.telegram_fake import TelegramFake  # noqa: E402
+from bot.sandbox.telegram_fake import TelegramFake  # noqa: E402
 from storage import migrate  # noqa: E402
 from storage.db import create_engine, session_factory  # noqa: E402
 from tests.conftest import reset_postgres  # noqa: E402

@@ -23,6 +23,11 @@ from sqlalchemy import select
 from starlette.routing import BaseRoute
 from telegram.error import TelegramError
 
+from bot.channels.telegram.channel import WEBHOOK_PATH, TelegramChannel
+from bot.channels.telegram.limited import LimitedRequest
+from bot.channels.telegram.render import bot_commands
+from bot.channels.telegram.sender import TelegramSender
+from bot.channels.whatsapp.channel import WhatsAppChannel, WhatsAppConfig
 from bot.config import (
     DEFAULT_BOT,
     BotToken,
@@ -33,217 +38,28 @@ from bot.config import (
     whatsapp_problems,
 )
 from bot.database import Database, connect, prepare_schema
-from bot.leader import (
-    OUTBOX_CHANNEL,
-    SCHEDULER_LOCK,
-    SENDER_LOCK,
-    LeaderJob,
-    Leadership,
-    Notifier,
-    Waker,
-)
+from bot.delivery.dispatcher import BotSenders, Dispatcher, Sender
+from bot.delivery.shared_limits import SharedLimiter
+from bot.delivery.waker import OUTBOX_CHANNEL, Notifier, Waker
+from bot.delivery.windows import ChannelLimits
+from bot.inbound import make_on_inbound, make_on_undelivered
 from bot.metrics import Metrics
-from bot.outbox import BotSenders, ChannelLimits, Dispatcher, Sender
-from bot.periodic import Periodic, wait_unless_set
-from bot.ratelimit import LimitedRequest, SharedLimiter
-from bot.recaps import RecapJob
-from bot.scheduler import ReminderScheduler
-from bot.serving import bind_socket, make_server
-from bot.telegram import TelegramSender, bot_commands
-from bot.telegram_channel import WEBHOOK_PATH, TelegramChannel
-from bot.web import build_app
-from bot.whatsapp_channel import WhatsAppChannel, WhatsAppConfig
+from bot.roles.duties import make_leader_duties, make_sender_job
+from bot.roles.leader import SCHEDULER_LOCK, SENDER_LOCK, Leadership
+from bot.roles.scheduler import ReminderScheduler
+from bot.web.app import build_app
+from bot.web.serving import bind_socket, make_server
 from bot.wiring import core_config_from
 from handlers.config import CoreConfig
-from handlers.context import Context
-from handlers.core import process
-from handlers.escalation import escalate_due
-from handlers.types import Inbound, Outcome, Reply
-from storage import outbox, retention
 from storage.db import is_sqlite
 from storage.groups import migrate_chat
 from storage.models import Area
-from storage.outbox import release_claims
-from storage.types import utcnow
 
 log = logging.getLogger(__name__)
-
-RETENTION_SECONDS = 3600.0  # how often the leader forgets what is no longer needed
 
 
 class StartupError(Exception):
     """A channel could not start (unreachable API, bad token); worded for the operator."""
-
-
-def make_on_inbound(
-    db: Database,
-    core: CoreConfig,
-    dispatcher: Notifier,
-    bot_username: Callable[[], str | None],
-    scheduler: ReminderScheduler | None = None,
-    bot_key: str = DEFAULT_BOT,
-) -> Callable[[Inbound], Awaitable[Outcome]]:
-    """The one seam between adapters and the core: process, then wake the dispatcher (and
-    update the scheduler when a reminder or patrol rotation changed). ``bot_key`` names the
-    bot the messages came to."""
-
-    async def on_inbound(inbound: Inbound) -> Outcome:
-        ctx = Context(config=core, now=utcnow(), bot_username=bot_username(), bot=bot_key)
-        try:
-            outcome = await process(db.sessions, inbound, ctx)
-        except Exception as exc:  # the user hears of it; the log gets the kind, not the content
-            log.error("a %s message could not be processed: %r", inbound.channel, type(exc))
-            return failure_outcome(core, inbound)
-        if outcome.outbox_ids:
-            dispatcher.notify()
-        if (
-            scheduler is not None
-            and scheduler.running
-            and outcome.recorded.get("schedules_changed")
-        ):
-            await scheduler.sync()
-        return outcome
-
-    return on_inbound
-
-
-def make_escalation_job(
-    db: Database, core: CoreConfig, dispatcher: Notifier, metrics: Metrics
-) -> Callable[[], Awaitable[None]]:
-    """One escalation sweep: reports unclaimed past their time go up one area, once."""
-
-    async def sweep() -> None:
-        while True:
-            async with db.sessions() as session:
-                escalated = await escalate_due(session, Context(config=core, now=utcnow()))
-                await session.commit()
-            if not escalated:
-                return
-            metrics.escalations.inc(len(escalated))
-            dispatcher.notify()
-            log.info("escalated %d report(s)", len(escalated))
-
-    return sweep
-
-
-def make_retention_job(db: Database, days: int) -> Callable[[], Awaitable[None]]:
-    """Forget dedupe records of messages older than ``days``, a batch per transaction."""
-
-    async def sweep() -> None:
-        before = utcnow() - timedelta(days=days)
-        forgotten = 0
-        while True:
-            async with db.sessions() as session:
-                deleted = await retention.forget_processed_inbound(session, before)
-                await session.commit()
-            forgotten += deleted
-            if deleted < retention.BATCH:
-                break
-        if forgotten:
-            log.info("forgot %d processed-message record(s) older than %d days", forgotten, days)
-
-    return sweep
-
-
-def failure_outcome(core: CoreConfig, inbound: Inbound) -> Outcome:
-    """'Sorry, not saved, send it again' in the sender's language, when processing failed."""
-    lang = (inbound.language_code or "")[:2].lower()
-    text = core.catalog.text(
-        lang if lang in core.catalog.languages else core.default_language, "common.failed"
-    )
-    return Outcome(replies=[Reply(text)], notice=text, failed=True)
-
-
-def make_on_undelivered(
-    db: Database, dispatcher: Notifier, bot_key: str = DEFAULT_BOT
-) -> Callable[[int, Reply], Awaitable[None]]:
-    """A direct reply Telegram would not take (5xx, timeouts, long flood waits) goes durable,
-    through the bot that should have sent it."""
-
-    async def on_undelivered(chat_id: int, reply: Reply) -> None:
-        async with db.sessions() as session:
-            outbox.enqueue(
-                session,
-                channel="telegram",
-                chat_id=chat_id,
-                kind="reply",
-                reply=reply,
-                bot=bot_key,
-            )
-            await session.commit()
-        dispatcher.notify()
-
-    return on_undelivered
-
-
-def make_leader_duties(
-    settings: Settings,
-    db: Database,
-    core: CoreConfig,
-    waker: Notifier,
-    metrics: Metrics,
-    reminders: ReminderScheduler | None,
-) -> LeaderJob:
-    """What only the leader does, while it leads: reminders and patrol, escalations, recaps."""
-    escalations = Periodic(
-        "escalations",
-        settings.reports.escalation_check_seconds,
-        make_escalation_job(db, core, waker, metrics),
-    )
-    recaps = RecapJob(db.sessions, core, waker.notify, hour=settings.scheduler.recap_hour)
-    recap_job = Periodic("recaps", RecapJob.INTERVAL, recaps.run_once)
-    retention_job = Periodic(
-        "retention",
-        RETENTION_SECONDS,
-        make_retention_job(db, settings.retention.processed_inbound_days),
-    )
-
-    async def duties(step_down: asyncio.Event) -> None:
-        if reminders is not None:  # its first sweep queues what came due while nobody led
-            await reminders.start()
-        try:
-            await asyncio.gather(
-                escalations.run(step_down), recap_job.run(step_down), retention_job.run(step_down)
-            )
-        finally:
-            if reminders is not None:
-                await reminders.stop()
-
-    return duties
-
-
-def make_sender_job(db: Database, dispatcher: Dispatcher, shared: bool, grace: float) -> LeaderJob:
-    """The sender role: dispatch, and take over what a previous sender left claimed.
-
-    On PostgreSQL rows still claimed after a grace period were a dead worker's (one that merely
-    lost its role records its sends in hand meanwhile). SQLite serves one process, so a row
-    still claimed when this process starts sending was claimed by one that died (SIGKILL, a
-    power cut): it is taken over at once, not after its lease (two minutes of a report's alert
-    waiting, found by the reliability suite's R1).
-    """
-    wait = grace if shared else 0.0
-
-    async def take_over(step_down: asyncio.Event) -> None:
-        await wait_unless_set(step_down, wait)
-        if step_down.is_set():
-            return
-        async with db.sessions() as session:
-            taken = await release_claims(session, keep=dispatcher.worker_id)
-            await session.commit()
-        if taken:
-            log.info("took over %d message(s) a previous sender had claimed", taken)
-            dispatcher.notify()
-
-    async def send(step_down: asyncio.Event) -> None:
-        orphans = asyncio.create_task(take_over(step_down))
-        try:
-            await dispatcher.run(step_down)
-        finally:
-            orphans.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await orphans
-
-    return send
 
 
 def make_on_migrate(db: Database) -> Callable[[int, int], Awaitable[None]]:

@@ -23,6 +23,7 @@ from storage.areas import (
     get_by_code,
     import_areas,
     parse_areas_csv,
+    sample_csv,
 )
 from storage.db import is_sqlite
 from storage.invites import create_invite, parse_duration
@@ -54,8 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     areas = sub.add_parser("areas", help="areas (kelurahan/desa and their parents)")
     areas_sub = areas.add_subparsers(dest="areas_command", required=True, metavar="ACTION")
     imp = areas_sub.add_parser("import", help="import or update areas from a CSV file")
-    imp.add_argument(
-        "file", type=Path, help="CSV with columns code,name,level,parent_code,timezone"
+    source = imp.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "file",
+        type=Path,
+        nargs="?",
+        help="CSV with columns code,name,level,parent_code,timezone",
+    )
+    source.add_argument(
+        "--sample", action="store_true", help="the sample areas shipped with ktn-bot"
     )
 
     invite = sub.add_parser("invite", help="create a single-use invite code for staff")
@@ -137,8 +145,9 @@ def _read_text(file: Path) -> str:
         raise CommandError(f"{file} is not UTF-8 text") from None
 
 
-async def _areas_import(settings: Settings, file: Path) -> None:
-    text = _read_text(file)
+async def _areas_import(settings: Settings, file: Path | None) -> None:
+    text = _read_text(file) if file is not None else sample_csv()
+    file = file or Path("the sample areas")
     try:
         rows = parse_areas_csv(text)
     except AreaImportError as exc:
@@ -295,7 +304,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
     elif args.command == "export":
         asyncio.run(_export_reports(settings, args.format, args.area, args.since, args.output))
     elif args.command == "run" and args.workers > 1:
-        from bot.workers import supervise
+        from bot.roles.workers import supervise
 
         if is_sqlite(settings.database.url):
             raise CommandError("--workers needs PostgreSQL: SQLite serves one process")

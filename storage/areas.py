@@ -7,6 +7,7 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from importlib.resources import files
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,6 +57,13 @@ class ImportResult:
     created: int
     updated: int
     unchanged: int
+
+
+def sample_csv() -> str:
+    """The sample areas shipped with the package (the two KTN pilot villages and their
+    parents; ``storage/samples/README.md`` about their codes): the sandbox's world, and
+    ``ktn-bot areas import --sample``."""
+    return files("storage").joinpath("samples", "areas-sample.csv").read_text(encoding="utf-8")
 
 
 def parse_areas_csv(text: str) -> list[AreaRow]:

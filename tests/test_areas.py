@@ -13,12 +13,12 @@ from storage.areas import (
     get_by_code,
     import_areas,
     parse_areas_csv,
+    sample_csv,
     search_villages,
 )
 from storage.models import Area
-from tests.conftest import ROOT
 
-SAMPLE = (ROOT / "data" / "areas-sample.csv").read_text(encoding="utf-8")
+SAMPLE = sample_csv()
 HEADER = "code,name,level,parent_code,timezone\n"
 
 

@@ -9,7 +9,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.states import State
-from handlers.testing import (
+from handlers.types import MediaKind, Reply
+from storage.models import Broadcast, Contact, Outbox
+from storage.types import Role
+from tests.support.chats import (
     ALERT_GROUP,
     KAMPUNG_MELAYU,
     WIYONO,
@@ -19,9 +22,6 @@ from handlers.testing import (
     staff_cast,
     texts,
 )
-from handlers.types import MediaKind, Reply
-from storage.models import Broadcast, Contact, Outbox
-from storage.types import Role
 
 
 @pytest.fixture

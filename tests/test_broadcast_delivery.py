@@ -14,16 +14,17 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 
-from bot.outbox import ChannelLimits, Dispatcher
-from bot.telegram import TelegramSender
-from bot.telegram_channel import send_request
-from bot.telegram_fake import DEFAULT_TOKEN, TelegramFake
+from bot.channels.telegram.channel import send_request
+from bot.channels.telegram.sender import TelegramSender
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.windows import ChannelLimits
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, TelegramFake
 from handlers import broadcast
-from handlers.testing import KAMPUNG_MELAYU, SUMBER_JAYA, FakeChat, load_areas, make_invite
 from storage import outbox as outbox_store
 from storage.areas import get_by_code
 from storage.models import Area, Broadcast, Contact, GroupChat, Outbox
 from storage.types import Role
+from tests.support.chats import KAMPUNG_MELAYU, SUMBER_JAYA, FakeChat, load_areas, make_invite
 
 TELEGRAM = ChannelLimits.rates(30, 20, 1)  # the shipped defaults: nothing lowered
 FIRST_RESIDENT = 500_000

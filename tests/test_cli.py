@@ -17,7 +17,7 @@ from storage import migrate
 from storage.db import is_sqlite
 from tests.conftest import ROOT
 
-SAMPLE = ROOT / "data" / "areas-sample.csv"
+SAMPLE = ROOT / "storage" / "samples" / "areas-sample.csv"
 
 
 def cli(

@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.states import State
-from handlers.testing import FakeChat, load_areas, photo
 from storage import conversations
 from storage.models import Contact, Conversation, ProcessedInbound
+from tests.support.chats import FakeChat, load_areas, photo
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.states import State
-from handlers.testing import SUMBER_JAYA, WIYONO, FakeChat, load_areas, texts
 from storage import conversations
 from storage.areas import get_by_code
 from storage.models import Contact, Report, ReportFollower
+from tests.support.chats import SUMBER_JAYA, WIYONO, FakeChat, load_areas, texts
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.states import State
-from handlers.testing import FakeChat, load_areas, photo, texts
 from handlers.turn import EXPECTS, FALLBACKS, PROMPTS
 from handlers.types import Location, Media, MediaKind, Outcome
 from storage import conversations
+from tests.support.chats import FakeChat, load_areas, photo, texts
 
 Step = Callable[[FakeChat], Awaitable[Any]]
 STICKER = Media(MediaKind.STICKER, "sticker-1")

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers.config import Category, CoreConfig
 from handlers.context import Context
 from handlers.escalation import escalate_due
-from handlers.testing import KAMPUNG_MELAYU, Cast, FakeChat, link_group, load_areas, staff_cast
 from storage.db import create_engine, session_factory
 from storage.models import Outbox, Report, ReportEvent
+from tests.support.chats import KAMPUNG_MELAYU, Cast, FakeChat, link_group, load_areas, staff_cast
 
 PARENT_GROUP = -300
 

@@ -13,14 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 
-from bot.telegram import send_reply
-from bot.telegram_fake import DEFAULT_TOKEN, TelegramFake
-from handlers.testing import WIYONO, Cast, FakeChat, load_areas, staff_cast, texts
+from bot.channels.telegram.sender import send_reply
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, TelegramFake
 from handlers.types import Channel, Document, Reply
 from storage import migrate
 from storage.db import create_engine, session_factory
 from storage.models import Report
 from storage.types import Role
+from tests.support.chats import WIYONO, Cast, FakeChat, load_areas, staff_cast, texts
 from tests.test_cli import cli
 
 

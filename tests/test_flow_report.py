@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.states import State
-from handlers.testing import SUMBER_JAYA, WIYONO, FakeChat, load_areas, photo, texts
 from handlers.types import Channel, ChatKind, Location, Media, MediaKind
 from storage import conversations
 from storage.areas import get_by_code
@@ -26,6 +25,7 @@ from storage.models import (
     ReportFollower,
     ReportMedia,
 )
+from tests.support.chats import SUMBER_JAYA, WIYONO, FakeChat, load_areas, photo, texts
 
 TICKET = re.compile(r"^KTN-[A-HJ-NP-Z2-9]{6}$")
 PIN = Location(-3.7956, 102.2592)

@@ -8,13 +8,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.areas import get_by_code, import_areas, parse_areas_csv
+from storage.areas import get_by_code, import_areas, parse_areas_csv, sample_csv
 from storage.invites import RedeemResult, create_invite, parse_duration, redeem_invite
 from storage.models import Contact
 from storage.types import Role, utcnow
-from tests.conftest import ROOT
 
-SAMPLE = (ROOT / "data" / "areas-sample.csv").read_text(encoding="utf-8")
+SAMPLE = sample_csv()
 
 
 async def setup(

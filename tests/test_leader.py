@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from bot.leader import SCHEDULER_LOCK, SENDER_LOCK, Leadership, asyncpg_dsn
+from bot.roles.leader import SCHEDULER_LOCK, SENDER_LOCK, Leadership, asyncpg_dsn
 from storage.db import is_sqlite
 
 

@@ -11,14 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.outbox import (
-    BotSenders,
-    ChannelLimits,
-    Dispatcher,
-    Envelope,
-    SendError,
-    SlidingWindow,
-)
+from bot.delivery.dispatcher import BotSenders, Dispatcher, Envelope, SendError
+from bot.delivery.windows import ChannelLimits, SlidingWindow
 from handlers.types import Reply
 from storage.models import Area, Contact, GroupChat, Outbox
 from storage.types import utcnow

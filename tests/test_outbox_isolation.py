@@ -11,10 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 
+from bot.channels.telegram.sender import TelegramSender
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.windows import ChannelLimits, SlidingWindow
 from bot.metrics import Metrics
-from bot.outbox import ChannelLimits, Dispatcher, SlidingWindow
-from bot.telegram import TelegramSender
-from bot.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
 from handlers.types import Media, MediaKind, Reply
 from storage.db import is_sqlite
 from storage.models import Outbox

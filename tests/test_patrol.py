@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.patrol import announce_due
-from handlers.testing import ALERT_GROUP, SUMBER_JAYA, WIYONO, Cast, FakeChat, staff_cast, texts
 from storage.areas import get_by_code
 from storage.models import Outbox, PatrolShift, PatrolTeam
 from storage.patrol import patrol_confirmations
 from storage.types import Role
+from tests.support.chats import ALERT_GROUP, SUMBER_JAYA, WIYONO, Cast, FakeChat, staff_cast, texts
 
 GRACE = timedelta(minutes=30)
 TONIGHT_21_WIB = datetime.fromisoformat("2025-05-12T14:00:00+00:00")

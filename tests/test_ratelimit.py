@@ -11,10 +11,12 @@ import pytest
 from sqlalchemy import select
 from telegram import Bot
 
-from bot.outbox import ChannelLimits, Dispatcher
-from bot.ratelimit import LimitedRequest, SharedLimiter
-from bot.telegram import TelegramSender
-from bot.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
+from bot.channels.telegram.limited import LimitedRequest
+from bot.channels.telegram.sender import TelegramSender
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.shared_limits import SharedLimiter
+from bot.delivery.windows import ChannelLimits
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
 from handlers.types import Reply
 from storage.db import create_engine, is_sqlite, session_factory
 from storage.models import Outbox

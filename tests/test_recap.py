@@ -10,16 +10,23 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.recaps import RecapJob
+from bot.roles.recaps import RecapJob
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.recap import due_periods, send_due_recaps
-from handlers.testing import KAMPUNG_MELAYU, SUMBER_JAYA, WIYONO, FakeChat, load_areas, make_invite
 from handlers.types import Reply
 from storage import patrol
 from storage.areas import get_by_code
 from storage.models import Area, Contact, Outbox, Report
 from storage.types import Role
+from tests.support.chats import (
+    KAMPUNG_MELAYU,
+    SUMBER_JAYA,
+    WIYONO,
+    FakeChat,
+    load_areas,
+    make_invite,
+)
 
 CONFIG = CoreConfig.default()
 

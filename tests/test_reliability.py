@@ -23,18 +23,19 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot, Update
 
-from bot import whatsapp
-from bot.outbox import Dispatcher, Sender
-from bot.telegram import TelegramSender, to_inbound
-from bot.telegram_fake import DEFAULT_TOKEN, TelegramFake
-from bot.telegram_request import AiohttpRequest
-from bot.twilio_fake import DEFAULT_SENDER, TwilioFake
-from bot.whatsapp_sender import WhatsAppSender, make_client
+from bot.channels.telegram.inbound import to_inbound
+from bot.channels.telegram.sender import TelegramSender
+from bot.channels.telegram.transport import AiohttpRequest
+from bot.channels.whatsapp import inbound as whatsapp
+from bot.channels.whatsapp.sender import WhatsAppSender, make_client
+from bot.delivery.dispatcher import Dispatcher, Sender
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, TelegramFake
 from handlers.i18n import Catalog
-from handlers.testing import FakeChat, load_areas
 from handlers.types import Inbound, InvalidInbound, Reply
 from storage.models import Contact, Outbox, Report
 from storage.types import OutboxStatus
+from tests.support.chats import FakeChat, load_areas
+from tests.support.twilio_fake import DEFAULT_SENDER, TwilioFake
 from tests.test_telegram_e2e import (
     GROUP,
     RESIDENT,

@@ -20,15 +20,15 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.app import make_on_inbound
 from bot.config import DatabaseSettings, Settings
 from bot.database import connect
+from bot.inbound import make_on_inbound
 from bot.wiring import core_config_from
 from handlers.states import State
-from handlers.testing import FakeChat, link_group, load_areas, photo
 from handlers.types import Channel, Inbound, Outcome
 from storage import conversations
 from storage.models import Conversation, ProcessedInbound, Report
+from tests.support.chats import FakeChat, link_group, load_areas, photo
 from tests.test_reliability import LONG, figures
 
 LOCKED = "database is locked"

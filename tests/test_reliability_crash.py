@@ -46,11 +46,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.telegram_fake import DEFAULT_TOKEN, FloodLimits, SentMessage, TelegramFake
-from handlers.testing import FakeChat
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, FloodLimits, SentMessage, TelegramFake
 from storage.models import Report
 from storage.types import utcnow
 from tests.conftest import ROOT
+from tests.support.chats import FakeChat
 from tests.test_reliability import LONG, figures
 from tests.test_telegram_e2e import GROUP, link_alert_group
 

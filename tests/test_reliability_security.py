@@ -46,12 +46,14 @@ from bot.config import (
     TelegramSettings,
     WhatsAppSettings,
 )
-from bot.telegram_fake import DEFAULT_TOKEN, TelegramFake
-from bot.twilio_fake import DEFAULT_SENDER, TwilioFake
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, TelegramFake
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.escalation import escalate_due
-from handlers.testing import (
+from handlers.types import Channel, Outcome
+from storage.models import Base, Contact, Outbox, ProcessedInbound, Report
+from storage.types import Role, utcnow
+from tests.support.chats import (
     ALERT_GROUP,
     KAMPUNG_MELAYU,
     SUMBER_JAYA,
@@ -61,9 +63,7 @@ from handlers.testing import (
     load_areas,
     texts,
 )
-from handlers.types import Channel, Outcome
-from storage.models import Base, Contact, Outbox, ProcessedInbound, Report
-from storage.types import Role, utcnow
+from tests.support.twilio_fake import DEFAULT_SENDER, TwilioFake
 from tests.test_reliability import figures
 from tests.test_telegram_e2e import (
     WEBHOOK_SECRET,
@@ -424,7 +424,10 @@ async def _announce(person: FakeChat, _world: World) -> Outcome:
 
 # --- forged webhooks, and the anonymous reporter, against the real process ------------------
 
-FAKES = ("bot.telegram_fake", "bot.twilio_fake")  # Telegram's and Twilio's side, not the bot
+FAKES = (
+    "bot.sandbox.telegram_fake",
+    "tests.support.twilio_fake",
+)  # Telegram's and Twilio's side, not the bot
 GROUP = ALERT_GROUP  # Sumber Jaya's officers' group
 PARENT_GROUP = -1009000000017  # Kampung Melayu's group: where escalations go
 WA_REPORTER = "+6281377712345"
@@ -625,7 +628,7 @@ def leaks_in(text: str, identity: list[str]) -> list[str]:
 def debug_logging(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Every record at DEBUG, under `ktn-bot run`'s own set-up (``log_level = "DEBUG"``), from
     before the process starts; the loggers' levels are put back afterwards."""
-    names = [*PRIVATE_LOGGERS, "bot.whatsapp.http"]
+    names = [*PRIVATE_LOGGERS, "bot.channels.whatsapp.http"]
     levels = {name: logging.getLogger(name).level for name in names}
     caplog.set_level(logging.DEBUG)
     configure_logging("DEBUG")

@@ -16,9 +16,9 @@ from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.i18n import Catalog
 from handlers.reminders import Sweep, send_due
-from handlers.testing import ALERT_GROUP, WIYONO, Cast, FakeChat, staff_cast, texts
 from storage.models import Outbox, Reminder
 from storage.types import Role
+from tests.support.chats import ALERT_GROUP, WIYONO, Cast, FakeChat, staff_cast, texts
 
 GRACE = timedelta(minutes=30)
 # FakeChat's clock starts at 2025-05-12 03:00 UTC = 10:00 WIB (Sumber Jaya is WIB).

@@ -8,8 +8,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.app import make_retention_job
 from bot.database import Database
+from bot.roles.duties import make_retention_job
 from storage.models import ProcessedInbound
 from storage.retention import forget_processed_inbound
 from storage.types import utcnow

@@ -22,11 +22,11 @@ from handlers.patrol import announce_due
 from handlers.recap import send_due_recaps
 from handlers.reminders import deliver
 from handlers.routing import BotRoutes
-from handlers.testing import FakeChat, link_group, load_areas, texts
 from storage import reminders
 from storage.areas import get_by_code
 from storage.models import Contact, GroupChat, Outbox, Report
 from storage.types import Role
+from tests.support.chats import FakeChat, link_group, load_areas, texts
 
 AREAS = """code,name,level,parent_code,timezone
 17,Bengkulu,provinsi,,Asia/Jakarta

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from bot.config import HttpSettings, Settings
 from bot.sandbox import database_path, serve_sandbox
 from bot.sandbox.demo import COORDINATOR_ID, GROUP_ID, OFFICER_ID, RESIDENT_ID
-from bot.telegram_fake import FloodLimits
+from bot.sandbox.telegram_fake import FloodLimits
 from storage.db import create_engine, session_factory
 from storage.models import Area, Contact, GroupChat
 from tests.conftest import ROOT

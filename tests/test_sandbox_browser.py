@@ -26,7 +26,7 @@ from playwright.async_api import (
     expect,
 )
 
-from bot.telegram_fake import FloodLimits
+from bot.sandbox.telegram_fake import FloodLimits
 from tests.conftest import ROOT
 from tests.test_sandbox import running_sandbox, sandbox_config
 

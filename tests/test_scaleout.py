@@ -30,12 +30,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.serving import serve_asgi
-from bot.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
-from handlers.testing import KAMPUNG_MELAYU, SUMBER_JAYA, link_group, load_areas
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
+from bot.web.serving import serve_asgi
 from storage.db import is_sqlite
 from storage.models import Outbox, Report
 from storage.types import utcnow
+from tests.support.chats import KAMPUNG_MELAYU, SUMBER_JAYA, link_group, load_areas
 from tests.test_telegram_e2e import WEBHOOK_SECRET, Running, file_report, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

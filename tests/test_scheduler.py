@@ -14,15 +14,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import SchedulerSettings
-from bot.scheduler import ReminderScheduler, ScheduleTrigger
-from bot.telegram_fake import TelegramFake
+from bot.roles.scheduler import ReminderScheduler, ScheduleTrigger
+from bot.sandbox.telegram_fake import TelegramFake
 from handlers.config import CoreConfig
 from handlers.schedule import parse_schedule
-from handlers.testing import FakeChat, link_group, load_areas, texts
 from storage import reminders as store
 from storage.areas import get_by_code
 from storage.models import Contact, Outbox
 from storage.types import Role
+from tests.support.chats import FakeChat, link_group, load_areas, texts
 from tests.test_telegram_e2e import GROUP, bot_running, link_alert_group, settings_for
 
 CSV = """code,name,level,parent_code,timezone

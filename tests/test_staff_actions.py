@@ -14,7 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.states import State
-from handlers.testing import (
+from handlers.types import Media, MediaKind, Outcome
+from storage import conversations
+from storage.models import Contact, Outbox, Report, ReportEvent
+from tests.support.chats import (
     ALERT_GROUP,
     KAMPUNG_MELAYU,
     Cast,
@@ -24,9 +27,6 @@ from handlers.testing import (
     staff_cast,
     texts,
 )
-from handlers.types import Media, MediaKind, Outcome
-from storage import conversations
-from storage.models import Contact, Outbox, Report, ReportEvent
 
 ROLES = ["resident", "other_officer", "officer", "coordinator"]
 ALLOWED = {"officer", "coordinator"}

@@ -12,7 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.commands import Command, parse_command
 from handlers.states import State
-from handlers.testing import (
+from storage import reports
+from storage.areas import get_by_code
+from storage.models import Contact, GroupChat, Invite, Outbox
+from tests.support.chats import (
     ALERT_GROUP,
     KAMPUNG_MELAYU,
     SUMBER_JAYA,
@@ -24,9 +27,6 @@ from handlers.testing import (
     staff_cast,
     texts,
 )
-from storage import reports
-from storage.areas import get_by_code
-from storage.models import Contact, GroupChat, Invite, Outbox
 
 ROLES = ["resident", "other_officer", "officer", "coordinator"]
 

@@ -11,16 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers.testing import (
-    KAMPUNG_MELAYU,
-    SUMBER_JAYA,
-    FakeChat,
-    link_group,
-    load_areas,
-    texts,
-)
 from handlers.types import Channel
 from storage.models import Contact, Outbox, Report, ReportEvent
+from tests.support.chats import KAMPUNG_MELAYU, SUMBER_JAYA, FakeChat, link_group, load_areas, texts
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from telegram import Update
 
-from bot.telegram import CAPTION_LIMIT, fit_keeping_tail, to_inbound
+from bot.channels.telegram.inbound import to_inbound
+from bot.channels.telegram.render import CAPTION_LIMIT, fit_keeping_tail
 
 USER = {"id": 501, "is_bot": False, "first_name": "Siti"}
 CHAT = {"id": 501, "type": "private", "first_name": "Siti"}

@@ -23,11 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import StartupError, run
 from bot.config import BotSettings, Settings
-from bot.telegram_fake import DEFAULT_TOKEN, SentMessage, TelegramFake
-from bot.telegram_fake.records import FakeBot
-from handlers.testing import load_areas
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, SentMessage, TelegramFake
+from bot.sandbox.telegram_fake.records import FakeBot
 from storage.models import Contact, GroupChat, Outbox, Report
 from storage.types import Role
+from tests.support.chats import load_areas
 from tests.test_telegram_e2e import (
     WEBHOOK_SECRET,
     Running,

@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import run
 from bot.config import DatabaseSettings, HttpSettings, Settings, TelegramSettings
-from bot.telegram_fake import DEFAULT_TOKEN, FloodLimits, SentMessage, TelegramFake
-from handlers.testing import SUMBER_JAYA, load_areas
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, FloodLimits, SentMessage, TelegramFake
 from storage.areas import get_by_code
 from storage.models import GroupChat, Outbox, Report
+from tests.support.chats import SUMBER_JAYA, load_areas
 
 GROUP = -1001234567890
 BASIC_GROUP = -4001
@@ -210,8 +210,9 @@ async def test_dispatcher_stays_within_telegram_flood_limits(
     """
     from telegram import Bot
 
-    from bot.outbox import ChannelLimits, Dispatcher
-    from bot.telegram import TelegramSender
+    from bot.channels.telegram.sender import TelegramSender
+    from bot.delivery.dispatcher import Dispatcher
+    from bot.delivery.windows import ChannelLimits
     from handlers.types import Reply
 
     limits = FloodLimits(per_bot=((30, 1.0),), per_group=((5, 2.0),), per_private=((1, 1.0),))
@@ -314,9 +315,9 @@ async def test_a_reply_telegram_keeps_refusing_still_arrives_through_the_outbox(
 async def test_a_message_the_core_cannot_process_gets_an_apology_not_silence(
     running: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.app
+    import bot.inbound
 
-    real = bot.app.process
+    real = bot.inbound.process
     failures = [RuntimeError("database gone for a moment")]
 
     async def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -324,7 +325,7 @@ async def test_a_message_the_core_cannot_process_gets_an_apology_not_silence(
             raise failures.pop()
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(bot.app, "process", flaky)
+    monkeypatch.setattr(bot.inbound, "process", flaky)
     fake = running.fake
     fake.start(RESIDENT)
     sorry = await fake.wait_for_message(RESIDENT)
@@ -337,13 +338,13 @@ async def test_a_reply_half_sent_before_telegram_failed_is_finished_without_repe
     running: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The text went out, the pin met three 502s: the pin arrives later, the text only once."""
-    import bot.app
+    import bot.inbound
     from handlers.types import Location, Outcome, Reply
 
     async def answer_with_a_pin(*args: Any, **kwargs: Any) -> Outcome:
         return Outcome(replies=[Reply("Pos ronda terdekat:", location=Location(-3.79, 102.25))])
 
-    monkeypatch.setattr(bot.app, "process", answer_with_a_pin)
+    monkeypatch.setattr(bot.inbound, "process", answer_with_a_pin)
     fake = running.fake
     fake.fail_next("sendLocation", 502, times=3)
     fake.send_text(RESIDENT, RESIDENT, "pos ronda?")

@@ -34,8 +34,8 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.serving import serve_asgi
-from bot.telegram_fake import DEFAULT_TOKEN, TelegramFake
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, TelegramFake
+from bot.web.serving import serve_asgi
 
 USER = 4242
 GROUP = -4001

@@ -16,9 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 
-from bot.outbox import ChannelLimits, Dispatcher
-from bot.telegram import TelegramSender
-from bot.telegram_fake import DEFAULT_TOKEN, FloodLimits, SentMessage, TelegramFake
+from bot.channels.telegram.sender import TelegramSender
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.windows import ChannelLimits
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, FloodLimits, SentMessage, TelegramFake
 from handlers.types import Location, Media, MediaKind, Option, Reply
 from storage.models import Outbox
 from storage.types import OutboxStatus, utcnow

@@ -19,9 +19,9 @@ from starlette.types import Receive, Scope, Send
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
-from bot.serving import serve_asgi
-from bot.telegram_fake import DEFAULT_TOKEN, TelegramFake
-from bot.telegram_request import AiohttpRequest
+from bot.channels.telegram.transport import AiohttpRequest
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, TelegramFake
+from bot.web.serving import serve_asgi
 from tests.test_telegram_fake import USER, fake, png, ptb_timedelta
 
 __all__ = ["fake", "ptb_timedelta"]  # the fake's fixtures: a served fake, PTB_TIMEDELTA on

@@ -17,13 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import SchedulerSettings
-from bot.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
 from handlers.config import CoreConfig
-from handlers.testing import FakeChat
 from handlers.types import Reply
 from storage.models import Outbox, Report
 from storage.types import OutboxStatus, utcnow
 from tests.conftest import ROOT
+from tests.support.chats import FakeChat
 from tests.test_telegram_e2e import (
     GROUP,
     RESIDENT,

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.telegram_fake import TelegramFake
-from handlers.testing import SUMBER_JAYA, load_areas
+from bot.sandbox.telegram_fake import TelegramFake
 from storage.areas import get_by_code
 from storage.invites import create_invite
 from storage.models import GroupChat, Outbox, Report
 from storage.types import Role, utcnow
+from tests.support.chats import SUMBER_JAYA, load_areas
 from tests.test_telegram_e2e import (
     Running,
     bot_running,

@@ -15,15 +15,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-import bot.whatsapp_channel as channel_module
+from bot.channels.whatsapp import channel as channel_module
+from bot.channels.whatsapp.channel import WhatsAppChannel, WhatsAppConfig
 from bot.metrics import Metrics
-from bot.twilio_fake import DEFAULT_SENDER, TwilioFake
-from bot.whatsapp_channel import WhatsAppChannel, WhatsAppConfig
 from handlers import core
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.types import Inbound, MediaKind, Outcome
 from storage.models import Contact, Outbox, ProcessedInbound
+from tests.support.twilio_fake import DEFAULT_SENDER, TwilioFake
 
 PUBLIC = "https://ktn.example.id"
 USER = "+6281234567890"

@@ -32,14 +32,14 @@ from bot.config import (
     TelegramSettings,
     WhatsAppSettings,
 )
-from bot.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
-from bot.twilio_fake import DEFAULT_SENDER, FakeMessage, StatusEvent, TwilioFake
-from handlers.testing import SUMBER_JAYA, WIYONO, load_areas, make_invite
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
 from handlers.types import Reply
 from storage import delivery
 from storage.areas import get_by_code
 from storage.models import Contact, GroupChat, Outbox, ProcessedInbound, Report, ReportMedia
 from storage.types import utcnow
+from tests.support.chats import SUMBER_JAYA, WIYONO, load_areas, make_invite
+from tests.support.twilio_fake import DEFAULT_SENDER, FakeMessage, StatusEvent, TwilioFake
 
 GROUP = -1001234567890
 RESIDENT = "+6281234567890"

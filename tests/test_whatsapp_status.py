@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.whatsapp_sender import SentLog
-from bot.whatsapp_status import Recorded, StatusBook
+from bot.channels.whatsapp.sender import SentLog
+from bot.channels.whatsapp.status import Recorded, StatusBook
 from handlers.types import Reply
 from storage import outbox
 from storage.models import Outbox

@@ -10,27 +10,24 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.config import ConfigError, Settings, WhatsAppSettings, load_settings, whatsapp_problems
-from bot.twilio_fake import TwilioFake
-from bot.whatsapp import (
+from bot.channels.whatsapp.inbound import FormError, media_kind, normalise_phone, to_inbound
+from bot.channels.whatsapp.render import (
     BODY_LIMIT,
-    FormError,
     coalesce,
     location_text,
-    may_move,
-    media_kind,
     message_parts,
-    normalise_phone,
     public_media_url,
     render_text,
     split_body,
     template_variables,
-    to_inbound,
     utf16_units,
 )
+from bot.channels.whatsapp.statuses import may_move
+from bot.config import ConfigError, Settings, WhatsAppSettings, load_settings, whatsapp_problems
 from handlers.i18n import Catalog
 from handlers.types import Channel, ChatKind, Location, Media, MediaKind, Option, Reply
 from storage.types import OutboxStatus
+from tests.support.twilio_fake import TwilioFake
 
 NOW = datetime(2025, 5, 12, 3, 0, tzinfo=UTC)
 USER = "+6281234567890"

@@ -9,7 +9,7 @@ SANDBOX_TOKEN = "123456:SANDBOX"  # noqa: S105 - the local fake's token, not a s
 BOT_USERNAME = "ktn_sandbox_bot"
 BOT_NAME = "KTN Sumber Jaya"
 
-AREA_CODE = "17.71.08.1004"  # Sumber Jaya (data/areas-sample.csv)
+AREA_CODE = "17.71.08.1004"  # Sumber Jaya (the packaged sample areas)
 RESIDENT_ID = 900010
 OFFICER_ID = 900001
 COORDINATOR_ID = 900002

@@ -8,7 +8,6 @@ in memory, so every start adds the users and the group again.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,13 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.database import connect, prepare_schema
 from bot.sandbox.demo import AREA_CODE, GROUP_ID, GROUP_TITLE, OFFICER, PEOPLE, STAFF, Person
-from bot.telegram_fake import TelegramFake
+from bot.sandbox.telegram_fake import TelegramFake
 from storage import contacts
-from storage.areas import get_by_code, import_areas, parse_areas_csv
+from storage.areas import get_by_code, import_areas, parse_areas_csv, sample_csv
 from storage.models import Area, Contact, GroupChat
 from storage.types import Channel, utcnow
 
-SAMPLE_AREAS = Path(__file__).resolve().parents[2] / "data" / "areas-sample.csv"
 TELEGRAM = Channel.TELEGRAM.value
 
 
@@ -62,18 +60,11 @@ async def seed_rows(session: AsyncSession) -> list[str]:
 
 
 async def _import_sample_areas(session: AsyncSession) -> Area:
-    """Import data/areas-sample.csv; returns Sumber Jaya."""
-    try:
-        text = SAMPLE_AREAS.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SeedError(
-            f"the sandbox needs {SAMPLE_AREAS} (run it from a source checkout: "
-            f"pip install -e .): {exc.strerror}"
-        ) from None
-    await import_areas(session, parse_areas_csv(text))
+    """Import the packaged sample areas; returns Sumber Jaya."""
+    await import_areas(session, parse_areas_csv(sample_csv()))
     area = await get_by_code(session, AREA_CODE)
     if area is None:
-        raise SeedError(f"{SAMPLE_AREAS} has no area {AREA_CODE}")
+        raise SeedError(f"the sample areas have no area {AREA_CODE}")
     return area
 
 

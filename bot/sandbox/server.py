@@ -19,8 +19,8 @@ from starlette.staticfiles import StaticFiles
 from bot.config import Settings
 from bot.sandbox.demo import BOT_NAME, BOT_USERNAME, SANDBOX_TOKEN, page_config
 from bot.sandbox.seed import seed_database, seed_fake
-from bot.serving import serve_asgi
-from bot.telegram_fake import FloodLimits, TelegramFake
+from bot.sandbox.telegram_fake import FloodLimits, TelegramFake
+from bot.web.serving import serve_asgi
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,12 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from telegram import Bot, BotCommand, BotCommandScopeDefault, Update
+from telegram import Bot, BotCommand, BotCommandScopeDefault, CallbackQuery, Update
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -27,22 +28,21 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseUpdateProcessor,
+    ContextTypes,
+    TypeHandler,
+)
 
+from bot.channels.telegram.inbound import to_inbound
+from bot.channels.telegram.render import Part, coalesce, reply_parts
+from bot.channels.telegram.sender import retry_seconds, send_part
+from bot.channels.telegram.transport import AiohttpRequest
 from bot.config import DEFAULT_MAX_BODY
 from bot.metrics import Metrics
-from bot.telegram import (
-    Part,
-    PerUserProcessor,
-    answer_callback,
-    coalesce,
-    reply_parts,
-    retry_seconds,
-    send_part,
-    to_inbound,
-)
-from bot.telegram_request import AiohttpRequest
-from bot.web import BodyTooLarge, read_body
+from bot.web.app import BodyTooLarge, read_body
 from handlers.types import Inbound, InvalidInbound, Outcome, Reply
 
 log = logging.getLogger(__name__)
@@ -280,3 +280,50 @@ class TelegramChannel:
             exc_info=context.error,
         )
         self._metrics.updates.labels("telegram", "error").inc()
+
+
+class PerUserProcessor(BaseUpdateProcessor):
+    """Different users' updates run concurrently; one user's updates run in arrival order."""
+
+    def __init__(self, max_concurrent_updates: int = 256) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[tuple[int, int], asyncio.Lock] = {}
+        self._waiting: dict[tuple[int, int], int] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Run the coroutine under the lock of the update's chat and user."""
+        key = _user_key(update)
+        if key is None:
+            await coroutine
+            return
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            self._waiting[key] -= 1
+            if self._waiting[key] == 0:
+                del self._waiting[key]
+                self._locks.pop(key, None)
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to tear down."""
+
+
+def _user_key(update: object) -> tuple[int, int] | None:
+    if not isinstance(update, Update):
+        return None
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or user is None:
+        return None
+    return (chat.id, user.id)
+
+
+async def answer_callback(query: CallbackQuery, notice: str | None) -> None:
+    """Answer a button press (Telegram shows a spinner until we do)."""
+    with contextlib.suppress(TelegramError):
+        await query.answer(notice[:200] if notice else None)

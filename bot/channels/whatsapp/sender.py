@@ -23,14 +23,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from twilio.base.exceptions import TwilioRestException
 
-from bot.outbox import Envelope, SendError, save_progress
-from bot.whatsapp import (
-    address_for,
+from bot.channels.whatsapp.inbound import address_for
+from bot.channels.whatsapp.render import (
     message_parts,
     public_media_url,
     render_text,
     template_variables,
 )
+from bot.delivery.dispatcher import Envelope, SendError, save_progress
 from handlers.i18n import Catalog
 from handlers.types import Reply
 from storage.models import Contact
@@ -57,7 +57,7 @@ PARTS_KEY = "wa_parts_sent"  # payload: how many parts of a split message went o
 def make_client(account_sid: str, auth_token: str, api_base_url: str, timeout: float) -> Client:
     """The twilio REST client (see ``bot.twilio_client``; imported here, on first use: twilio's
     REST client and aiohttp cost ~14 MB, which a Telegram-only deployment never needs)."""
-    from bot.twilio_client import make_client as make
+    from bot.channels.whatsapp.client import make_client as make
 
     return make(account_sid, auth_token, api_base_url, timeout)
 

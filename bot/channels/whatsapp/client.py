@@ -9,7 +9,7 @@ import aiohttp
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-http_log = logging.getLogger("bot.whatsapp.http")  # twilio logs every request at INFO
+http_log = logging.getLogger("bot.channels.whatsapp.http")  # twilio logs every request at INFO
 
 
 class TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]

@@ -7,13 +7,13 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.telegram_fake.limits import (
+from bot.sandbox.telegram_fake.limits import (
     check_caption,
     check_reply_markup,
     check_text,
     visible_text,
 )
-from bot.telegram_fake.records import (
+from bot.sandbox.telegram_fake.records import (
     JSON,
     ApiError,
     Chat,
@@ -27,7 +27,7 @@ from bot.telegram_fake.records import (
 )
 
 if TYPE_CHECKING:
-    from bot.telegram_fake.fake import TelegramFake
+    from bot.sandbox.telegram_fake.fake import TelegramFake
 
 Handler = Callable[["TelegramFake", FakeBot, "Params"], Any]
 METHODS: dict[str, Handler] = {}

@@ -15,8 +15,7 @@ from typing import Literal, TypeVar
 import httpx
 from starlette.applications import Starlette
 
-from bot.serving import serve_asgi
-from bot.telegram_fake.limits import (
+from bot.sandbox.telegram_fake.limits import (
     Fault,
     FaultKind,
     Faults,
@@ -24,7 +23,7 @@ from bot.telegram_fake.limits import (
     FloodLimits,
     check_caption,
 )
-from bot.telegram_fake.records import (
+from bot.sandbox.telegram_fake.records import (
     JSON,
     ApiError,
     CallbackAnswer,
@@ -42,6 +41,7 @@ from bot.telegram_fake.records import (
     bad_request,
     forbidden,
 )
+from bot.web.serving import serve_asgi
 
 T = TypeVar("T")
 BotRef = str | FakeBot | None
@@ -103,7 +103,9 @@ class TelegramFake:
         webhook_timeout: float = 10.0,
         callback_query_ttl: float = 15.0,
     ) -> None:
-        from bot.telegram_fake.http import build_app  # import cycle: http needs the type only
+        from bot.sandbox.telegram_fake.http import (
+            build_app,  # import cycle: http needs the type only
+        )
 
         self.bots: dict[str, FakeBot] = {}
         self.users: dict[int, User] = {}

@@ -37,11 +37,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
-from bot.serving import serve_asgi
+from bot.web.serving import serve_asgi
 
 API_VERSION = "2010-04-01"
 DEFAULT_ACCOUNT_SID = "AC" + "fa4e" * 8
-DEFAULT_AUTH_TOKEN = "fake-twilio-auth-token-0123456789"  # noqa: S105 - the fake's own
+DEFAULT_AUTH_TOKEN = "fake-twilio-auth-token-0123456789"
 DEFAULT_SENDER = "whatsapp:+14155238886"
 WINDOW_SECONDS = 24 * 3600
 MAX_BODY = 1600
@@ -315,7 +315,7 @@ class TwilioFake:
         self._served_url: str | None = None
         self._forced_faults: deque[FaultKind] = deque()
         self._fault_rate = 0.0
-        self._fault_rng = random.Random(0)  # noqa: S311 - fault injection, not crypto
+        self._fault_rng = random.Random(0)
         self._fault_kinds: tuple[str, ...] = ()
         self._inbound_tokens: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -405,7 +405,7 @@ class TwilioFake:
         if unknown or not kinds or not 0.0 <= rate <= 1.0:
             raise ValueError(f"bad fault rate {rate!r} or kinds {tuple(kinds)!r}")
         self._fault_rate = rate
-        self._fault_rng = random.Random(seed)  # noqa: S311 - fault injection, not crypto
+        self._fault_rng = random.Random(seed)
         self._fault_kinds = tuple(kinds)
 
     # ----------------------------------------------------------------- records
@@ -441,7 +441,7 @@ class TwilioFake:
         self,
         to: str | None = None,
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a convenience for tests
+        timeout: float = 5.0,  # noqa: ASYNC109
     ) -> list[FakeMessage]:
         """Wait until at least ``count`` messages (to ``to``, if given) were accepted."""
         address = wa_address(to) if to is not None else None
@@ -462,7 +462,7 @@ class TwilioFake:
         self,
         sid: str,
         status: str,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a convenience for tests
+        timeout: float = 5.0,  # noqa: ASYNC109
     ) -> FakeMessage:
         """Wait until message ``sid`` has reached ``status`` (any time in its history)."""
         try:
@@ -781,7 +781,7 @@ class TwilioFake:
         if out_of_order and seed is None:
             batch.reverse()
         elif out_of_order:
-            random.Random(seed).shuffle(batch)  # noqa: S311 - test ordering, not crypto
+            random.Random(seed).shuffle(batch)
         return [await self._post_callback(url, params, token) for url, params, token in batch]
 
     async def _post_callback(

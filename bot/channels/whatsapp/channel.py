@@ -32,12 +32,14 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from bot.channels.whatsapp.inbound import MESSAGE_ID_PREFIX, FormError, to_inbound
+from bot.channels.whatsapp.render import coalesce
+from bot.channels.whatsapp.sender import SentLog, WhatsAppSender, make_client
+from bot.channels.whatsapp.status import StatusBook
+from bot.channels.whatsapp.statuses import TWILIO_STATUS
 from bot.config import DEFAULT_MAX_BODY
 from bot.metrics import Metrics
-from bot.web import BodyTooLarge, read_body
-from bot.whatsapp import MESSAGE_ID_PREFIX, TWILIO_STATUS, FormError, coalesce, to_inbound
-from bot.whatsapp_sender import SentLog, WhatsAppSender, make_client
-from bot.whatsapp_status import StatusBook
+from bot.web.app import BodyTooLarge, read_body
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.core import process

@@ -26,9 +26,9 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.periodic import wait_unless_set
-from bot.whatsapp import STATUS_MOVES, error_text
-from bot.whatsapp_sender import SentLog
+from bot.channels.whatsapp.sender import SentLog
+from bot.channels.whatsapp.statuses import STATUS_MOVES, error_text
+from bot.roles.periodic import wait_unless_set
 from storage.models import Outbox
 from storage.types import Channel, OutboxStatus, utcnow
 

@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from bot.telegram_fake.botapi import Params, call
-from bot.telegram_fake.records import JSON, ApiError, Upload
+from bot.sandbox.telegram_fake.botapi import Params, call
+from bot.sandbox.telegram_fake.records import JSON, ApiError, Upload
 
 if TYPE_CHECKING:
-    from bot.telegram_fake.fake import TelegramFake
+    from bot.sandbox.telegram_fake.fake import TelegramFake
 
 SimAction = Callable[["TelegramFake", "SimParams"], Any]
 NOT_FOUND: JSON = {"ok": False, "error_code": 404, "description": "Not Found"}

@@ -1,11 +1,12 @@
-"""Deployment-wide flood limits: every worker's Telegram sends count in one PostgreSQL table.
+"""Deployment-wide flood limits: every worker's sends count in one PostgreSQL table.
 
 Each process keeps its own sliding windows (the dispatcher's), but with several workers those
 only hold per process. Here a send takes a slot in ``send_slots`` for its bot and, for a group,
 for that group, in one short transaction serialised per scope by an advisory lock; it waits
 when a scope is full. A slot stays taken while the send is in flight and for one period after
 its answer arrived (the dispatcher's completion-time rule), by the database's clock, so all
-workers agree. Direct replies and outbox sends both pass here: they share the bot's 30/s.
+workers agree. Direct replies and outbox sends both pass here: they share the bot's 30/s
+(``bot.channels.telegram.limited`` puts Telegram's calls through it).
 """
 
 from __future__ import annotations
@@ -15,33 +16,23 @@ import logging
 import zlib
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram.request import RequestData
 
-from bot.outbox import ChannelLimits
-from bot.telegram_request import AiohttpRequest
+from bot.delivery.windows import ChannelLimits
 from storage.models import SendSlot
 
 log = logging.getLogger(__name__)
 
+
 IN_FLIGHT = timedelta(seconds=30)  # a worker that dies mid-send frees its slot after this
+
+
 POLL = 0.2  # longest wait between looks (every slot of the scope in flight)
+
+
 MARGIN = 0.02  # seconds added to each period against clock and network jitter
-SEND_METHODS = frozenset(
-    {
-        "sendmessage",
-        "sendphoto",
-        "sendlocation",
-        "senddocument",
-        "sendvoice",
-        "sendaudio",
-        "sendvideo",
-        "sendmediagroup",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,42 +132,3 @@ class SharedLimiter:
 def _lock_key(name: str) -> int:
     """A stable advisory-lock key for a scope name."""
     return 0x4B544E_10000000 + zlib.crc32(name.encode())
-
-
-class LimitedRequest(AiohttpRequest):
-    """ktn-bot's PTB request that takes deployment-wide slots before every send method."""
-
-    def __init__(self, limiter: SharedLimiter, bot: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.limiter = limiter
-        self.bot = bot
-
-    async def do_request(
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        *args: Any,
-        **kwargs: Any,
-    ) -> tuple[int, bytes]:
-        """Send, holding the slots of this bot (and group) while the request is in flight."""
-        api_method = url.rsplit("/", 1)[-1].lower()
-        chat_id = _chat_id(request_data)
-        if api_method not in SEND_METHODS or chat_id is None:
-            return await super().do_request(url, method, request_data, *args, **kwargs)
-        slots = await self.limiter.acquire(self.limiter.scopes(self.bot, chat_id))
-        try:
-            return await super().do_request(url, method, request_data, *args, **kwargs)
-        finally:
-            await self.limiter.release(slots)
-
-
-def _chat_id(request_data: RequestData | None) -> int | None:
-    """The numeric chat id a request is addressed to (None for @usernames or none)."""
-    if request_data is None:
-        return None
-    value = request_data.parameters.get("chat_id")
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any, Literal
 
-from bot.telegram_fake.records import JSON, ApiError, bad_request, too_many_requests
+from bot.sandbox.telegram_fake.records import JSON, ApiError, bad_request, too_many_requests
 
 Window = tuple[int, float]
 FaultKind = Literal["5xx", "429", "timeout"]

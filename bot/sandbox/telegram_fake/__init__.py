@@ -42,9 +42,9 @@ Simulation API (what users do), JSON in and out, for the sandbox page:
 Errors of the simulation API are ``{"error": "..."}`` with HTTP 400 (404 for an unknown action).
 """
 
-from bot.telegram_fake.fake import DEFAULT_TOKEN, TelegramFake
-from bot.telegram_fake.limits import Fault, FloodLimits
-from bot.telegram_fake.records import (
+from bot.sandbox.telegram_fake.fake import DEFAULT_TOKEN, TelegramFake
+from bot.sandbox.telegram_fake.limits import Fault, FloodLimits
+from bot.sandbox.telegram_fake.records import (
     ApiError,
     CallbackAnswer,
     Chat,

@@ -18,24 +18,29 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.periodic import wait_unless_set
+from bot.roles.periodic import wait_unless_set
 from storage.db import is_sqlite
 
 log = logging.getLogger(__name__)
 
+
 # Advisory lock keys (one bigint namespace per database; chosen not to clash with others').
 SCHEDULER_LOCK = 0x4B544E_0001  # "KTN" 1: schedules and escalations
+
+
 SENDER_LOCK = 0x4B544E_0002  # "KTN" 2: the outbox dispatcher
+
+
 PING_TIMEOUT = 10.0  # seconds a ping of the lock's connection may take before we step down
-OUTBOX_CHANNEL = "ktn_outbox"  # NOTIFY channel: new outbox rows were committed
+
 
 LeaderJob = Callable[[asyncio.Event], Awaitable[None]]
+
+
 Listener = Callable[[], None]
 
 
@@ -216,47 +221,3 @@ async def _close(conn: Any) -> None:
         await asyncio.wait_for(conn.close(), timeout=2)
     except Exception:
         conn.terminate()
-
-
-class Notifier(Protocol):
-    """Something to tell that outbox rows were committed."""
-
-    def notify(self) -> None: ...
-
-
-@dataclass
-class Waker:
-    """Wakes the sender: this process's dispatcher, and on PostgreSQL whichever worker sends.
-
-    Call after the commit. On PostgreSQL a NOTIFY reaches the worker holding the sender role
-    (it LISTENs on its lock connection); repeated calls while one is on its way are folded into
-    one more NOTIFY after it, so rows committed meanwhile are never left waiting for a sweep.
-    """
-
-    engine: AsyncEngine
-    local: Notifier
-    shared: bool
-    _task: asyncio.Task[None] | None = None
-    _again: bool = False
-
-    def notify(self) -> None:
-        """Rows were committed: wake the sender now."""
-        self.local.notify()
-        if not self.shared:
-            return
-        if self._task is not None and not self._task.done():
-            self._again = True
-            return
-        self._task = asyncio.create_task(self._send(), name="outbox-notify")
-
-    async def _send(self) -> None:
-        while True:
-            self._again = False
-            try:
-                async with self.engine.connect() as conn:
-                    await conn.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
-                    await conn.commit()
-            except Exception:  # the sweep still finds the rows; only the wake-up is late
-                log.warning("could not NOTIFY the sender", exc_info=True)
-            if not self._again:
-                return

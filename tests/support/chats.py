@@ -12,7 +12,6 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,12 +19,11 @@ from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.core import process
 from handlers.types import Channel, ChatKind, Inbound, Location, Media, MediaKind, Option, Outcome
-from storage.areas import get_by_code, import_areas, parse_areas_csv
+from storage.areas import get_by_code, import_areas, parse_areas_csv, sample_csv
 from storage.group_links import link_alert_group
 from storage.invites import create_invite
 from storage.types import Role
 
-SAMPLE_AREAS = Path(__file__).resolve().parent.parent / "data" / "areas-sample.csv"
 SUMBER_JAYA = "17.71.08.1004"
 WIYONO = "18.09.01.2006"
 KAMPUNG_MELAYU = "17.71.08"
@@ -37,7 +35,7 @@ async def load_areas(
     sessions: async_sessionmaker[AsyncSession], csv_text: str | None = None
 ) -> None:
     """Import the sample areas (or the given CSV text) and commit."""
-    text = csv_text if csv_text is not None else SAMPLE_AREAS.read_text(encoding="utf-8")
+    text = csv_text if csv_text is not None else sample_csv()
     async with sessions() as session:
         await import_areas(session, parse_areas_csv(text))
         await session.commit()

@@ -1,0 +1,1 @@
+"""The channels: one package each (translate inbound, render, send, lifecycle)."""

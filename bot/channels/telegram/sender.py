@@ -1,0 +1,199 @@
+"""Telegram sends: replies part by part, and the outbox's ``Sender`` for Telegram rows.
+
+Every Bot API error is translated once (``translate``) into what the dispatcher should do, for
+direct replies and outbox rows alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import (
+    Bot,
+    InputFile,
+    Message,
+)
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.channels.telegram.render import (
+    CAPTION_LIMIT,
+    TEXT_LIMIT,
+    Part,
+    fit_keeping_tail,
+    keyboard,
+    primary_index,
+    reply_parts,
+)
+from bot.delivery.dispatcher import Envelope, SendError, save_progress
+from handlers.types import (
+    Inbound,
+    Media,
+    MediaKind,
+    Reply,
+)
+from storage.types import OutboxKind
+
+log = logging.getLogger(__name__)
+
+
+PARTS_KEY = "tg_parts_sent"  # payload: how many parts of a reply went out already
+
+
+PRIMARY_KEY = "tg_primary_id"  # payload: the primary message's id, once it went out
+
+
+Handler = Callable[[Inbound], Awaitable[Any]]
+
+
+async def send_part(bot: Bot, chat_id: int, part: Part) -> Message:
+    """Make the one Bot API call of a part."""
+    if part.location is not None:
+        return await bot.send_location(chat_id, part.location.latitude, part.location.longitude)
+    if part.media is not None:
+        return await _send_media(bot, chat_id, part.media, part.text, part.markup)
+    if part.document is not None:
+        upload = InputFile(part.document.data, filename=part.document.filename)
+        return await bot.send_document(chat_id, upload, caption=part.text, reply_markup=part.markup)
+    assert part.text is not None
+    return await bot.send_message(chat_id, part.text, reply_markup=part.markup)
+
+
+async def send_reply(bot: Bot, chat_id: int, reply: Reply) -> Message | None:
+    """Send one reply; returns the message that carries its text and buttons."""
+    parts = reply_parts(reply)
+    primary = primary_index(parts)
+    message: Message | None = None
+    for i, part in enumerate(parts):
+        sent = await send_part(bot, chat_id, part)
+        if i == primary:
+            message = sent
+    return message
+
+
+async def _send_media(
+    bot: Bot, chat_id: int, media: Media, caption: str | None, markup: Any
+) -> Message:
+    file: str | bytes = media.ref
+    if media.ref.startswith("/"):  # a file in our media store, not a Telegram file_id
+        file = await asyncio.to_thread(Path(media.ref).read_bytes)
+    return await _send_media_file(bot, chat_id, media.kind, file, caption, markup)
+
+
+async def _send_media_file(
+    bot: Bot, chat_id: int, kind: MediaKind, file: Any, caption: str | None, markup: Any
+) -> Message:
+    if kind is MediaKind.PHOTO:
+        return await bot.send_photo(chat_id, file, caption=caption, reply_markup=markup)
+    if kind is MediaKind.VOICE:
+        return await bot.send_voice(chat_id, file, caption=caption, reply_markup=markup)
+    if kind is MediaKind.VIDEO:
+        return await bot.send_video(chat_id, file, caption=caption, reply_markup=markup)
+    return await bot.send_document(chat_id, file, caption=caption, reply_markup=markup)
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """RetryAfter's delay in seconds (PTB is moving it from int to timedelta)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class TelegramSender:
+    """Delivers outbox envelopes through one bot.
+
+    A reply can take several Bot API calls (a pin after the alert, a text too long for a
+    caption, text split at 4096). ``cost`` tells the dispatcher how many are still to make, so
+    its flood windows count calls; after each part but the last the progress is saved on the row
+    (``save_progress``), so a retry or a crash never sends a part twice.
+    """
+
+    def __init__(self, bot: Bot, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.bot = bot
+        self.sessions = sessions
+
+    def cost(self, envelope: Envelope) -> int:
+        """How many Bot API calls sending this envelope still takes."""
+        if envelope.kind == OutboxKind.ALERT_EDIT:
+            return 1
+        parts = reply_parts(Reply.from_json(envelope.payload["reply"]))
+        return max(1, len(parts) - int(envelope.payload.get(PARTS_KEY) or 0))
+
+    async def send(self, envelope: Envelope) -> str | None:
+        """Send or edit; translate Telegram's errors into what the dispatcher should do."""
+        reply = Reply.from_json(envelope.payload["reply"])
+        try:
+            if envelope.kind == OutboxKind.ALERT_EDIT:
+                assert envelope.edit_target is not None
+                await self._edit(envelope, reply)
+                return envelope.edit_target
+            return await self._send_parts(envelope, reply)
+        except RetryAfter as exc:
+            raise SendError("rate limited", retry_after=retry_seconds(exc)) from exc
+        except ChatMigrated as exc:
+            raise SendError("group migrated", migrated_to=exc.new_chat_id) from exc
+        except Forbidden as exc:
+            raise SendError(f"forbidden: {exc.message}", permanent=True, blocked=True) from exc
+        except BadRequest as exc:
+            if "message is not modified" in exc.message:
+                return envelope.edit_target
+            raise SendError(f"bad request: {exc.message}", permanent=True) from exc
+        except InvalidToken as exc:
+            raise SendError("invalid bot token") from exc
+        except (TimedOut, NetworkError) as exc:
+            raise SendError(f"network: {exc.message}") from exc
+        except TelegramError as exc:
+            raise SendError(f"telegram: {exc.message}") from exc
+
+    async def _send_parts(self, envelope: Envelope, reply: Reply) -> str | None:
+        """Send the parts not sent yet; returns the primary message's id (the one with buttons)."""
+        parts = reply_parts(reply)
+        primary_at = primary_index(parts)
+        done = int(envelope.payload.get(PARTS_KEY) or 0)
+        primary = envelope.payload.get(PRIMARY_KEY)
+        for i in range(done, len(parts)):
+            message = await send_part(self.bot, envelope.chat_id, parts[i])
+            if i == primary_at:
+                primary = str(message.message_id)
+            if i < len(parts) - 1:
+                await save_progress(
+                    self.sessions, envelope, **{PARTS_KEY: i + 1, PRIMARY_KEY: primary}
+                )
+        return None if primary is None else str(primary)
+
+    async def _edit(self, envelope: Envelope, reply: Reply) -> None:
+        """Edit an alert in place: its caption when it was sent as a photo, else its text."""
+        assert envelope.edit_target is not None
+        message_id = int(envelope.edit_target)
+        markup = keyboard(reply.options)
+        if envelope.payload.get("caption"):
+            await self.bot.edit_message_caption(
+                chat_id=envelope.chat_id,
+                message_id=message_id,
+                caption=fit_keeping_tail(reply.text, CAPTION_LIMIT),
+                reply_markup=markup,
+            )
+        else:
+            await self.bot.edit_message_text(
+                fit_keeping_tail(reply.text, TEXT_LIMIT),
+                chat_id=envelope.chat_id,
+                message_id=message_id,
+                reply_markup=markup,
+            )

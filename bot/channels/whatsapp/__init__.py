@@ -1,0 +1,1 @@
+"""WhatsApp through Twilio: signed webhooks in, outbox rows out through the REST API."""

@@ -1,0 +1,1 @@
+"""Delivery: the outbox dispatcher, flood windows and the limits several workers share."""

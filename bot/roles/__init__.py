@@ -1,0 +1,1 @@
+"""Roles of a worker: leadership, the scheduler, periodic jobs, the worker supervisor."""

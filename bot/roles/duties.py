@@ -1,0 +1,141 @@
+"""What the two roles do while a worker holds them: the leader's periodic duties (reminders and
+patrol through the scheduler, escalations, recaps, retention) and the sender's dispatching."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from bot.config import (
+    Settings,
+)
+from bot.database import Database
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.waker import Notifier
+from bot.metrics import Metrics
+from bot.roles.leader import LeaderJob
+from bot.roles.periodic import Periodic, wait_unless_set
+from bot.roles.recaps import RecapJob
+from bot.roles.scheduler import ReminderScheduler
+from handlers.config import CoreConfig
+from handlers.context import Context
+from handlers.escalation import escalate_due
+from storage import retention
+from storage.outbox import release_claims
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+RETENTION_SECONDS = 3600.0  # how often the leader forgets what is no longer needed
+
+
+def make_escalation_job(
+    db: Database, core: CoreConfig, dispatcher: Notifier, metrics: Metrics
+) -> Callable[[], Awaitable[None]]:
+    """One escalation sweep: reports unclaimed past their time go up one area, once."""
+
+    async def sweep() -> None:
+        while True:
+            async with db.sessions() as session:
+                escalated = await escalate_due(session, Context(config=core, now=utcnow()))
+                await session.commit()
+            if not escalated:
+                return
+            metrics.escalations.inc(len(escalated))
+            dispatcher.notify()
+            log.info("escalated %d report(s)", len(escalated))
+
+    return sweep
+
+
+def make_retention_job(db: Database, days: int) -> Callable[[], Awaitable[None]]:
+    """Forget dedupe records of messages older than ``days``, a batch per transaction."""
+
+    async def sweep() -> None:
+        before = utcnow() - timedelta(days=days)
+        forgotten = 0
+        while True:
+            async with db.sessions() as session:
+                deleted = await retention.forget_processed_inbound(session, before)
+                await session.commit()
+            forgotten += deleted
+            if deleted < retention.BATCH:
+                break
+        if forgotten:
+            log.info("forgot %d processed-message record(s) older than %d days", forgotten, days)
+
+    return sweep
+
+
+def make_leader_duties(
+    settings: Settings,
+    db: Database,
+    core: CoreConfig,
+    waker: Notifier,
+    metrics: Metrics,
+    reminders: ReminderScheduler | None,
+) -> LeaderJob:
+    """What only the leader does, while it leads: reminders and patrol, escalations, recaps."""
+    escalations = Periodic(
+        "escalations",
+        settings.reports.escalation_check_seconds,
+        make_escalation_job(db, core, waker, metrics),
+    )
+    recaps = RecapJob(db.sessions, core, waker.notify, hour=settings.scheduler.recap_hour)
+    recap_job = Periodic("recaps", RecapJob.INTERVAL, recaps.run_once)
+    retention_job = Periodic(
+        "retention",
+        RETENTION_SECONDS,
+        make_retention_job(db, settings.retention.processed_inbound_days),
+    )
+
+    async def duties(step_down: asyncio.Event) -> None:
+        if reminders is not None:  # its first sweep queues what came due while nobody led
+            await reminders.start()
+        try:
+            await asyncio.gather(
+                escalations.run(step_down), recap_job.run(step_down), retention_job.run(step_down)
+            )
+        finally:
+            if reminders is not None:
+                await reminders.stop()
+
+    return duties
+
+
+def make_sender_job(db: Database, dispatcher: Dispatcher, shared: bool, grace: float) -> LeaderJob:
+    """The sender role: dispatch, and take over what a previous sender left claimed.
+
+    On PostgreSQL rows still claimed after a grace period were a dead worker's (one that merely
+    lost its role records its sends in hand meanwhile). SQLite serves one process, so a row
+    still claimed when this process starts sending was claimed by one that died (SIGKILL, a
+    power cut): it is taken over at once, not after its lease (two minutes of a report's alert
+    waiting, found by the reliability suite's R1).
+    """
+    wait = grace if shared else 0.0
+
+    async def take_over(step_down: asyncio.Event) -> None:
+        await wait_unless_set(step_down, wait)
+        if step_down.is_set():
+            return
+        async with db.sessions() as session:
+            taken = await release_claims(session, keep=dispatcher.worker_id)
+            await session.commit()
+        if taken:
+            log.info("took over %d message(s) a previous sender had claimed", taken)
+            dispatcher.notify()
+
+    async def send(step_down: asyncio.Event) -> None:
+        orphans = asyncio.create_task(take_over(step_down))
+        try:
+            await dispatcher.run(step_down)
+        finally:
+            orphans.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await orphans
+
+    return send

@@ -1,0 +1,1 @@
+"""The HTTP side: the one Starlette app (webhooks, health, metrics), and serving it."""
