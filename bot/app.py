@@ -210,7 +210,13 @@ def make_leader_duties(
         settings.reports.escalation_check_seconds,
         make_escalation_job(db, core, waker, metrics),
     )
-    recaps = RecapJob(db.sessions, core, waker.notify, hour=settings.scheduler.recap_hour)
+    recaps = RecapJob(
+        db.sessions,
+        core,
+        waker.notify,
+        hour=settings.scheduler.recap_hour,
+        on_failure=metrics.item_failed,
+    )
     recap_job = Periodic("recaps", RecapJob.INTERVAL, recaps.run_once)
     retention_job = Periodic(
         "retention",
