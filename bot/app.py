@@ -104,9 +104,14 @@ def whatsapp_config(settings: Settings) -> WhatsAppConfig:
 
 
 def make_scheduler(
-    settings: Settings, db: Database, core: CoreConfig, dispatcher: Notifier
+    settings: Settings,
+    db: Database,
+    core: CoreConfig,
+    dispatcher: Notifier,
+    metrics: Metrics | None = None,
 ) -> ReminderScheduler | None:
-    """The reminder/patrol scheduler, or None when ``[scheduler] enabled`` is false."""
+    """The reminder/patrol scheduler, or None when ``[scheduler] enabled`` is false; the
+    reminders and areas that fail are counted in ``metrics``."""
     if not settings.scheduler.enabled:
         log.info("scheduler disabled in this process ([scheduler] enabled = false)")
         return None
@@ -116,6 +121,7 @@ def make_scheduler(
         misfire_grace=timedelta(minutes=settings.scheduler.misfire_grace_minutes),
         default_tz=settings.scheduler.timezone,
         notify=dispatcher.notify,
+        on_failure=metrics.item_failed if metrics is not None else None,
     )
 
 
@@ -279,7 +285,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
             yield_to=sender,
         )
         routes: list[BaseRoute] = []
-        reminders = make_scheduler(settings, db, core, waker)
+        reminders = make_scheduler(settings, db, core, waker, metrics)
         by_bot = BotSenders()
         for bot in bots:  # one PTB Application per bot token, all in this process
             channel = make_telegram(

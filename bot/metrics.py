@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from handlers.sweep import JOBS, ItemFailure
+
 
 @dataclass
 class Metrics:
@@ -50,3 +52,15 @@ class Metrics:
         self.leader = Gauge(
             "ktn_scheduler_leader", "1 when this process runs the schedules", registry=r
         )
+        self.job_item_failures = Counter(
+            "ktn_job_item_failures_total",
+            "Items a periodic job could not handle (rolled back alone; the others went on)",
+            ["job"],
+            registry=r,
+        )
+        for job in JOBS:  # every job's series from the start, at 0, for rate() and alerts
+            self.job_item_failures.labels(job=job)
+
+    def item_failed(self, failure: ItemFailure) -> None:
+        """Count one item a periodic job could not handle (``handlers.sweep``)."""
+        self.job_item_failures.labels(job=failure.job).inc()

@@ -11,6 +11,11 @@
 At the set time, in the area's time zone, the area's group gets tonight's team and every member
 who uses the bot a private message with "Hadir"; after it they answer "Aman" or start a report.
 The shift row (unique per area and night) makes the announcement happen once.
+
+Each area is announced in its own savepoint (``handlers.sweep``): one that fails (a broken text
+override, bad data) is rolled back alone, logged and counted, and the other areas' go out. Its
+shift row was rolled back too, so the next sweep tries again while within the grace; after that
+the night is skipped like a missed one.
 """
 
 from __future__ import annotations
@@ -25,13 +30,14 @@ from handlers.context import Context
 from handlers.permissions import area_chain_ids, is_supervisor
 from handlers.routing import BotRoutes
 from handlers.schedule import Schedule, parse_time, zone
+from handlers.sweep import FailureHook, ItemGuard
 from handlers.turn import Turn
 from handlers.types import Option, Reply
 from storage import outbox
 from storage import patrol as store
 from storage.areas import descendant_ids, get_by_code
 from storage.broadcasts import groups_in
-from storage.models import Area, Contact, PatrolShift
+from storage.models import Area, Contact, PatrolRota, PatrolShift
 from storage.types import OutboxKind
 
 log = logging.getLogger(__name__)
@@ -72,44 +78,57 @@ async def announce_due(
     grace: timedelta,
     default_tz: str = "Asia/Jakarta",
     area_ids: list[int] | None = None,
+    on_failure: FailureHook | None = None,
 ) -> list[int]:
     """Announce tonight's team where the time has come (once per area and night); returns the
-    outbox row ids. The caller commits."""
+    outbox row ids. The caller commits. An area that fails is rolled back alone and reported to
+    ``on_failure`` (see the module's description)."""
     row_ids: list[int] = []
+    guard = ItemGuard(session, "patrol", on_failure)
     for rota in await store.active_rotas(session):
         if area_ids is not None and rota.area_id not in area_ids:
             continue
-        area = await session.get(Area, rota.area_id)
-        tz = zone(area.timezone if area else None, default_tz)
-        at = parse_time(rota.announce_time)
-        if at is None:
-            continue
-        schedule = Schedule("daily", at[0], at[1])
-        due = schedule.latest_until(ctx.now, ctx.now - timedelta(days=1), tz)
-        if due is None:
-            continue
-        night = due.astimezone(tz).date()
-        if night.isoformat() < rota.start_date:
-            continue
-        team = store.team_on(await store.teams_of(session, rota.area_id), rota, night)
-        if team is None:
-            continue
-        shift = await store.create_shift(session, rota.area_id, team.team.id, night, ctx.now)
-        if shift is None:
-            continue  # announced already
-        if ctx.now - due > grace:
-            shift.outcome = store.SKIPPED
-            log.warning(
-                "patrol of area %s for %s: announcement due %d min ago (grace %d min): skipped",
-                rota.area_id,
-                night.isoformat(),
-                (ctx.now - due) // timedelta(minutes=1),
-                grace // timedelta(minutes=1),
-            )
-            continue
-        row_ids.extend(await _announce(session, ctx, shift, team))
+        async with guard.item(f"area {rota.area_id}") as attempt:
+            rows = await _announce_tonight(session, ctx, rota, grace, default_tz)
+        if not attempt.failed:
+            row_ids.extend(rows)
     await session.flush()
     return row_ids
+
+
+async def _announce_tonight(
+    session: AsyncSession, ctx: Context, rota: PatrolRota, grace: timedelta, default_tz: str
+) -> list[int]:
+    """One area's announcement if its time has come and it was not made yet; the row ids."""
+    area = await session.get(Area, rota.area_id)
+    tz = zone(area.timezone if area else None, default_tz)
+    at = parse_time(rota.announce_time)
+    if at is None:
+        return []
+    schedule = Schedule("daily", at[0], at[1])
+    due = schedule.latest_until(ctx.now, ctx.now - timedelta(days=1), tz)
+    if due is None:
+        return []
+    night = due.astimezone(tz).date()
+    if night.isoformat() < rota.start_date:
+        return []
+    team = store.team_on(await store.teams_of(session, rota.area_id), rota, night)
+    if team is None:
+        return []
+    shift = await store.create_shift(session, rota.area_id, team.team.id, night, ctx.now)
+    if shift is None:
+        return []  # announced already
+    if ctx.now - due > grace:
+        shift.outcome = store.SKIPPED
+        log.warning(
+            "patrol of area %s for %s: announcement due %d min ago (grace %d min): skipped",
+            rota.area_id,
+            night.isoformat(),
+            (ctx.now - due) // timedelta(minutes=1),
+            grace // timedelta(minutes=1),
+        )
+        return []
+    return await _announce(session, ctx, shift, team)
 
 
 async def _announce(

@@ -12,12 +12,18 @@ new reports (created in the period) by category; open reports (new or claimed, c
 the period's end) and, of these, overdue ones (still unclaimed after their escalation time);
 reports resolved in the period and their resolution time (median, mean); escalations in the
 period; patrol confirmations (``storage.patrol.patrol_confirmations``).
+
+Each recap is written in its own savepoint (``handlers.sweep``): one that fails (a deployment's
+broken text override for the coordinator's language, bad data) is rolled back alone, logged and
+reported, and the other coordinators get theirs. ``bot.recaps.RecapJob`` then leaves that recap
+alone for as long as the process runs (it would fail every minute); a restart tries it again.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Container
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -29,6 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.context import Context
 from handlers.render import DEFAULT_ZONE, category_label
 from handlers.routing import BotRoutes
+from handlers.schedule import zone as area_zone
+from handlers.sweep import FailureHook, ItemGuard
 from handlers.types import Reply
 from storage import outbox
 from storage.areas import descendant_ids
@@ -56,8 +64,9 @@ def _midnight(day: date, zone: ZoneInfo) -> datetime:
 
 
 def due_periods(now: datetime, zone_name: str, hour: int = DEFAULT_HOUR) -> list[Period]:
-    """The periods whose recap is due at ``now`` in the zone (each is sent once, by its key)."""
-    zone = ZoneInfo(zone_name)
+    """The periods whose recap is due at ``now`` in the zone (each is sent once, by its key);
+    an unknown zone counts as the default one, as for reminders."""
+    zone = area_zone(zone_name, DEFAULT_ZONE)
     local = now.astimezone(zone)
     today = local.date()
     periods = []
@@ -228,9 +237,18 @@ def recap_key(period: Period, contact: Contact) -> str:
 
 
 async def send_due_recaps(
-    session: AsyncSession, ctx: Context, *, hour: int = DEFAULT_HOUR
+    session: AsyncSession,
+    ctx: Context,
+    *,
+    hour: int = DEFAULT_HOUR,
+    on_failure: FailureHook | None = None,
+    skip: Container[str] = frozenset(),
 ) -> list[Outbox]:
-    """Write the recaps that are due and not yet written; returns the new rows. Caller commits."""
+    """Write the recaps that are due and not yet written; returns the new rows. Caller commits.
+
+    A recap that fails is rolled back alone and reported to ``on_failure`` as the item named by
+    its key (``recap_key``); recaps whose keys are in ``skip`` are not tried.
+    """
     plans: list[tuple[Contact, Area, Period]] = []
     for contact in await coordinators(session):
         area = await session.get(Area, contact.area_id)
@@ -251,29 +269,41 @@ async def send_due_recaps(
     )
     rows = []
     routes = BotRoutes(session, ctx.config)
+    guard = ItemGuard(session, "recap", on_failure)
     for contact, area, period in plans:
         key = recap_key(period, contact)
-        if key in done:
+        if key in done or key in skip:
             continue
-        stats = await compute_stats(
-            session, await descendant_ids(session, area.id), period, ctx.now
-        )
-        lang = contact.language or ctx.config.default_language
-        rows.append(
-            outbox.enqueue(
-                session,
-                channel=contact.channel,
-                chat_id=contact.external_id,
-                kind=OutboxKind.RECAP.value,
-                reply=Reply(recap_text(ctx, lang, area, period, stats)),
-                contact_id=contact.id,
-                dedupe_key=key,
-                extra={"lang": lang, "recap": _stats_json(period, stats)},
-                bot=await routes.contact(contact),
-            )
-        )
+        async with guard.item(key) as attempt:
+            row = await _write_recap(session, ctx, routes, contact, area, period)
+        if not attempt.failed:
+            rows.append(row)
     await session.flush()
     return rows
+
+
+async def _write_recap(
+    session: AsyncSession,
+    ctx: Context,
+    routes: BotRoutes,
+    contact: Contact,
+    area: Area,
+    period: Period,
+) -> Outbox:
+    """One coordinator's recap of one period, as an outbox row."""
+    stats = await compute_stats(session, await descendant_ids(session, area.id), period, ctx.now)
+    lang = contact.language or ctx.config.default_language
+    return outbox.enqueue(
+        session,
+        channel=contact.channel,
+        chat_id=contact.external_id,
+        kind=OutboxKind.RECAP.value,
+        reply=Reply(recap_text(ctx, lang, area, period, stats)),
+        contact_id=contact.id,
+        dedupe_key=recap_key(period, contact),
+        extra={"lang": lang, "recap": _stats_json(period, stats)},
+        bot=await routes.contact(contact),
+    )
 
 
 def _stats_json(period: Period, stats: RecapStats) -> dict[str, Any]:

@@ -10,6 +10,12 @@ Only a coordinator or admin manages reminders, and only those of their own area 
 below it; anyone else is told so and nothing changes. Every occurrence goes out once
 (``storage.reminders.advance``); one missed by downtime shorter than the grace still goes out,
 older ones are skipped and logged. Occurrences missed together are sent once (the newest).
+
+Each reminder is swept in its own savepoint (``handlers.sweep``): one that fails (a deployment's
+broken text override, bad data) is rolled back alone, logged and counted, and the others go out.
+Its watermark did not move, so the next sweep (at the latest the scheduler's resync, every
+minute) tries that occurrence again while it is within the grace; after that it is skipped like
+a missed one, and the next occurrence is tried as usual.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from handlers.context import Context
 from handlers.permissions import is_supervisor
 from handlers.routing import BotRoutes
 from handlers.schedule import Schedule, ScheduleError, parse_schedule, zone
+from handlers.sweep import FailureHook, ItemGuard
 from handlers.turn import Turn
 from handlers.types import Reply
 from storage import broadcasts, outbox
@@ -88,11 +95,13 @@ def message_text(ctx: Context, reminder: Reminder, lang: str) -> str:
 
 @dataclass
 class Sweep:
-    """What one sweep did: (reminder id, occurrence) sent and skipped, and the outbox rows."""
+    """What one sweep did: (reminder id, occurrence) sent and skipped, the outbox rows, and the
+    reminders that failed (rolled back; tried again by the next sweep within the grace)."""
 
     sent: list[tuple[int, datetime]] = field(default_factory=list)
     skipped: list[tuple[int, datetime]] = field(default_factory=list)
     outbox_ids: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
 
 
 async def send_due(
@@ -102,49 +111,68 @@ async def send_due(
     grace: timedelta,
     default_tz: str = "Asia/Jakarta",
     ids: list[int] | None = None,
+    on_failure: FailureHook | None = None,
 ) -> Sweep:
-    """Send every reminder occurrence that came due (once); the caller commits."""
+    """Send every reminder occurrence that came due (once); the caller commits. A reminder that
+    fails is rolled back alone and reported to ``on_failure`` (see the module's description)."""
     sweep = Sweep()
+    guard = ItemGuard(session, "reminder", on_failure)
     for reminder in await store.active(session, ids):
-        area = await session.get(Area, reminder.area_id)
-        tz = zone(area.timezone if area else None, default_tz)
-        try:
-            schedule = Schedule.from_spec(reminder.cron)
-        except ScheduleError:
-            log.warning("reminder %s: stored schedule is damaged; not sent", reminder.id)
-            continue
-        start = reminder.last_fired_at or reminder.created_at
-        first = schedule.next_after(start, tz)
-        if first > ctx.now:
-            continue
-        # Only the grace window is walked, however long the process was down.
-        recent = schedule.between(max(start, ctx.now - grace - timedelta(seconds=1)), ctx.now, tz)
-        recent = [moment for moment in recent if ctx.now - moment <= grace]
-        if not await store.advance(session, reminder, first, ctx.now):
-            continue  # another worker (or an earlier sweep) handled it
-        if not recent:
-            log.warning(
-                "reminder %s: missed since %s, %d min ago (grace %d min): skipped",
-                reminder.id,
-                first.isoformat(),
-                (ctx.now - first) // timedelta(minutes=1),
-                grace // timedelta(minutes=1),
-            )
-            sweep.skipped.append((reminder.id, first))
-            continue
-        latest = recent[-1]
-        if first < latest:
-            log.warning(
-                "reminder %s: occurrences since %s missed; sending only the newest, %s",
-                reminder.id,
-                first.isoformat(),
-                latest.isoformat(),
-            )
-        rows = await deliver(session, ctx, reminder, latest)
-        sweep.sent.append((reminder.id, latest))
-        sweep.outbox_ids.extend(rows)
+        reminder_id = reminder.id
+        async with guard.item(f"reminder {reminder_id}") as attempt:
+            done = await _sweep_one(session, ctx, reminder, grace, default_tz)
+        if attempt.failed:
+            sweep.failed.append(reminder_id)
+        elif done is not None:
+            occurrence, rows = done
+            if rows is None:
+                sweep.skipped.append((reminder_id, occurrence))
+            else:
+                sweep.sent.append((reminder_id, occurrence))
+                sweep.outbox_ids.extend(rows)
     await session.flush()
     return sweep
+
+
+async def _sweep_one(
+    session: AsyncSession, ctx: Context, reminder: Reminder, grace: timedelta, default_tz: str
+) -> tuple[datetime, list[int] | None] | None:
+    """One reminder's due occurrence: (occurrence, its outbox rows), or (occurrence, None) when
+    it was skipped as too old; None when nothing is due (or another worker handled it)."""
+    area = await session.get(Area, reminder.area_id)
+    tz = zone(area.timezone if area else None, default_tz)
+    try:
+        schedule = Schedule.from_spec(reminder.cron)
+    except ScheduleError:
+        log.warning("reminder %s: stored schedule is damaged; not sent", reminder.id)
+        return None
+    start = reminder.last_fired_at or reminder.created_at
+    first = schedule.next_after(start, tz)
+    if first > ctx.now:
+        return None
+    # Only the grace window is walked, however long the process was down.
+    recent = schedule.between(max(start, ctx.now - grace - timedelta(seconds=1)), ctx.now, tz)
+    recent = [moment for moment in recent if ctx.now - moment <= grace]
+    if not await store.advance(session, reminder, first, ctx.now):
+        return None  # another worker (or an earlier sweep) handled it
+    if not recent:
+        log.warning(
+            "reminder %s: missed since %s, %d min ago (grace %d min): skipped",
+            reminder.id,
+            first.isoformat(),
+            (ctx.now - first) // timedelta(minutes=1),
+            grace // timedelta(minutes=1),
+        )
+        return first, None
+    latest = recent[-1]
+    if first < latest:
+        log.warning(
+            "reminder %s: occurrences since %s missed; sending only the newest, %s",
+            reminder.id,
+            first.isoformat(),
+            latest.isoformat(),
+        )
+    return latest, await deliver(session, ctx, reminder, latest)
 
 
 async def deliver(

@@ -286,14 +286,23 @@ async def open_in_areas(
     return list((await session.scalars(stmt)).all()), int(total or 0)
 
 
+# The event of a report whose escalation failed (``handlers.escalation``): it is not tried again.
+ESCALATION_FAILED = "escalate_failed"  # report_events.kind holds 16 characters
+
+
 async def due_for_escalation(session: AsyncSession, now: datetime, limit: int) -> list[Report]:
-    """Unclaimed reports whose escalation time has come and that were not escalated yet."""
+    """Unclaimed reports whose escalation time has come, not escalated yet and whose escalation
+    did not fail before."""
+    failed = select(ReportEvent.id).where(
+        ReportEvent.report_id == Report.id, ReportEvent.kind == ESCALATION_FAILED
+    )
     stmt = (
         select(Report)
         .where(
             Report.status == ReportStatus.NEW.value,
             Report.escalate_at <= now,
             Report.escalated_at.is_(None),
+            ~failed.exists(),
         )
         .order_by(Report.escalate_at, Report.id)
         .limit(limit)

@@ -4,19 +4,33 @@ when urgent, driven by the database (a restart loses nothing, two workers escala
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.database import Database
+from bot.metrics import Metrics
+from bot.roles.duties import make_escalation_job
 from handlers.config import Category, CoreConfig
 from handlers.context import Context
 from handlers.escalation import escalate_due
+from handlers.i18n import Catalog
 from storage.db import create_engine, session_factory
 from storage.models import Outbox, Report, ReportEvent
-from tests.support.chats import KAMPUNG_MELAYU, Cast, FakeChat, link_group, load_areas, staff_cast
+from tests.support.chats import (
+    KAMPUNG_MELAYU,
+    Cast,
+    FakeChat,
+    link_group,
+    load_areas,
+    photo,
+    staff_cast,
+)
 
 PARENT_GROUP = -300
 
@@ -151,3 +165,95 @@ async def test_per_category_minutes_and_walking_up_when_the_parent_has_nobody(
     [row] = [r for r in await rows(sessions, Outbox) if r.kind == "escalation"]
     assert row.chat_id == far.user_id, "nobody in the kecamatan: the kota's coordinator"
     assert row.payload["route"] == "coordinator"
+
+
+def broken_media_line(tmp_path: Path) -> CoreConfig:
+    """A deployment's override that loads (same placeholder) but cannot be formatted: only an
+    alert with a photo has that line, so only reports with a photo fail to escalate."""
+    overrides = tmp_path / "texts.toml"
+    overrides.write_text('[id]\n"alert.media" = "Foto/file: {count:q}"\n', encoding="utf-8")
+    return CoreConfig(catalog=Catalog.load(overrides))
+
+
+async def file_with_photo(chat: FakeChat) -> dict[str, Any]:
+    await chat.send("/lapor")
+    await chat.press("cat:keamanan")
+    await chat.send("Pagar balai desa dirusak orang")
+    await chat.send("RT 01/RW 01 depan balai")
+    await chat.send(media=[photo("file-pagar")])
+    await chat.press("anon:no")
+    return (await chat.press("sum:send")).recorded
+
+
+async def escalation_rows(sessions: async_sessionmaker[AsyncSession]) -> dict[int, int]:
+    """Report id -> how many escalation copies it has in the outbox."""
+    counts: dict[int, int] = {}
+    for row in await rows(sessions, Outbox):
+        if row.kind == "escalation":
+            counts[int(row.report_id or 0)] = counts.get(int(row.report_id or 0), 0) + 1
+    return counts
+
+
+async def test_a_report_that_cannot_escalate_is_set_aside_and_the_others_go_up(
+    cast: Cast, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sessions = cast.reporter.sessions
+    start = cast.reporter.now
+    bad = await file_with_photo(cast.reporter)  # filed first: the first of the sweep
+    good = [(await cast.resident.file_report(c)).recorded for c in ("lainnya", "kesehatan")]
+    broken = broken_media_line(tmp_path)  # deployed after the reports were filed
+
+    with caplog.at_level(logging.WARNING):
+        done = await sweep(sessions, start + timedelta(hours=1), broken)
+    assert done == [g["report_id"] for g in good]
+    assert await escalation_rows(sessions) == {g["report_id"]: 2 for g in good}, (
+        "the good reports reach the parent group and the coordinator; the bad one adds nothing"
+    )
+    [line] = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert line.getMessage().startswith(f"escalation: report {bad['report_id']} failed (ValueError")
+    assert "Budi" not in line.getMessage() and "Pagar" not in line.getMessage()
+    [aside] = [e for e in await rows(sessions, ReportEvent) if e.kind == "escalate_failed"]
+    assert (aside.report_id, aside.note) == (bad["report_id"], "ValueError")
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert await sweep(sessions, start + timedelta(hours=2), broken) == []
+    assert not [r for r in caplog.records if "failed" in r.getMessage()], "not tried again"
+    later = (await cast.resident.file_report("bencana", "Pohon tumbang")).recorded
+    assert await sweep(sessions, start + timedelta(hours=3), broken) == [later["report_id"]]
+    [report] = [r for r in await rows(sessions, Report) if r.id == bad["report_id"]]
+    assert (report.status, report.escalated_at) == ("new", None), "still open, not escalated"
+
+
+async def test_the_escalation_job_gets_past_a_failing_report_page_after_page(
+    cast: Cast, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """One report a page: the failing one first fills the page alone, yet the sweep goes on
+    to the reports after it, and ends."""
+    sessions = cast.reporter.sessions
+    bad = await file_with_photo(cast.reporter)
+    good = [(await cast.resident.file_report(c)).recorded for c in ("lainnya", "kesehatan")]
+    metrics = Metrics()
+    woken: list[bool] = []
+
+    class Waker:
+        def notify(self) -> None:
+            woken.append(True)
+
+    job = make_escalation_job(
+        Database(engine, sessions), broken_media_line(tmp_path), Waker(), metrics, page=1
+    )
+    async with asyncio.timeout(60):  # a sweep that never ends fails here, not at the suite's end
+        await job()
+    assert await escalation_rows(sessions) == {g["report_id"]: 2 for g in good}
+    assert metrics.registry.get_sample_value("ktn_escalations_total") == 2
+    failures = metrics.registry.get_sample_value(
+        "ktn_job_item_failures_total", {"job": "escalation"}
+    )
+    assert failures == 1 and woken == [True, True]
+    async with asyncio.timeout(60):
+        await job()  # the next sweep: nothing due, the set-aside report not tried again
+    assert (
+        metrics.registry.get_sample_value("ktn_job_item_failures_total", {"job": "escalation"}) == 1
+    )
+    assert bad["report_id"] not in await escalation_rows(sessions)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -12,12 +13,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.config import CoreConfig
 from handlers.context import Context
+from handlers.i18n import Catalog
 from handlers.patrol import announce_due
 from storage.areas import get_by_code
 from storage.models import Outbox, PatrolShift, PatrolTeam
 from storage.patrol import patrol_confirmations
 from storage.types import Role
-from tests.support.chats import ALERT_GROUP, SUMBER_JAYA, WIYONO, Cast, FakeChat, staff_cast, texts
+from tests.support.chats import (
+    ALERT_GROUP,
+    SUMBER_JAYA,
+    WIYONO,
+    Cast,
+    FakeChat,
+    link_group,
+    staff_cast,
+    texts,
+)
 
 GRACE = timedelta(minutes=30)
 TONIGHT_21_WIB = datetime.fromisoformat("2025-05-12T14:00:00+00:00")
@@ -198,3 +209,51 @@ async def test_a_rotation_set_after_tonights_time_starts_tomorrow_without_a_skip
     texts_by_night = [r.payload["reply"]["text"] for r in await patrol_rows(sessions)]
     assert "(2025-05-19) — Pos Melati" in texts_by_night[2]
     assert "(2025-05-20) — Pos Mawar" in texts_by_night[-1]
+
+
+async def test_an_area_whose_announcement_fails_does_not_hold_back_the_others(
+    cast: Cast, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Budi reads English and the English DM text is broken: Sumber Jaya's announcement fails
+    and is tried again within the grace, then skipped; Wiyono's goes out once."""
+    sessions = cast.coordinator.sessions
+    wiyono_group = -500
+    await link_group(sessions, WIYONO, chat_id=wiyono_group, title="Pos Wiyono")
+    lurah = FakeChat(sessions, user_id=4010, name="Lurah Wiyono")
+    await lurah.enrol(Role.COORDINATOR, WIYONO)
+    assert "ke-1" in texts(await lurah.send("/ronda tim Pos Kenanga: Eko, Fajar"))
+    assert "harian" in texts(await lurah.send("/ronda jadwal harian 21:00"))
+    await cast.reporter.send("/bahasa en")
+    overrides = tmp_path / "texts.toml"
+    overrides.write_text('[en]\n"patrol.dm" = "Tonight ({date:q}) with {team}"\n', encoding="utf-8")
+    broken = CoreConfig(catalog=Catalog.load(overrides))
+
+    async def announce_with(config: CoreConfig, at: datetime) -> list[int]:
+        async with sessions() as session:
+            done = await announce_due(session, Context(config, now=at), grace=GRACE)
+            await session.commit()
+            return done
+
+    with caplog.at_level(logging.WARNING):
+        assert len(await announce_with(broken, TONIGHT_21_WIB)) == 1
+    [row] = await patrol_rows(sessions)
+    assert row.chat_id == wiyono_group and "Pos Kenanga" in row.payload["reply"]["text"]
+    async with sessions() as session:
+        sumber = await get_by_code(session, SUMBER_JAYA)
+        assert sumber is not None
+    [line] = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert line.startswith(f"patrol: area {sumber.id} failed (ValueError at handlers/i18n.py:")
+
+    assert await announce_with(broken, TONIGHT_21_WIB + timedelta(minutes=1)) == []
+    assert len(await patrol_rows(sessions)) == 1, "Wiyono's not twice; Sumber Jaya's still failing"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert await announce_with(broken, TONIGHT_21_WIB + timedelta(minutes=31)) == []
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]
+    assert any("skipped" in r.getMessage() for r in caplog.records), "past the grace: skipped"
+
+    tomorrow = await announce_with(CoreConfig.default(), TONIGHT_21_WIB + timedelta(days=1))
+    assert {r.chat_id for r in await patrol_rows(sessions) if r.id in tomorrow} == {
+        ALERT_GROUP,
+        wiyono_group,
+    }

@@ -3,16 +3,20 @@ period, and numbers that match the database."""
 
 from __future__ import annotations
 
+import logging
 import statistics
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.metrics import Metrics
 from bot.roles.recaps import RecapJob
 from handlers.config import CoreConfig
 from handlers.context import Context
+from handlers.i18n import Catalog
 from handlers.recap import due_periods, send_due_recaps
 from handlers.types import Reply
 from storage import patrol
@@ -250,3 +254,48 @@ async def test_a_new_coordinator_gets_no_recap_of_days_before_they_came(
         assert rows == []
         later = await send_due_recaps(session, Context(CONFIG, now=joined + timedelta(days=2)))
         assert [r.contact_id for r in later if "daily" in (r.dedupe_key or "")] == [person.id]
+
+
+async def test_a_coordinators_recap_that_fails_does_not_hold_back_the_others(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The camat reads English and the English recap text is broken: the admin of Wiyono still
+    gets both recaps; the camat's are counted, logged and not retried every minute; a restart
+    with the text fixed sends them."""
+    await load_areas(sessions)
+    camat = await coordinator(sessions, 7001, KAMPUNG_MELAYU, Role.COORDINATOR)
+    admin = await coordinator(sessions, 7002, WIYONO, Role.ADMIN)
+    await FakeChat(sessions, user_id=7001).send("/bahasa en")
+    overrides = tmp_path / "texts.toml"
+    overrides.write_text('[en]\n"recap.new" = "New reports: {count:q}"\n', encoding="utf-8")
+    broken = CoreConfig(catalog=Catalog.load(overrides))
+    metrics = Metrics()
+
+    def clock() -> datetime:
+        return datetime(2027, 3, 3, 1, 0, tzinfo=UTC)  # 08:00 WIB, Wednesday
+
+    async def recipients() -> list[int | None]:
+        async with sessions() as session:
+            found = await session.scalars(select(Outbox).order_by(Outbox.id))
+            return [r.contact_id for r in found if r.kind == "recap"]
+
+    def failures() -> float | None:
+        return metrics.registry.get_sample_value("ktn_job_item_failures_total", {"job": "recap"})
+
+    job = RecapJob(sessions, broken, lambda: None, clock=clock, on_failure=metrics.item_failed)
+    with caplog.at_level(logging.WARNING):
+        assert await job.run_once() == 2
+    assert await recipients() == [admin.id, admin.id], "the admin's daily and weekly"
+    assert failures() == 2, "the camat's daily and weekly"
+    lines = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    periods = [("daily", "2027-03-02"), ("weekly", "2027-02-22")]
+    assert [line.split(" (")[0] for line in lines] == [
+        f"recap: recap:{kind}:{camat.id}:{day} failed" for kind, day in periods
+    ]
+    assert all("(ValueError at handlers/i18n.py:" in line for line in lines)
+
+    assert await job.run_once() == 0
+    assert failures() == 2, "not tried again every minute"
+    restarted = RecapJob(sessions, CONFIG, lambda: None, clock=clock)
+    assert await restarted.run_once() == 2
+    assert sorted(await recipients()) == sorted([admin.id, admin.id, camat.id, camat.id])

@@ -249,3 +249,67 @@ async def test_a_deployment_rewrites_and_adds_health_templates_without_code(
         "🔔 Jumat bersih: periksa jentik di bak mandi.",
         "🔔 Posyandu Melati buka Sabtu jam 08.00.",
     ]
+
+
+def broken_english(tmp_path: Path, key: str, text: str) -> CoreConfig:
+    """A deployment's English override that loads (same placeholders) but cannot be formatted."""
+    overrides = tmp_path / "texts.toml"
+    overrides.write_text(f'[en]\n"{key}" = "{text}"\n', encoding="utf-8")
+    return CoreConfig(catalog=Catalog.load(overrides))
+
+
+async def test_a_reminder_that_fails_does_not_hold_back_the_others(
+    cast: Cast, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Residents who read English get reminder 1; the English text is broken, so it fails. The
+    groups' reminders 2 and 3 go out; reminder 1 is tried again within the grace, then skipped,
+    and its next evening goes out once the text is fixed."""
+    sessions = cast.coordinator.sessions
+    await cast.reporter.send("/bahasa en")
+    bad = await add(cast.coordinator, "setiap hari 19:00 | warga | Jangan lupa 3M ya")
+    good = [
+        await add(cast.coordinator, "setiap hari 19:00 | grup | Kerja bakti"),
+        await add(cast.coordinator, "setiap hari 19:00 | grup | Ronda dimulai jam 22"),
+    ]
+    broken = broken_english(tmp_path, "reminder.message", "🔔 {text:q}")
+
+    async def sweep_with(config: CoreConfig, at: datetime) -> Sweep:
+        async with sessions() as session:
+            done = await send_due(session, Context(config, now=at), grace=GRACE)
+            await session.commit()
+            return done
+
+    with caplog.at_level(logging.WARNING):
+        first = await sweep_with(broken, TODAY_19_WIB)
+    assert first.sent == [(good[0], TODAY_19_WIB), (good[1], TODAY_19_WIB)]
+    assert first.failed == [bad]
+    rows = await reminder_rows(sessions)
+    assert [(r.chat_id, r.payload["reply"]["text"]) for r in rows] == [
+        (ALERT_GROUP, "🔔 Kerja bakti"),
+        (ALERT_GROUP, "🔔 Ronda dimulai jam 22"),
+    ], "nobody got half of reminder 1: not even the residents reading Indonesian"
+    [line] = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert line.startswith(f"reminder: reminder {bad} failed (ValueError at handlers/i18n.py:")
+    assert "3M" not in line
+
+    again = await sweep_with(broken, TODAY_19_WIB + timedelta(minutes=1))
+    assert (again.sent, again.failed) == ([], [bad]), "tried again; the others not twice"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        late = await sweep_with(broken, TODAY_19_WIB + timedelta(minutes=31))
+    assert (late.failed, late.skipped) == ([], [(bad, TODAY_19_WIB)]), "past the grace: skipped"
+    assert any(f"reminder {bad}: missed" in r.getMessage() for r in caplog.records)
+    assert len(await reminder_rows(sessions)) == 2
+
+    fixed = CoreConfig.default()
+    tomorrow = await sweep_with(fixed, TODAY_19_WIB + timedelta(days=1))
+    assert sorted(r for r, _ in tomorrow.sent) == sorted([bad, *good]) and tomorrow.failed == []
+    texts_by_chat = {
+        (r.chat_id, r.payload["reply"]["text"])
+        for r in await reminder_rows(sessions)
+        if r.payload["reminder_id"] == bad
+    }
+    assert texts_by_chat == {
+        (cast.reporter.user_id, "🔔 Jangan lupa 3M ya"),
+        (cast.resident.user_id, "🔔 Jangan lupa 3M ya"),
+    }

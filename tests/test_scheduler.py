@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,8 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import SchedulerSettings
+from bot.metrics import Metrics
 from bot.roles.scheduler import ReminderScheduler, ScheduleTrigger
 from bot.sandbox.telegram_fake import TelegramFake
+from handlers import reminders as reminder_sweep
 from handlers.config import CoreConfig
 from handlers.schedule import parse_schedule
 from storage import reminders as store
@@ -158,6 +161,48 @@ async def test_restart_sends_what_was_missed_within_grace_once_and_logs_older(
         clock.now = datetime(2025, 5, 13, hour, 0, tzinfo=UTC)
         await scheduler(sessions, clock).run_due()
     assert sorted(chat for chat, _ in await sent(sessions)) == [-103, -102, -101, -101]
+
+
+async def test_one_failing_reminder_is_counted_and_the_other_zones_still_get_theirs(
+    sessions: async_sessionmaker[AsyncSession],
+    coordinators: dict[str, FakeChat],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug hits WITA's reminder (id 2) only: WIT's and WIB's go out in the same sweep, the
+    failure is counted in the process's metrics, and later sweeps are not blocked."""
+    real_deliver = reminder_sweep.deliver
+
+    async def deliver(session: AsyncSession, ctx: Any, reminder: Any, at: datetime) -> list[int]:
+        if reminder.id == 2:
+            raise RuntimeError("a bug in one reminder's delivery")
+        return await real_deliver(session, ctx, reminder, at)
+
+    monkeypatch.setattr(reminder_sweep, "deliver", deliver)
+    metrics = Metrics()
+    notified: list[int] = []
+    clock = Clock(datetime(2025, 5, 12, 12, 0, tzinfo=UTC))  # 19:00 WIB, 20:00 WITA, 21:00 WIT
+    sched = ReminderScheduler(
+        sessions,
+        CoreConfig.default(),
+        misfire_grace=timedelta(hours=3),  # all three within it
+        clock=clock,
+        notify=lambda: notified.append(1),
+        on_failure=metrics.item_failed,
+    )
+
+    def failures() -> float | None:
+        return metrics.registry.get_sample_value("ktn_job_item_failures_total", {"job": "reminder"})
+
+    assert await sched.run_due() == 2
+    assert sorted(chat for chat, _ in await sent(sessions)) == [-103, -101]
+    assert (failures(), notified) == (1, [1])
+    clock.now += timedelta(minutes=1)
+    assert await sched.run_due() == 0, "the others not twice"
+    assert failures() == 2, "reminder 2 tried again (within the grace)"
+    monkeypatch.setattr(reminder_sweep, "deliver", real_deliver)  # the fix is deployed
+    clock.now += timedelta(minutes=1)
+    assert await sched.run_due() == 1
+    assert sorted(chat for chat, _ in await sent(sessions)) == [-103, -102, -101]
 
 
 async def test_apscheduler_runs_the_job_at_the_areas_local_time() -> None:

@@ -23,6 +23,7 @@ from bot.roles.scheduler import ReminderScheduler
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.escalation import escalate_due
+from handlers.sweep import ItemFailure
 from storage import retention
 from storage.outbox import release_claims
 from storage.types import utcnow
@@ -34,20 +35,39 @@ RETENTION_SECONDS = 3600.0  # how often the leader forgets what is no longer nee
 
 
 def make_escalation_job(
-    db: Database, core: CoreConfig, dispatcher: Notifier, metrics: Metrics
+    db: Database, core: CoreConfig, dispatcher: Notifier, metrics: Metrics, *, page: int = 100
 ) -> Callable[[], Awaitable[None]]:
-    """One escalation sweep: reports unclaimed past their time go up one area, once."""
+    """One escalation sweep: reports unclaimed past their time go up one area, once.
+
+    A page at a time, each its own transaction, while a page makes progress: escalates a report
+    or meets a failing one not seen yet in this sweep (set aside, so the next page gets past it).
+    Every page removes a report from the due ones or adds one to the failed ones, so the sweep
+    ends even when setting a failed report aside fails too.
+    """
 
     async def sweep() -> None:
+        failures: list[ItemFailure] = []
+        failed: set[str] = set()  # the reports that failed in this sweep
+
+        def on_failure(failure: ItemFailure) -> None:
+            metrics.item_failed(failure)
+            failures.append(failure)
+
         while True:
+            before = len(failures)
             async with db.sessions() as session:
-                escalated = await escalate_due(session, Context(config=core, now=utcnow()))
+                escalated = await escalate_due(
+                    session, Context(config=core, now=utcnow()), limit=page, on_failure=on_failure
+                )
                 await session.commit()
-            if not escalated:
+            if escalated:
+                metrics.escalations.inc(len(escalated))
+                dispatcher.notify()
+                log.info("escalated %d report(s)", len(escalated))
+            new = {f.item for f in failures[before:]} - failed
+            failed |= new
+            if not escalated and not new:
                 return
-            metrics.escalations.inc(len(escalated))
-            dispatcher.notify()
-            log.info("escalated %d report(s)", len(escalated))
 
     return sweep
 
@@ -85,7 +105,13 @@ def make_leader_duties(
         settings.reports.escalation_check_seconds,
         make_escalation_job(db, core, waker, metrics),
     )
-    recaps = RecapJob(db.sessions, core, waker.notify, hour=settings.scheduler.recap_hour)
+    recaps = RecapJob(
+        db.sessions,
+        core,
+        waker.notify,
+        hour=settings.scheduler.recap_hour,
+        on_failure=metrics.item_failed,
+    )
     recap_job = Periodic("recaps", RecapJob.INTERVAL, recaps.run_once)
     retention_job = Periodic(
         "retention",

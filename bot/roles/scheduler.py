@@ -7,7 +7,9 @@ carry the message: it asks the database what is due (``handlers.reminders.send_d
 ``handlers.patrol.announce_due``), which sends each occurrence once however often it runs. So a
 restart loses nothing and duplicates nothing: the start-up sweep sends what came due while the
 process was down, within ``misfire_grace``, and logs what is older. Start and stop live here
-alone, so a leader election can later decide which process calls ``start``.
+alone, so a leader election can later decide which process calls ``start``. One reminder or area
+that fails is rolled back alone (``handlers.sweep``) and reported to ``on_failure``; the others
+go out.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from handlers import patrol, reminders
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.schedule import Schedule, ScheduleError, parse_time, zone
+from handlers.sweep import FailureHook
 from storage import patrol as patrol_store
 from storage import reminders as reminder_store
 from storage.models import Area
@@ -68,6 +71,7 @@ class ReminderScheduler:
         clock: Callable[[], datetime] = utcnow,
         resync_seconds: float = 60.0,
         bot: str = "default",
+        on_failure: FailureHook | None = None,
     ) -> None:
         self.sessions = sessions
         self.core = core
@@ -77,6 +81,7 @@ class ReminderScheduler:
         self.clock = clock
         self.resync_seconds = resync_seconds
         self.bot = bot
+        self.on_failure = on_failure
         self.scheduler: AsyncIOScheduler | None = None
         self._specs: dict[str, str] = {}
 
@@ -117,10 +122,18 @@ class ReminderScheduler:
         async with self.sessions() as session:
             ctx = self.context()
             sweep = await reminders.send_due(
-                session, ctx, grace=self.grace, default_tz=self.default_tz
+                session,
+                ctx,
+                grace=self.grace,
+                default_tz=self.default_tz,
+                on_failure=self.on_failure,
             )
             rows = await patrol.announce_due(
-                session, ctx, grace=self.grace, default_tz=self.default_tz
+                session,
+                ctx,
+                grace=self.grace,
+                default_tz=self.default_tz,
+                on_failure=self.on_failure,
             )
             await session.commit()
         written = len(sweep.outbox_ids) + len(rows)
