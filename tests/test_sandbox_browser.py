@@ -30,6 +30,8 @@ from bot.sandbox.telegram_fake import FloodLimits
 from tests.conftest import ROOT
 from tests.test_sandbox import running_sandbox, sandbox_config
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = Path(os.environ.get("KTN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",
