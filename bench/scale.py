@@ -32,7 +32,7 @@ from bot.sandbox.telegram_fake import TelegramFake  # noqa: E402
 from storage import migrate  # noqa: E402
 from storage.db import create_engine, session_factory  # noqa: E402
 from tests.conftest import reset_postgres  # noqa: E402
-from tests.test_scaleout import prepare, the_leader, workers  # noqa: E402
+from tests.roles.test_several_workers import prepare, the_leader, workers  # noqa: E402
 
 LIFTED = {"KTN_OUTBOX__TELEGRAM_PER_SECOND": "100000"}
 

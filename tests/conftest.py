@@ -26,6 +26,9 @@ from storage.db import create_engine, is_sqlite, session_factory
 from storage.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
+# Fixtures shared by several test packages live in tests/support; loading them here makes them
+# available everywhere without importing a fixture by name (which linters read as unused).
+pytest_plugins = ["tests.support.telegram_run", "tests.support.live"]
 DB_FIXTURES = {"db_url", "engine", "sessions", "session", "migrated_url"}
 
 

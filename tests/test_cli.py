@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import httpx
@@ -16,22 +15,9 @@ import pytest
 from storage import migrate
 from storage.db import is_sqlite
 from tests.conftest import ROOT
+from tests.support.cli import cli, wait_for_line
 
 SAMPLE = ROOT / "storage" / "samples" / "areas-sample.csv"
-
-
-def cli(
-    cfg: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(cfg), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
 
 
 @pytest.fixture
@@ -82,27 +68,6 @@ def test_db_upgrade_and_current(cfg: Path) -> None:
     assert "schema at none: behind" in cli(cfg, "db", "current").stdout
     assert f"schema at {migrate.head_revision()}" in cli(cfg, "db", "upgrade").stdout
     assert "up to date" in cli(cfg, "db", "current").stdout
-
-
-def wait_for_line(stream: object, needle: str, timeout: float = 30.0) -> str:
-    """Read the child's stderr until a line contains needle (in a thread, so we can time out)."""
-    found: list[str] = []
-    seen: list[str] = []
-    done = threading.Event()
-
-    def reader() -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            seen.append(line)
-            if needle in line:
-                found.append(line)
-                done.set()
-                return
-        done.set()
-
-    threading.Thread(target=reader, daemon=True).start()
-    if not done.wait(timeout) or not found:
-        raise AssertionError(f"no {needle!r} in output:\n{''.join(seen)}")
-    return found[0]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -1,0 +1,569 @@
+"""End to end on WhatsApp: the real `run` with WhatsApp and Telegram on, the Twilio fake for REST
+(the real async twilio client over HTTP on 127.0.0.1), inbound webhooks signed with the real
+RequestValidator, the Telegram fake for the officers' group."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import StartupError, run
+from bot.config import (
+    DatabaseSettings,
+    HttpSettings,
+    OutboxSettings,
+    Settings,
+    TelegramSettings,
+    WhatsAppSettings,
+)
+from bot.sandbox.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
+from handlers.types import Reply
+from storage import delivery
+from storage.areas import get_by_code
+from storage.models import Contact, GroupChat, Outbox, ProcessedInbound, Report, ReportMedia
+from storage.types import utcnow
+from tests.support.chats import SUMBER_JAYA, WIYONO, load_areas, make_invite
+from tests.support.net import free_port, until_healthy
+from tests.support.twilio_fake import DEFAULT_SENDER, FakeMessage, StatusEvent, TwilioFake
+
+GROUP = -1001234567890
+
+
+RESIDENT = "+6281234567890"
+
+
+OFFICER = "+6281311112222"
+
+
+OTHER_OFFICER = "+6281399998888"
+
+
+STRANGER = "+6285700001111"
+
+
+STATUS_TEMPLATE = "HX" + "5a" * 16
+
+
+PHOTO = b"\xff\xd8\xff\xe0 a photo of the flooded road"
+
+
+PIN = (-3.7956, 102.2592)
+
+
+@dataclass
+class Bots:
+    """The running bot, its Telegram and Twilio fakes, and the database."""
+
+    telegram: TelegramFake
+    twilio: TwilioFake
+    sessions: async_sessionmaker[AsyncSession]
+    url: str
+
+    @property
+    def inbound_url(self) -> str:
+        return self.url + "/whatsapp/inbound"
+
+    async def post(self, form: dict[str, str], signature: str | None = "auto") -> httpx.Response:
+        """Twilio posts an inbound webhook (signed with the real RequestValidator)."""
+        return await self.twilio.post_inbound(self.inbound_url, form, signature)
+
+    async def say(self, number: str, body: str, *, name: str = "Siti Aminah") -> str:
+        """The user writes; returns the bot's answer (the next WhatsApp message to them)."""
+        return await self.deliver(number, self.twilio.inbound_text(number, body, name))
+
+    async def deliver(self, number: str, form: dict[str, str]) -> str:
+        """Post a prepared form and wait for the answer."""
+        before = len(self.twilio.messages_to(number))
+        response = await self.post(form)
+        assert response.status_code == 200, response.text
+        assert response.text.endswith("<Response />")
+        messages = await self.twilio.wait_for_messages(number, count=before + 1, timeout=10)
+        return messages[before].body
+
+    async def row_status(self, sid: str, wanted: str, timeout: float = 30.0) -> Outbox:  # noqa: ASYNC109
+        """Wait until the outbox row of this SID has the wanted status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            async with self.sessions() as s:
+                row = await s.scalar(select(Outbox).where(Outbox.external_id == sid))
+            if row is not None and row.status == wanted:
+                return row
+            if time.monotonic() > deadline:
+                raise AssertionError(f"row of {sid}: {row.status if row else None}, not {wanted}")
+            await asyncio.sleep(0.05)
+
+    async def count(self, model: Any) -> int:
+        async with self.sessions() as s:
+            return int(await s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def link_alert_group(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await load_areas(sessions)
+    async with sessions() as s:
+        area = await get_by_code(s, SUMBER_JAYA)
+        assert area is not None
+        s.add(GroupChat(channel="telegram", chat_id=GROUP, area_id=area.id, title="Bhabin"))
+        await s.commit()
+
+
+def settings_for(
+    telegram: TelegramFake, twilio: TwilioFake, db_url: str, data: Path, port: int
+) -> Settings:
+    return Settings(
+        data_dir=data,
+        database=DatabaseSettings(url=db_url),
+        telegram=TelegramSettings(
+            base_url=telegram.bot_api_url, base_file_url=telegram.file_api_url, poll_timeout=1
+        ),
+        whatsapp=WhatsAppSettings(
+            enabled=True,
+            from_number=DEFAULT_SENDER,
+            public_url=f"http://127.0.0.1:{port}",
+            api_base_url=twilio.base_url,
+            templates={"status": STATUS_TEMPLATE},
+        ),
+        http=HttpSettings(port=port),
+        outbox=OutboxSettings(sweep_seconds=0.2),
+        telegram_token=SecretStr(DEFAULT_TOKEN),
+        twilio_account_sid=SecretStr(twilio.account_sid),
+        twilio_auth_token=SecretStr(twilio.auth_token),
+    )
+
+
+@pytest.fixture
+async def bots(
+    migrated_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> AsyncIterator[Bots]:
+    await link_alert_group(sessions)
+    port = free_port()
+    twilio = TwilioFake(callback_delay=0.01)
+    twilio.add_template(STATUS_TEMPLATE, "Kabar laporan {{3}}: {{1}}")
+    async with (
+        TelegramFake(flood_limits=FloodLimits(per_private=((3, 1.0),))) as telegram,
+        twilio.serve(),
+    ):
+        telegram.add_group(GROUP, "Bhabin Sumber Jaya", kind="supergroup")
+        settings = settings_for(telegram, twilio, migrated_url, tmp_path, port)
+        stop = asyncio.Event()
+        task = asyncio.create_task(run(settings, stop))
+        try:
+            await until_healthy(f"http://127.0.0.1:{port}", task)
+            yield Bots(telegram, twilio, sessions, f"http://127.0.0.1:{port}")
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, timeout=15)
+            await twilio.drain()
+
+
+async def onboard(
+    bots: Bots, number: str, name: str = "Siti Aminah", village: str = "Sumber Jaya"
+) -> None:
+    """First contact: the privacy notice (numbered), consent by "1", the village by name."""
+    notice = await bots.say(number, "Halo", name=name)
+    assert "Apakah Anda setuju?" in notice and "1. Setuju" in notice
+    assert notice.endswith("Balas 1-2")
+    assert "kelurahan/desa" in await bots.say(number, "1", name=name)
+    choices = await bots.say(number, village.lower(), name=name)
+    assert f"1. {village}" in choices
+    assert village in await bots.say(number, "1", name=name)
+
+
+async def file_report(bots: Bots, number: str = RESIDENT, village: str = "Sumber Jaya") -> str:
+    """A full report by WhatsApp: LAPOR, "1", words, a pin (empty Body), a photo, send."""
+    await onboard(bots, number, village=village)
+    categories = await bots.say(number, "LAPOR")
+    assert "1. Keamanan" in categories and categories.endswith("Balas 1-6")
+    assert "Ceritakan" in await bots.say(number, "1")
+    await bots.say(number, "Jalan di depan balai desa banjir setinggi lutut")
+    pin = bots.twilio.inbound_location(
+        number, *PIN, address="Jl. Melati 5", label="Balai desa", profile_name="Siti Aminah"
+    )
+    assert pin["Body"] == ""
+    await bots.deliver(number, pin)
+    photo = bots.twilio.inbound_media(number, PHOTO, "image/jpeg", profile_name="Siti Aminah")
+    await bots.deliver(number, photo)
+    summary = await bots.say(number, "tidak")  # not anonymous
+    assert "Sudah benar?" in summary, summary
+    confirmation = await bots.say(number, "kirim")
+    assert "KTN-" in confirmation, confirmation
+    return confirmation
+
+
+async def report_row(bots: Bots) -> Report:
+    async with bots.sessions() as s:
+        report: Report | None = await s.scalar(select(Report))
+    assert report is not None
+    return report
+
+
+async def register_officer(
+    bots: Bots, number: str = OFFICER, area: str = SUMBER_JAYA, name: str = "Bripka Wati"
+) -> None:
+    """An invite code typed without a slash, then consent by "1": an officer of the area."""
+    code = await make_invite(bots.sessions, "officer", area)
+    assert "Apakah Anda setuju?" in await bots.say(number, f"daftar {code}", name=name)
+    await bots.say(number, "1", name=name)
+    async with bots.sessions() as s:
+        contact = await s.scalar(select(Contact).where(Contact.external_id == int(number[1:])))
+    assert contact is not None and contact.role == "officer"
+
+
+async def test_a_resident_reports_by_whatsapp_and_an_officer_claims_by_reply(
+    bots: Bots, tmp_path: Path
+) -> None:
+    await register_officer(bots)
+    officer_before = len(bots.twilio.messages_to(OFFICER))
+    confirmation = await file_report(bots)
+    report = await report_row(bots)
+    assert report.ticket in confirmation
+    assert (report.latitude, report.longitude) == PIN
+    alert = await bots.telegram.wait_for_message(GROUP, contains=report.ticket, since=0, timeout=10)
+    assert "Siti Aminah" in alert.content and "Jalan di depan balai desa" in alert.content
+    assert alert.button_data()[0] == f"claim:{report.id}"
+    # The WhatsApp officer cannot see the Telegram group: the alert comes 1:1, with the words.
+    officer_alert = (await wait_news(bots, OFFICER, officer_before)).body
+    assert report.ticket in officer_alert and "Jalan di depan balai desa" in officer_alert
+    assert f"Balas TANGANI {report.ticket} untuk menangani" in officer_alert
+    assert "(https://maps.google.com/?q=-3.7956,102.2592)" in officer_alert
+
+    async with bots.sessions() as s:
+        [media] = (await s.scalars(select(ReportMedia))).all()
+    stored = Path(media.file_ref)
+    assert (media.kind, media.channel, media.content_type) == ("photo", "whatsapp", "image/jpeg")
+    assert stored.parent == tmp_path / "media"
+    assert await asyncio.to_thread(stored.read_bytes) == PHOTO
+    for _ in range(100):  # deleted at Twilio right after the commit, in the background
+        if bots.twilio.counters["media_deleted"]:
+            break
+        await asyncio.sleep(0.05)
+    assert bots.twilio.media == {} and len(bots.twilio.deleted_media) == 1
+
+    before = len(bots.twilio.messages_to(RESIDENT))
+    answer = await bots.say(OFFICER, f"TANGANI {report.ticket.lower()}", name="Bripka Wati")
+    assert answer == f"👍 Anda menangani {report.ticket}."
+    news = await wait_news(bots, RESIDENT, before)
+    told = news.body
+    assert report.ticket in told and "Bripka Wati" in told and "ditangani" in told
+    edited = await bots.telegram.wait_for_edit(GROUP, alert.message_id, since=0, timeout=10)
+    assert "Bripka Wati" in edited.content
+    assert edited.button_data() == [f"resolve:{report.id}", f"reject:{report.id}"]
+
+    row = await bots.row_status(news.sid, "delivered")
+    assert row.kind == "status" and news.content_sid is None  # in the window: free text
+
+
+async def test_without_a_group_the_whatsapp_officer_gets_the_alert_and_resolves_by_reply(
+    bots: Bots,
+) -> None:
+    code = await make_invite(bots.sessions, "officer", WIYONO)
+    await bots.say(OFFICER, f"/daftar {code}", name="Bripka Wati")
+    await bots.say(OFFICER, "setuju", name="Bripka Wati")
+    before = len(bots.twilio.messages_to(OFFICER))
+    await file_report(bots, village="Wiyono")
+    report = await report_row(bots)
+    alert = (await wait_news(bots, OFFICER, before)).body
+    assert report.ticket in alert and "Jalan di depan balai desa" in alert
+    assert f"Balas TANGANI {report.ticket} untuk menangani" in alert
+    assert "📍 -3.7956, 102.2592 (https://maps.google.com/?q=-3.7956,102.2592)" in alert
+    before = len(bots.twilio.messages_to(RESIDENT))
+    done = await bots.say(OFFICER, f"Selesai {report.ticket} sudah surut", name="Bripka Wati")
+    assert report.ticket in done
+    news = (await wait_news(bots, RESIDENT, before)).body
+    assert report.ticket in news and "sudah surut" in news
+    assert bots.telegram.messages(GROUP) == []
+
+
+async def outbox_kinds(bots: Bots) -> list[str]:
+    async with bots.sessions() as s:
+        return list((await s.scalars(select(Outbox.kind).order_by(Outbox.id))).all())
+
+
+async def test_strangers_and_other_areas_are_refused_and_tolak_needs_its_officer(
+    bots: Bots,
+) -> None:
+    await register_officer(bots)
+    await register_officer(bots, OTHER_OFFICER, WIYONO, name="Bripda Joko")
+    await file_report(bots)
+    report = await report_row(bots)
+    alert = await bots.telegram.wait_for_message(GROUP, contains=report.ticket, since=0, timeout=10)
+    await onboard(bots, STRANGER, name="Budi")
+    resident_before = len(bots.twilio.messages_to(RESIDENT))
+    kinds_before = await outbox_kinds(bots)
+
+    refused = await bots.say(STRANGER, f"TANGANI {report.ticket}", name="Budi")
+    assert refused.startswith("Maaf, perintah ini hanya untuk petugas dan koordinator KTN.")
+    other = await bots.say(OTHER_OFFICER, f"tangani {report.ticket}", name="Bripda Joko")
+    assert other == (
+        "Maaf, hanya petugas atau koordinator wilayah laporan ini yang bisa melakukannya. "
+        "Tidak ada yang diubah."
+    )
+    other = await bots.say(OTHER_OFFICER, f"Tolak {report.ticket} salah", name="Bripda Joko")
+    assert other.startswith("Maaf, hanya petugas atau koordinator wilayah laporan ini")
+    assert (await report_row(bots)).status == "new"
+    new_kinds = (await outbox_kinds(bots))[len(kinds_before) :]
+    assert "alert_edit" not in new_kinds and "status" not in new_kinds, new_kinds
+    assert len(bots.twilio.messages_to(RESIDENT)) == resident_before
+
+    reason = "bukan kejadian di Sumber Jaya"
+    done = await bots.say(OFFICER, f"TOLAK {report.ticket} {reason}", name="Bripka Wati")
+    assert done == f"⛔ {report.ticket} ditolak."
+    rejected = await report_row(bots)
+    assert (rejected.status, rejected.resolution_note) == ("rejected", reason)
+    news = (await wait_news(bots, RESIDENT, resident_before)).body
+    assert f"Laporan {report.ticket} tidak dilanjutkan oleh Bripka Wati" in news
+    assert f"Alasan: {reason}" in news
+    edited = await bots.telegram.wait_for_edit(GROUP, alert.message_id, since=0, timeout=10)
+    assert "Ditolak oleh Bripka Wati" in edited.content and edited.button_data() == []
+
+
+async def test_commands_without_a_slash_and_stop_then_start_again(bots: Bots) -> None:
+    await file_report(bots)
+    report = await report_row(bots)
+    status = await bots.say(RESIDENT, f"Status {report.ticket.lower()}")
+    assert report.ticket in status and "menunggu petugas" in status
+    assert "1. Keamanan" in await bots.say(RESIDENT, "lapor")
+    assert (await bots.say(RESIDENT, "BATAL")).startswith("Laporan dibatalkan.")
+
+    assert (await bots.say(RESIDENT, "BERHENTI")).startswith("Baik, Anda tidak akan menerima")
+    first = await queue_broadcast(bots, "Kerja bakti hari Minggu")
+    failed = await wait_row(bots, first, "failed")
+    assert "opted out" in (failed.last_error or "")
+    assert "Anda akan menerima pengumuman lagi." in await bots.say(RESIDENT, "mulai")
+    second = await queue_broadcast(bots, "Posyandu hari Selasa")
+    sent = await wait_row(bots, second, "delivered")
+    assert bots.twilio.message(str(sent.external_id)).body == "Posyandu hari Selasa"
+    assert all(m.body != "Kerja bakti hari Minggu" for m in bots.twilio.messages)
+
+
+async def queue_broadcast(bots: Bots, text: str) -> int:
+    """A broadcast row for the resident, as the broadcast feature writes it."""
+    async with bots.sessions() as s:
+        contact = await s.scalar(select(Contact).where(Contact.external_id == int(RESIDENT[1:])))
+        assert contact is not None
+        row = Outbox(
+            channel="whatsapp",
+            chat_id=contact.external_id,
+            contact_id=contact.id,
+            kind="broadcast",
+            payload={"reply": Reply(text).to_json()},
+        )
+        s.add(row)
+        await s.commit()
+        return row.id
+
+
+async def wait_row(bots: Bots, row_id: int, wanted: str, timeout: float = 10.0) -> Outbox:  # noqa: ASYNC109
+    """Wait until the outbox row has the wanted status (the dispatcher sweeps every 0.2 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        async with bots.sessions() as s:
+            row = await s.get(Outbox, row_id)
+        if row is not None and row.status == wanted:
+            return row
+        if time.monotonic() > deadline:
+            raise AssertionError(f"row {row_id}: {row.status if row else None}, not {wanted}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_news(bots: Bots, number: str, before: int) -> FakeMessage:
+    return (await bots.twilio.wait_for_messages(number, count=before + 1, timeout=10))[before]
+
+
+async def test_forged_or_missing_signatures_are_refused_and_nothing_is_recorded(
+    bots: Bots,
+) -> None:
+    form = bots.twilio.inbound_text(RESIDENT, "LAPOR")
+    assert (await bots.post(form, signature=None)).status_code == 403
+    assert (await bots.post(form, signature="forged")).status_code == 403
+    behind_proxy = await bots.twilio.post_inbound(
+        bots.inbound_url, form, signed_url="http://10.0.0.5:8080/whatsapp/inbound"
+    )
+    assert behind_proxy.status_code == 403  # signed for another URL than the public one
+    tampered = {**form, "Body": "BATAL"}
+    sig = bots.twilio.sign(bots.inbound_url, form)
+    assert (await bots.post(tampered, signature=sig)).status_code == 403
+    malformed = {k: v for k, v in form.items() if k not in ("From", "WaId")}
+    assert (await bots.post(malformed)).status_code == 400
+    async with httpx.AsyncClient(trust_env=False) as client:
+        status = await client.post(
+            bots.url + "/whatsapp/status", data={"MessageSid": "SM1", "MessageStatus": "read"}
+        )
+    assert status.status_code == 403
+    for model in (Contact, ProcessedInbound, Outbox):
+        assert await bots.count(model) == 0, model
+    assert bots.twilio.messages == []
+
+
+async def test_a_retried_message_sid_is_processed_once(bots: Bots) -> None:
+    form = bots.twilio.inbound_text(RESIDENT, "Halo")
+    first, second = await asyncio.gather(bots.post(form), bots.post(form))
+    assert first.status_code == second.status_code == 200
+    third = await bots.twilio.redeliver(bots.inbound_url, form)
+    assert third.status_code == 200
+    await bots.twilio.wait_for_messages(RESIDENT, count=1)
+    await asyncio.sleep(0.5)  # room for a second answer, which must not come
+    assert len(bots.twilio.messages_to(RESIDENT)) == 1
+    assert await bots.count(ProcessedInbound) == 1
+    assert await bots.count(Outbox) == 1
+
+
+async def test_a_notice_outside_the_24h_window_goes_as_a_template(
+    bots: Bots, migrated_url: str, tmp_path: Path
+) -> None:
+    await file_report(bots)
+    report = await report_row(bots)
+    yesterday = utcnow() - timedelta(hours=25)
+    async with bots.sessions() as s:  # the resident last wrote 25 hours ago
+        await s.execute(
+            update(Contact)
+            .where(Contact.external_id == int(RESIDENT[1:]))
+            .values(last_inbound_at=yesterday)
+        )
+        await s.commit()
+    bots.twilio.set_last_inbound(RESIDENT, time.time() - 25 * 3600)
+
+    code = await make_invite(bots.sessions, "officer", SUMBER_JAYA)
+    await bots.say(OFFICER, f"DAFTAR {code}", name="Bripka Wati")
+    before = len(bots.twilio.messages_to(RESIDENT))
+    await bots.say(OFFICER, "1", name="Bripka Wati")
+    await bots.say(OFFICER, f"tangani {report.ticket}", name="Bripka Wati")
+    news = await wait_news(bots, RESIDENT, before)
+    assert news.content_sid == STATUS_TEMPLATE
+    assert news.content_variables is not None and news.content_variables["3"] == report.ticket
+    assert news.body.startswith(f"Kabar laporan {report.ticket}: ")
+    row = await bots.row_status(news.sid, "delivered")
+    assert row.kind == "status"
+
+    # A broadcast to them has no template configured: recorded for the admins, not sent.
+    async with bots.sessions() as s:
+        contact = await s.scalar(select(Contact).where(Contact.external_id == int(RESIDENT[1:])))
+        assert contact is not None
+        s.add(
+            Outbox(
+                channel="whatsapp",
+                chat_id=contact.external_id,
+                contact_id=contact.id,
+                kind="broadcast",
+                payload={"reply": Reply("Kerja bakti hari Minggu").to_json()},
+            )
+        )
+        await s.commit()
+    for _ in range(100):
+        async with bots.sessions() as s:
+            undelivered = await delivery.undelivered(s)
+        if undelivered:
+            break
+        await asyncio.sleep(0.05)
+    assert [(r.kind, r.status) for r in undelivered] == [("broadcast", "needs_template")]
+    assert all(m.body != "Kerja bakti hari Minggu" for m in bots.twilio.messages)
+    # The admins see it with the reason: `ktn-bot outbox failed`.
+    config = tmp_path / "admin.toml"
+    config.write_text("[http]\nport = 0\n")
+    listed = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "bot", "--config", str(config), "outbox", "failed"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, "KTN_DATABASE__URL": migrated_url},
+    )
+    assert listed.returncode == 0, listed.stderr
+    [line] = [x for x in listed.stdout.splitlines() if "\tneeds_template\t" in x]
+    assert "\tbroadcast\twhatsapp\t" in line and "templates.broadcast" in line
+    assert str(undelivered[0].id) == line.split("\t")[0]
+    assert RESIDENT.removeprefix("+") not in listed.stdout  # a person shows as a contact number
+    assert "\tcontact " in line
+
+
+async def test_out_of_order_and_repeated_status_callbacks_never_move_back(bots: Bots) -> None:
+    bots.twilio.auto_deliver = False
+    await bots.say(RESIDENT, "Halo")
+    [msg] = bots.twilio.messages_to(RESIDENT)
+    await bots.row_status(msg.sid, "sent")
+    deliveries = await bots.twilio.deliver_status_callbacks(
+        msg.sid, duplicate=True, out_of_order=True
+    )
+    assert [d.params["MessageStatus"] for d in deliveries] == [
+        "delivered",
+        "delivered",
+        "sent",
+        "sent",
+    ]
+    assert {d.status_code for d in deliveries} == {204}
+    await bots.row_status(msg.sid, "delivered")
+
+    async def callback(status: str, error: int | None = None) -> int:
+        params = bots.twilio.callback_params(msg, StatusEvent(status, error))
+        url = bots.url + "/whatsapp/status"
+        headers = {"X-Twilio-Signature": bots.twilio.sign(url, params)}
+        async with httpx.AsyncClient(trust_env=False) as client:
+            return (await client.post(url, data=params, headers=headers)).status_code
+
+    assert await callback("read") == 204
+    assert (await bots.row_status(msg.sid, "read")).status == "read"
+    for late in ("delivered", "sent", "failed"):
+        assert await callback(late) == 204
+    row = await bots.row_status(msg.sid, "read")
+    assert row.last_error is None
+
+    # Another message ends undelivered; a "read" arriving after that is ignored.
+    await bots.say(RESIDENT, "bantuan")
+    second = bots.twilio.messages_to(RESIDENT)[-1]
+    await bots.row_status(second.sid, "sent")
+    msg = second
+    assert await callback("undelivered", 63016) == 204
+    assert await callback("read") == 204
+    row = await bots.row_status(second.sid, "undelivered")
+    assert row.last_error is not None and row.last_error.startswith("twilio 63016")
+
+
+async def test_a_reply_over_1600_characters_arrives_as_two_messages_in_order(bots: Bots) -> None:
+    await bots.say(RESIDENT, "Halo")  # the contact exists and is inside the window
+    text = "Pengumuman RT 03: " + " ".join(f"kalimat-{i:04d}" for i in range(150))
+    assert len(text) > 1601
+    async with bots.sessions() as s:
+        contact = await s.scalar(select(Contact))
+        assert contact is not None
+        s.add(
+            Outbox(
+                channel="whatsapp",
+                chat_id=contact.external_id,
+                contact_id=contact.id,
+                kind="reply",
+                payload={"reply": Reply(text).to_json()},
+            )
+        )
+        await s.commit()
+    first, second = (await bots.twilio.wait_for_messages(RESIDENT, count=3, timeout=10))[1:]
+    assert len(first.body) <= 1600 and len(second.body) <= 1600
+    assert first.body.endswith("\n(1/2)") and second.body.endswith("\n(2/2)")
+    assert f"{first.body[:-6]} {second.body[:-6]}" == text
+    await bots.row_status(second.sid, "delivered")
+
+
+async def test_whatsapp_enabled_without_its_settings_does_not_start(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        database=DatabaseSettings(url=migrated_url),
+        whatsapp=WhatsAppSettings(enabled=True, from_number="+6281100000000"),
+        http=HttpSettings(port=0),
+    )
+    with pytest.raises(StartupError, match=r"\[whatsapp\] public_url"):
+        await run(settings, asyncio.Event())
