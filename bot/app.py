@@ -29,7 +29,6 @@ from bot.channels.telegram.render import bot_commands
 from bot.channels.telegram.sender import TelegramSender
 from bot.channels.whatsapp.channel import WhatsAppChannel, WhatsAppConfig
 from bot.config import (
-    DEFAULT_BOT,
     BotToken,
     ConfigError,
     Settings,
@@ -54,6 +53,7 @@ from handlers.config import CoreConfig
 from storage.db import is_sqlite
 from storage.groups import migrate_chat
 from storage.models import Area
+from storage.types import DEFAULT_BOT
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,7 @@ def webhook_url(settings: Settings, bot_key: str) -> str | None:
 
 
 def make_telegram(
+    *,
     settings: Settings,
     db: Database,
     core: CoreConfig,
@@ -289,7 +290,15 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
         by_bot = BotSenders()
         for bot in bots:  # one PTB Application per bot token, all in this process
             channel = make_telegram(
-                settings, db, core, waker, dispatcher, reminders, metrics, bot, shared
+                settings=settings,
+                db=db,
+                core=core,
+                waker=waker,
+                dispatcher=dispatcher,
+                reminders=reminders,
+                metrics=metrics,
+                bot=bot,
+                shared=shared,
             )
             telegrams.append(channel)
             by_bot.by_bot[bot.key] = TelegramSender(channel.bot, db.sessions)

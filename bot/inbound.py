@@ -11,9 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from bot.config import (
-    DEFAULT_BOT,
-)
 from bot.database import Database
 from bot.delivery.waker import Notifier
 from bot.roles.scheduler import ReminderScheduler
@@ -22,7 +19,7 @@ from handlers.context import Context
 from handlers.core import process
 from handlers.types import Inbound, Outcome, Reply
 from storage import outbox
-from storage.types import utcnow
+from storage.types import DEFAULT_BOT, OutboxKind, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +77,7 @@ def make_on_undelivered(
                 session,
                 channel="telegram",
                 chat_id=chat_id,
-                kind="reply",
+                kind=OutboxKind.REPLY,
                 reply=reply,
                 bot=bot_key,
             )

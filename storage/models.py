@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from storage.types import UTCDateTime, utcnow
+from storage.types import DEFAULT_BOT, UTCDateTime, utcnow
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -230,7 +230,7 @@ class Outbox(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
-    bot: Mapped[str] = mapped_column(String(32), default="default")
+    bot: Mapped[str] = mapped_column(String(32), default=DEFAULT_BOT)
     chat_id: Mapped[int] = mapped_column(BigInteger)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(16))

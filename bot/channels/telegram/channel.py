@@ -44,6 +44,7 @@ from bot.config import DEFAULT_MAX_BODY
 from bot.metrics import Metrics
 from bot.web.app import BodyTooLarge, read_body
 from handlers.types import Inbound, InvalidInbound, Outcome, Reply
+from storage.types import DEFAULT_BOT
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class TelegramChannel:
         webhook_secret: str | None = None,
         poll_timeout: int = 30,
         commands: Mapping[str, list[BotCommand]] | None = None,
-        bot_key: str = "default",
+        bot_key: str = DEFAULT_BOT,
         on_migrate: OnMigrate | None = None,
         on_undelivered: OnUndelivered | None = None,
         request: AiohttpRequest | None = None,

@@ -47,14 +47,13 @@ from handlers.types import Channel, Inbound, Media, Outcome, Reply
 from storage import contacts, outbox
 from storage.inbound import handled
 from storage.models import Outbox
-from storage.types import utcnow
+from storage.types import OutboxKind, utcnow
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 INBOUND_PATH = "/whatsapp/inbound"
 STATUS_PATH = "/whatsapp/status"
-REPLY_KIND = "reply"
 EMPTY_TWIML = str(MessagingResponse())
 TWILIO_API = "https://api.twilio.com"
 MAX_MEDIA_BYTES = 16 * 1024 * 1024  # WhatsApp's own limit for media
@@ -326,10 +325,10 @@ class WhatsAppChannel:
                 session,
                 channel=Channel.WHATSAPP.value,
                 chat_id=inbound.chat_id,
-                kind=REPLY_KIND,
+                kind=OutboxKind.REPLY,
                 reply=reply,
                 contact_id=contact.id if contact else None,
-                dedupe_key=f"{REPLY_KIND}:{inbound.message_id}:{index}",
+                dedupe_key=f"{OutboxKind.REPLY}:{inbound.message_id}:{index}",
                 extra={"lang": lang},
             )
             for index, reply in enumerate(replies)
