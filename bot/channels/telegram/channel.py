@@ -36,6 +36,7 @@ from telegram.ext import (
     TypeHandler,
 )
 
+from bot.channels.ordering import ArrivalOrder
 from bot.channels.telegram.inbound import to_inbound
 from bot.channels.telegram.render import Part, coalesce, reply_parts
 from bot.channels.telegram.sender import retry_seconds, send_part
@@ -288,25 +289,16 @@ class PerUserProcessor(BaseUpdateProcessor):
 
     def __init__(self, max_concurrent_updates: int = 256) -> None:
         super().__init__(max_concurrent_updates)
-        self._locks: dict[tuple[int, int], asyncio.Lock] = {}
-        self._waiting: dict[tuple[int, int], int] = {}
+        self._order = ArrivalOrder()
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Run the coroutine under the lock of the update's chat and user."""
+        """Run the coroutine in its turn among the updates of its chat and user."""
         key = _user_key(update)
         if key is None:
             await coroutine
             return
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._waiting[key] = self._waiting.get(key, 0) + 1
-        try:
-            async with lock:
-                await coroutine
-        finally:
-            self._waiting[key] -= 1
-            if self._waiting[key] == 0:
-                del self._waiting[key]
-                self._locks.pop(key, None)
+        async with self._order.turn(key):
+            await coroutine
 
     async def initialize(self) -> None:
         """Nothing to set up."""

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import mimetypes
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from bot.channels.ordering import ArrivalOrder
 from bot.channels.whatsapp.inbound import MESSAGE_ID_PREFIX, FormError, to_inbound
 from bot.channels.whatsapp.render import coalesce
 from bot.channels.whatsapp.sender import SentLog, WhatsAppSender, make_client
@@ -110,8 +111,7 @@ class WhatsAppChannel:
         self.validator = RequestValidator(config.auth_token)
         self.sent_log = SentLog()
         self.statuses = StatusBook(sessions, self.sent_log, clock=clock)
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._waiting: dict[int, int] = {}
+        self._order = ArrivalOrder()  # one sender's messages in arrival order
         self._background: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
         self._sender: WhatsAppSender | None = None
@@ -219,7 +219,8 @@ class WhatsAppChannel:
             self.metrics.updates.labels("whatsapp", "malformed").inc()
             return Response(status_code=400)
         try:
-            outcome, stored = await self._one_at_a_time(inbound, self._handle)
+            async with self._order.turn(inbound.user_id):
+                outcome, stored = await self._handle(inbound)
         except Exception:
             log.exception("handling whatsapp message %s failed", inbound.message_id)
             self.metrics.updates.labels("whatsapp", "error").inc()
@@ -252,24 +253,6 @@ class WhatsAppChannel:
         return Response(status_code=204)
 
     # ----------------------------------------------------------------- one message
-
-    async def _one_at_a_time(
-        self,
-        inbound: Inbound,
-        work: Callable[[Inbound], Awaitable[tuple[Outcome, list[_Stored]]]],
-    ) -> tuple[Outcome, list[_Stored]]:
-        """Run ``work`` under the user's lock: one user's messages in arrival order."""
-        key = inbound.user_id
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._waiting[key] = self._waiting.get(key, 0) + 1
-        try:
-            async with lock:
-                return await work(inbound)
-        finally:
-            self._waiting[key] -= 1
-            if self._waiting[key] == 0:
-                del self._waiting[key]
-                self._locks.pop(key, None)
 
     async def _handle(self, inbound: Inbound) -> tuple[Outcome, list[_Stored]]:
         """Drop a retry; store the media; let the core decide and queue its replies."""
