@@ -37,8 +37,9 @@ from telegram.ext import (
 )
 
 from bot.channels.ordering import ArrivalOrder
+from bot.channels.replies import coalesce
 from bot.channels.telegram.inbound import to_inbound
-from bot.channels.telegram.render import Part, coalesce, reply_parts
+from bot.channels.telegram.render import TEXT_LIMIT, Part, reply_parts
 from bot.channels.telegram.sender import retry_seconds, send_part
 from bot.channels.telegram.transport import AiohttpRequest
 from bot.config import DEFAULT_MAX_BODY
@@ -231,7 +232,7 @@ class TelegramChannel:
             return
         started = time.perf_counter()
         outcome = await self._on_inbound(inbound)
-        for reply in coalesce(outcome.replies):
+        for reply in coalesce(outcome.replies, limit=TEXT_LIMIT):
             await self._send_patiently(inbound.chat_id, reply)
         if update.callback_query is not None:
             await answer_callback(update.callback_query, outcome.notice)

@@ -33,8 +33,9 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.channels.ordering import ArrivalOrder
+from bot.channels.replies import coalesce
 from bot.channels.whatsapp.inbound import MESSAGE_ID_PREFIX, FormError, to_inbound
-from bot.channels.whatsapp.render import coalesce
+from bot.channels.whatsapp.render import BODY_LIMIT, utf16_units
 from bot.channels.whatsapp.sender import SentLog, WhatsAppSender, make_client
 from bot.channels.whatsapp.status import StatusBook
 from bot.channels.whatsapp.statuses import TWILIO_STATUS
@@ -296,7 +297,7 @@ class WhatsAppChannel:
     async def _queue_replies(
         self, session: AsyncSession, inbound: Inbound, outcome: Outcome
     ) -> list[Outbox]:
-        replies = coalesce(outcome.replies)
+        replies = coalesce(outcome.replies, limit=BODY_LIMIT, measure=utf16_units)
         if not replies and outcome.notice:  # Telegram shows it on the button; here it is text
             replies = [Reply(outcome.notice)]
         if not replies:
