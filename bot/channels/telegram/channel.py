@@ -18,16 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from telegram import Bot, BotCommand, BotCommandScopeDefault, CallbackQuery, Update
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    Forbidden,
-    InvalidToken,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-    TimedOut,
-)
+from telegram.error import TelegramError, TimedOut
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -40,7 +31,7 @@ from bot.channels.ordering import ArrivalOrder
 from bot.channels.replies import coalesce
 from bot.channels.telegram.inbound import to_inbound
 from bot.channels.telegram.render import TEXT_LIMIT, Part, reply_parts
-from bot.channels.telegram.sender import retry_seconds, send_part
+from bot.channels.telegram.sender import send_part, translate
 from bot.channels.telegram.transport import AiohttpRequest
 from bot.config import DEFAULT_MAX_BODY
 from bot.metrics import Metrics
@@ -242,32 +233,35 @@ class TelegramChannel:
         self._metrics.updates.labels("telegram", result).inc()
 
     async def _send_patiently(self, chat_id: int, reply: Reply) -> None:
-        """Send a direct reply call by call: wait out flood control, retry a 5xx or timeout a
-        few times, and hand the calls still unsent to the outbox (the core has committed: the
-        reply is the only news of it, often a ticket number). No call is made twice."""
+        """Send a direct reply call by call: wait out flood control, retry a few times what the
+        outbox would retry (a 5xx, a timeout), and hand the calls still unsent to the outbox (the
+        core has committed: the reply is the only news of it, often a ticket number). What the
+        outbox would give up (``translate``: blocked, a bad request) is raised. No call is made
+        twice."""
         parts = reply_parts(reply)
         sent = 0
-        network_failures = 0
+        failures = 0
         for attempt in range(4 + len(parts)):
             try:
                 while sent < len(parts):
                     await send_part(self.application.bot, chat_id, parts[sent])
                     sent += 1
                 return
-            except RetryAfter as exc:
-                self._metrics.rate_limited.labels("telegram").inc()
-                delay = retry_seconds(exc)
-                if attempt >= 3 or delay > MAX_REPLY_WAIT:
-                    break
-                await asyncio.sleep(delay)
-            except (BadRequest, Forbidden, ChatMigrated, InvalidToken):
-                raise  # the outbox would fail the same way
-            except (TimedOut, NetworkError) as exc:
-                network_failures += 1
+            except TelegramError as exc:
+                error = translate(exc)
+                if error.permanent or error.migrated_to is not None:
+                    raise  # the outbox would give it up too; a migrated group moves by its update
+                if error.retry_after is not None:  # flood control: wait it out, if briefly
+                    self._metrics.rate_limited.labels("telegram").inc()
+                    if attempt >= 3 or error.retry_after > MAX_REPLY_WAIT:
+                        break
+                    await asyncio.sleep(error.retry_after)
+                    continue
+                failures += 1  # what the outbox would retry: here a few times, then it does
                 log.warning("direct reply failed (%s), attempt %d", type(exc).__name__, attempt)
-                if network_failures >= NETWORK_TRIES:
+                if failures >= NETWORK_TRIES:
                     break
-                await asyncio.sleep(0.2 * 2**network_failures)
+                await asyncio.sleep(0.2 * 2**failures)
         if self._on_undelivered is None:
             raise TimedOut("direct reply not delivered")
         await self._on_undelivered(chat_id, reply if sent == 0 else rest_of(reply, parts[sent:]))
