@@ -45,11 +45,7 @@ def make_on_inbound(
             return failure_outcome(core, inbound)
         if outcome.outbox_ids:
             dispatcher.notify()
-        if (
-            scheduler is not None
-            and scheduler.running
-            and outcome.recorded.get("schedules_changed")
-        ):
+        if scheduler is not None and scheduler.running and outcome.schedules_changed:
             await scheduler.sync()
         return outcome
 

@@ -179,7 +179,7 @@ async def erase_answered(turn: Turn) -> bool:
             )
         turn.draft.clear()
         turn.state = State.IDLE
-        turn.outcome.recorded["erased"] = True
+        turn.outcome.recorded.erased = True
         turn.say(turn.t("erase.done", reports=count))
         return True
     if turn.option == "erase:no":

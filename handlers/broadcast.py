@@ -302,7 +302,7 @@ async def send(turn: Turn) -> None:
     rows = await enqueue_recipients(turn, item, area, photo)
     item.recipients = len(rows)
     turn.outbox.extend(rows)
-    turn.outcome.recorded["broadcast"] = {"id": item.id, "recipients": len(rows)}
+    turn.outcome.recorded.broadcast = {"id": item.id, "recipients": len(rows)}
     turn.draft.pop("broadcast", None)
     turn.say(turn.t("broadcast.sent", count=len(rows), id=item.id))
     await turn.enter(State.IDLE)

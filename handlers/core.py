@@ -136,7 +136,7 @@ async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
     conversations.save(conversation, turn.state.value, turn.draft, ctx.now)
     await session.flush()
     turn.outcome.outbox_ids = [row.id for row in turn.outbox]
-    turn.outcome.recorded["state"] = turn.state.value
+    turn.outcome.recorded.state = turn.state
     return turn.outcome
 
 

@@ -206,7 +206,7 @@ async def duplicate_answered(turn: Turn) -> bool:
         await reports.follow(turn.session, int(found["id"]), turn.contact.id, turn.now)
         turn.draft.clear()
         turn.state = State.IDLE
-        turn.outcome.recorded["followed"] = int(found["id"])
+        turn.outcome.recorded.followed = int(found["id"])
         turn.say(turn.t("report.following", ticket=str(found.get("ticket", ""))))
         return True
     return False
@@ -489,7 +489,7 @@ async def submit(turn: Turn) -> None:
     turn.outbox.extend(await enqueue_alert(turn.session, report, turn.ctx))
     turn.draft.clear()
     turn.state = State.IDLE
-    turn.outcome.recorded.update({"ticket": report.ticket, "report_id": report.id})
+    turn.outcome.recorded.filed = {"ticket": report.ticket, "report_id": report.id}
     text = turn.t("report.submitted", ticket=report.ticket)
     if urgent:
         text = f"{text}\n\n{turn.t('report.submitted_urgent')}"

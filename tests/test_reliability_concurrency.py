@@ -114,11 +114,11 @@ async def ready_for_photos(chat: SeamChat) -> None:
     await chat.onboard()
     await chat.send("/lapor")
     await chat.press("cat:kesehatan")
-    if chat.history[-1].recorded.get("state") == State.DUPLICATE.value:
+    if chat.history[-1].recorded.state == State.DUPLICATE.value:
         await chat.press("dup:new")
     await chat.send("Jembatan kayu di gang 4 patah")
     out = await chat.send("Gang 4 dekat pos ronda")
-    assert out.recorded["state"] == State.PHOTO.value, out
+    assert out.recorded.state == State.PHOTO.value, out
 
 
 async def test_r6_one_users_burst_keeps_one_consistent_draft(
@@ -249,7 +249,7 @@ async def test_r6_p1_load_many_residents_at_once_meet_no_lock(
     assert failed == 0
     assert locked_records(caplog) == []
     assert processed == sent, "every message was processed once"
-    assert all(o is not None and "ticket" in o.recorded for o in filed)
+    assert all(o is not None and o.recorded.filed is not None for o in filed)
     assert whole == users
     assert sorted(m["ref"] for m in media) == sorted(f"p1-{i}" for i in range(burst))
     assert seam.wakes.count >= users, "each report's alert row woke the dispatcher"
