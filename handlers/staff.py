@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +34,7 @@ from handlers.turn import Turn, expects, fallback, prompt
 from handlers.types import Inbound, Outcome, Recorded, Reply, StaffActed
 from storage import contacts, conversations, outbox, reports
 from storage.areas import descendant_ids
+from storage.drafts import Draft, StaffNoteDraft
 from storage.group_links import find_group, link_alert_group
 from storage.invites import RedeemResult, normalise_code, redeem_invite
 from storage.models import Area, Contact, Outbox, Report
@@ -74,11 +74,12 @@ def _acted(action: Action, report: Report, verdict: Verdict) -> StaffActed:
 # --- asking for the note -------------------------------------------------------------------
 
 
-def _pending(action: Action, report: Report, state: State, draft: dict[str, Any]) -> dict[str, Any]:
+def _pending(action: Action, report: Report, state: State, draft: Draft) -> StaffNoteDraft:
     """The note request kept in the draft, with the state to return to afterwards."""
     back = state
     if state is State.STAFF_NOTE:  # a second request keeps the first one's way back
-        back = State.parse((draft.get("staff_note") or {}).get("return"))
+        earlier = draft.get("staff_note")
+        back = State.parse(earlier.get("return") if earlier else None)
     return {
         "action": action.value,
         "report_id": report.id,
@@ -230,7 +231,7 @@ async def typed_in_group(
 # --- STAFF_NOTE: the officer's next private message is the note -----------------------------
 
 
-def _pending_note(turn: Turn) -> dict[str, Any] | None:
+def _pending_note(turn: Turn) -> StaffNoteDraft | None:
     pending = turn.draft.get("staff_note")
     if not isinstance(pending, dict) or pending.get("action") not in set(Action):
         return None
@@ -286,8 +287,8 @@ async def note_unclear(turn: Turn) -> None:
 
 async def _leave_note(turn: Turn) -> None:
     """Back to the state the note interrupted, asking its question again."""
-    pending = turn.draft.pop("staff_note", None) or {}
-    turn.state = State.parse(pending.get("return"))
+    pending = turn.draft.pop("staff_note", None)
+    turn.state = State.parse(pending.get("return") if pending else None)
     if turn.state is State.STAFF_NOTE:
         turn.state = State.IDLE
     await turn.reprompt_if_busy()
@@ -295,15 +296,19 @@ async def _leave_note(turn: Turn) -> None:
 
 async def cancel_note(turn: Turn) -> None:
     """/batal while a note is wanted: nothing changes, back to where they were."""
-    ticket = str((turn.draft.get("staff_note") or {}).get("ticket", ""))
-    turn.say(turn.t("staff.note_cancelled", ticket=ticket))
+    turn.say(turn.t("staff.note_cancelled", ticket=_note_ticket(turn)))
     await _leave_note(turn)
 
 
 def expire_note(turn: Turn) -> None:
     """The note was never written: say so (the caller resets the conversation)."""
-    ticket = str((turn.draft.get("staff_note") or {}).get("ticket", ""))
-    turn.say(turn.t("staff.note_expired", ticket=ticket))
+    turn.say(turn.t("staff.note_expired", ticket=_note_ticket(turn)))
+
+
+def _note_ticket(turn: Turn) -> str:
+    """The ticket of the report whose note is wanted ("" in a damaged draft)."""
+    pending = turn.draft.get("staff_note")
+    return str(pending.get("ticket", "")) if pending else ""
 
 
 # --- /laporan ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +17,7 @@ from typing import Any, Required, TypedDict
 
 from handlers.commands import Command
 from handlers.states import State
+from storage.drafts import MediaJson
 from storage.types import Channel
 
 __all__ = [
@@ -83,11 +85,11 @@ class Media:
     ref: str
     content_type: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> MediaJson:
         return {"kind": self.kind.value, "ref": self.ref, "content_type": self.content_type}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Media:
+    def from_json(cls, data: Mapping[str, Any]) -> Media:
         return cls(MediaKind(data["kind"]), data["ref"], data.get("content_type"))
 
 

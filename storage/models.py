@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from storage.drafts import Draft
 from storage.types import DEFAULT_BOT, UTCDateTime, utcnow
 
 NAMING = {
@@ -215,7 +216,7 @@ class Conversation(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger)
     user_id: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(32), default="idle")
-    draft: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    draft: Mapped[Draft] = mapped_column(JSON, default=dict)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
