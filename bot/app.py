@@ -27,6 +27,7 @@ from bot.channels.telegram.channel import WEBHOOK_PATH, TelegramChannel
 from bot.channels.telegram.limited import LimitedRequest
 from bot.channels.telegram.render import bot_commands
 from bot.channels.telegram.sender import TelegramSender
+from bot.channels.whatsapp.channel import REPLIES as WHATSAPP_REPLIES
 from bot.channels.whatsapp.channel import WhatsAppChannel, WhatsAppConfig
 from bot.config import (
     BotToken,
@@ -184,7 +185,13 @@ def make_telegram(
         base_url=settings.telegram.base_url,
         base_file_url=settings.telegram.base_file_url,
         on_inbound=make_on_inbound(
-            db, core, waker, lambda: holder[0].bot.username, reminders, bot.key
+            db.sessions,
+            core,
+            waker,
+            metrics=metrics,
+            scheduler=reminders,
+            bot_key=bot.key,
+            bot_username=lambda: holder[0].bot.username,
         ),
         metrics=metrics,
         mode=settings.telegram.mode,
@@ -317,7 +324,14 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 wa_config,
                 db.sessions,
                 core,
-                notify=waker.notify,
+                on_inbound=make_on_inbound(
+                    db.sessions,
+                    core,
+                    waker,
+                    metrics=metrics,
+                    scheduler=reminders,
+                    queued=WHATSAPP_REPLIES,
+                ),
                 metrics=metrics,
                 max_body=settings.http.max_body_bytes,
             )

@@ -10,7 +10,6 @@ import contextlib
 import hmac
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -208,7 +207,8 @@ class TelegramChannel:
                 await bot.set_my_commands(self.commands["id"])
 
     async def _handle(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Translate, let the core decide, send its replies, answer a pressed button."""
+        """Translate, hand it to the seam (which runs the core, counts and times it), send the
+        replies, answer a pressed button."""
         try:
             inbound = to_inbound(update, self.bot_key)
         except InvalidInbound as exc:  # polling: Telegram will not send it again; log, go on
@@ -221,16 +221,19 @@ class TelegramChannel:
             return
         if inbound is None:
             return
-        started = time.perf_counter()
         outcome = await self._on_inbound(inbound)
-        for reply in coalesce(outcome.replies, limit=TEXT_LIMIT):
-            await self._send_patiently(inbound.chat_id, reply)
-        if update.callback_query is not None:
-            await answer_callback(update.callback_query, outcome.notice)
-        elapsed = time.perf_counter() - started
-        self._metrics.handling_seconds.labels("telegram").observe(elapsed)
-        result = "error" if outcome.failed else "duplicate" if outcome.duplicate else "ok"
-        self._metrics.updates.labels("telegram", result).inc()
+        try:
+            for reply in coalesce(outcome.replies, limit=TEXT_LIMIT):
+                await self._send_patiently(inbound.chat_id, reply)
+            if update.callback_query is not None:
+                await answer_callback(update.callback_query, outcome.notice)
+        except Exception as exc:  # handled and counted by the seam; only the answer failed
+            log.error(
+                "the answer to update %s was not delivered: %s",
+                update.update_id,
+                type(exc).__name__,
+                exc_info=exc,
+            )
 
     async def _send_patiently(self, chat_id: int, reply: Reply) -> None:
         """Send a direct reply call by call: wait out flood control, retry a few times what the
@@ -268,7 +271,8 @@ class TelegramChannel:
         log.info("direct reply queued in the outbox after failed attempts")
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Log failures without message content (it may hold personal data)."""
+        """Log failures before the seam (a group's migration) without message content (it may
+        hold personal data), and count them: the seam counts every update it was handed."""
         update_id = update.update_id if isinstance(update, Update) else None
         log.error(
             "handling update %s failed: %s",
