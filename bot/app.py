@@ -27,9 +27,9 @@ from bot.channels.telegram.channel import WEBHOOK_PATH, TelegramChannel
 from bot.channels.telegram.limited import LimitedRequest
 from bot.channels.telegram.render import bot_commands
 from bot.channels.telegram.sender import TelegramSender
+from bot.channels.whatsapp.channel import REPLIES as WHATSAPP_REPLIES
 from bot.channels.whatsapp.channel import WhatsAppChannel, WhatsAppConfig
 from bot.config import (
-    DEFAULT_BOT,
     BotToken,
     ConfigError,
     Settings,
@@ -54,6 +54,7 @@ from handlers.config import CoreConfig
 from storage.db import is_sqlite
 from storage.groups import migrate_chat
 from storage.models import Area
+from storage.types import DEFAULT_BOT
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ def webhook_url(settings: Settings, bot_key: str) -> str | None:
 
 
 def make_telegram(
+    *,
     settings: Settings,
     db: Database,
     core: CoreConfig,
@@ -183,7 +185,13 @@ def make_telegram(
         base_url=settings.telegram.base_url,
         base_file_url=settings.telegram.base_file_url,
         on_inbound=make_on_inbound(
-            db, core, waker, lambda: holder[0].bot.username, reminders, bot.key
+            db.sessions,
+            core,
+            waker,
+            metrics=metrics,
+            scheduler=reminders,
+            bot_key=bot.key,
+            bot_username=lambda: holder[0].bot.username,
         ),
         metrics=metrics,
         mode=settings.telegram.mode,
@@ -289,7 +297,15 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
         by_bot = BotSenders()
         for bot in bots:  # one PTB Application per bot token, all in this process
             channel = make_telegram(
-                settings, db, core, waker, dispatcher, reminders, metrics, bot, shared
+                settings=settings,
+                db=db,
+                core=core,
+                waker=waker,
+                dispatcher=dispatcher,
+                reminders=reminders,
+                metrics=metrics,
+                bot=bot,
+                shared=shared,
             )
             telegrams.append(channel)
             by_bot.by_bot[bot.key] = TelegramSender(channel.bot, db.sessions)
@@ -308,7 +324,14 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 wa_config,
                 db.sessions,
                 core,
-                notify=waker.notify,
+                on_inbound=make_on_inbound(
+                    db.sessions,
+                    core,
+                    waker,
+                    metrics=metrics,
+                    scheduler=reminders,
+                    queued=WHATSAPP_REPLIES,
+                ),
                 metrics=metrics,
                 max_body=settings.http.max_body_bytes,
             )

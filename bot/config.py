@@ -24,6 +24,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from storage.types import DEFAULT_BOT
+
 ENV_PREFIX = "KTN_"
 ENV_CONFIG = "KTN_CONFIG"
 DEFAULT_CONFIG = Path("config.toml")
@@ -65,7 +67,6 @@ class DatabaseSettings(Section):
         return value
 
 
-DEFAULT_BOT = "default"  # the key of the bot whose token is KTN_TELEGRAM_TOKEN
 DEFAULT_TOKEN_ENV = "KTN_TELEGRAM_TOKEN"  # noqa: S105 - a variable name
 _BOT_KEY = re.compile(r"^[a-z0-9_]{1,32}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")

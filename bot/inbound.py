@@ -1,62 +1,175 @@
 """The one inbound seam: every channel hands each neutral message to ``on_inbound``.
 
-It runs the core (``handlers.core.process``), then what follows a commit: the dispatcher is woken
-for new outbox rows, the scheduler syncs when a reminder or patrol rotation changed, the
-handling is measured; when the message cannot be processed at all, the sender hears a short
-apology in their language instead of silence.
+Whatever the channel, a message takes the same way in and the same effects out. ``on_inbound``
+runs the core (``handlers.core.process``) in one transaction, then what follows the commit: the
+dispatcher is woken for new outbox rows, the scheduler syncs at once when a reminder or patrol
+rotation changed, and the message is counted (``ktn_updates_total``) and timed
+(``ktn_handling_seconds``). When the message cannot be processed at all, nothing is recorded and
+the outcome is a short apology in the sender's language (``Outcome.failed``), logged once; the
+channel delivers it as it can (Telegram as a message, Twilio in the webhook's answer).
+
+What stays with a channel is what only it knows: checking signatures, translating updates,
+downloading media (``prepare``), and delivering the outcome.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
-from bot.config import (
-    DEFAULT_BOT,
-)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.replies import coalesce
 from bot.database import Database
 from bot.delivery.waker import Notifier
+from bot.metrics import Metrics
 from bot.roles.scheduler import ReminderScheduler
 from handlers.config import CoreConfig
 from handlers.context import Context
-from handlers.core import process
+from handlers.core import BeforeCommit, process
 from handlers.types import Inbound, Outcome, Reply
-from storage import outbox
-from storage.types import utcnow
+from storage import contacts, outbox
+from storage.inbound import handled
+from storage.types import DEFAULT_BOT, OutboxKind, utcnow
 
 log = logging.getLogger(__name__)
 
+Prepare = Callable[[Inbound], Awaitable[Inbound]]
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedReplies:
+    """How a channel's replies travel, declared by the channel: queued, not sent by it.
+
+    A channel whose webhook must be answered at once (Twilio waits 15 s and does not retry)
+    declares that its replies are queued: the seam writes them as outbox rows in the core's own
+    transaction, so a reply is committed with what it answers and goes out through the
+    dispatcher (rate limit, retries, windows, splitting) like every other message. Without a
+    declaration the replies come back in the outcome and the channel sends them itself
+    (Telegram answers in the chat at once, and hands what it could not send to
+    ``make_on_undelivered``).
+
+    A declaration rather than a ``before_commit`` hook the channel fills in: the channel says
+    what it needs, not how, and the seam keeps the outbox rules in one place (the reply's kind,
+    language and dedupe key; a button's notice said as text where nothing can show it; the
+    same ``coalesce`` both channels use). A hook would run adapter code inside the core's
+    transaction and keep those rules in the adapter. Only the length of one message is the
+    channel's: ``limit`` as ``measure`` counts it.
+    """
+
+    limit: int
+    measure: Callable[[str], int] = len
+
+
+class OnInbound(Protocol):
+    """The seam as a channel calls it."""
+
+    async def __call__(self, inbound: Inbound, /, *, prepare: Prepare | None = None) -> Outcome:
+        """Handle one message; ``prepare`` (e.g. downloading its media) runs first, unless the
+        message was handled already (a redelivery costs no download)."""
+        ...
+
 
 def make_on_inbound(
-    db: Database,
+    sessions: async_sessionmaker[AsyncSession],
     core: CoreConfig,
     dispatcher: Notifier,
-    bot_username: Callable[[], str | None],
+    *,
+    metrics: Metrics,
     scheduler: ReminderScheduler | None = None,
     bot_key: str = DEFAULT_BOT,
-) -> Callable[[Inbound], Awaitable[Outcome]]:
-    """The one seam between adapters and the core: process, then wake the dispatcher (and
-    update the scheduler when a reminder or patrol rotation changed). ``bot_key`` names the
-    bot the messages came to."""
+    bot_username: Callable[[], str | None] = lambda: None,
+    queued: QueuedReplies | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> OnInbound:
+    """The seam for one channel (and, on Telegram, one bot): ``bot_key`` names the bot the
+    messages came to, ``bot_username`` its name once known, ``queued`` how its replies travel."""
 
-    async def on_inbound(inbound: Inbound) -> Outcome:
-        ctx = Context(config=core, now=utcnow(), bot_username=bot_username(), bot=bot_key)
-        try:
-            outcome = await process(db.sessions, inbound, ctx)
-        except Exception as exc:  # the user hears of it; the log gets the kind, not the content
-            log.error("a %s message could not be processed: %r", inbound.channel, type(exc))
-            return failure_outcome(core, inbound)
+    async def run_core(inbound: Inbound, prepare: Prepare | None) -> Outcome:
+        if prepare is not None:
+            if inbound.message_id is not None:  # checked again in the core's transaction
+                async with sessions() as session:
+                    if await handled(session, str(inbound.channel), inbound.message_id):
+                        return Outcome(duplicate=True)
+            inbound = await prepare(inbound)
+        ctx = Context(config=core, now=clock(), bot_username=bot_username(), bot=bot_key)
+        before_commit = None if queued is None else _queue_replies(inbound, queued, core, bot_key)
+        return await process(sessions, inbound, ctx, before_commit=before_commit)
+
+    async def after_commit(outcome: Outcome) -> None:
         if outcome.outbox_ids:
             dispatcher.notify()
-        if (
-            scheduler is not None
-            and scheduler.running
-            and outcome.recorded.get("schedules_changed")
-        ):
-            await scheduler.sync()
+        if outcome.schedules_changed and scheduler is not None and scheduler.running:
+            try:
+                await scheduler.sync()
+            except Exception as exc:  # committed all the same; the next periodic sync catches up
+                log.warning("scheduler sync after a change failed: %s", type(exc).__name__)
+
+    async def on_inbound(inbound: Inbound, /, *, prepare: Prepare | None = None) -> Outcome:
+        started = time.perf_counter()
+        channel = str(inbound.channel)
+        try:
+            outcome = await run_core(inbound, prepare)
+        except Exception as exc:  # the sender hears of it; the log gets the kind, not content
+            log.error(
+                "%s message %s could not be processed: %s",
+                channel,
+                inbound.message_id,
+                type(exc).__name__,
+            )
+            outcome = failure_outcome(core, inbound)
+        else:
+            await after_commit(outcome)
+        metrics.handling_seconds.labels(channel).observe(time.perf_counter() - started)
+        result = "error" if outcome.failed else "duplicate" if outcome.duplicate else "ok"
+        metrics.updates.labels(channel, result).inc()
         return outcome
 
     return on_inbound
+
+
+def _queue_replies(
+    inbound: Inbound, queued: QueuedReplies, core: CoreConfig, bot_key: str
+) -> BeforeCommit:
+    """The core's replies as outbox rows, in the core's transaction, in the reader's language."""
+
+    async def queue(session: AsyncSession, outcome: Outcome) -> None:
+        if outcome.duplicate:
+            return
+        replies = coalesce(outcome.replies, limit=queued.limit, measure=queued.measure)
+        if not replies and outcome.notice:  # nothing shows a notice on a pressed option: say it
+            replies = [Reply(outcome.notice)]
+        if not replies:
+            return
+        channel = str(inbound.channel)
+        contact = await contacts.find(session, channel, inbound.user_id)
+        lang = (contact.language if contact else None) or core.default_language
+        rows = [
+            outbox.enqueue(
+                session,
+                channel=channel,
+                chat_id=inbound.chat_id,
+                kind=OutboxKind.REPLY,
+                reply=reply,
+                contact_id=contact.id if contact else None,
+                dedupe_key=(
+                    None
+                    if inbound.message_id is None
+                    else f"{OutboxKind.REPLY}:{inbound.message_id}:{index}"
+                ),
+                extra={"lang": lang},
+                bot=bot_key,
+            )
+            for index, reply in enumerate(replies)
+        ]
+        await session.flush()
+        outcome.outbox_ids.extend(row.id for row in rows)
+
+    return queue
 
 
 def failure_outcome(core: CoreConfig, inbound: Inbound) -> Outcome:
@@ -80,7 +193,7 @@ def make_on_undelivered(
                 session,
                 channel="telegram",
                 chat_id=chat_id,
-                kind="reply",
+                kind=OutboxKind.REPLY,
                 reply=reply,
                 bot=bot_key,
             )

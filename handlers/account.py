@@ -35,7 +35,7 @@ async def cancel(turn: Turn) -> None:
         turn.state = State.parse(turn.draft.pop("return", None))
         await turn.reprompt_if_busy()
         return
-    turn.draft.clear()
+    turn.draft = {}
     turn.state = State.IDLE
     if previous.in_report:
         turn.say(turn.t("cancel.report"))
@@ -177,9 +177,9 @@ async def erase_answered(turn: Turn) -> bool:
                     lang or turn.config.default_language, "alert.reporter_anonymous"
                 ),
             )
-        turn.draft.clear()
+        turn.draft = {}
         turn.state = State.IDLE
-        turn.outcome.recorded["erased"] = True
+        turn.outcome.recorded.erased = True
         turn.say(turn.t("erase.done", reports=count))
         return True
     if turn.option == "erase:no":

@@ -12,8 +12,6 @@ that the contact is a coordinator/admin of the chosen area.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
 from handlers.permissions import coordinated_area_ids, may_coordinate
@@ -25,6 +23,7 @@ from handlers.types import Media, MediaKind, Option, Reply
 from storage import broadcasts, outbox
 from storage.areas import descendant_ids
 from storage.broadcasts import Audience
+from storage.drafts import BroadcastDraft
 from storage.models import Area, Broadcast, Outbox
 from storage.types import OutboxKind
 
@@ -41,7 +40,7 @@ BROADCAST_STATES = frozenset(
 CANCEL = "bc:cancel"
 
 
-def _draft(turn: Turn) -> dict[str, Any]:
+def _draft(turn: Turn) -> BroadcastDraft:
     """The broadcast being prepared (created empty on first use)."""
     draft = turn.draft.get("broadcast")
     if not isinstance(draft, dict):
@@ -206,7 +205,7 @@ async def text_unclear(turn: Turn) -> None:
 # --- BROADCAST_CONFIRM -----------------------------------------------------------------------
 
 
-def _photo(draft: dict[str, Any]) -> Media | None:
+def _photo(draft: BroadcastDraft) -> Media | None:
     photo = draft.get("photo")
     return Media.from_json(photo) if isinstance(photo, dict) else None
 
@@ -302,7 +301,7 @@ async def send(turn: Turn) -> None:
     rows = await enqueue_recipients(turn, item, area, photo)
     item.recipients = len(rows)
     turn.outbox.extend(rows)
-    turn.outcome.recorded["broadcast"] = {"id": item.id, "recipients": len(rows)}
+    turn.outcome.recorded.broadcast = {"id": item.id, "recipients": len(rows)}
     turn.draft.pop("broadcast", None)
     turn.say(turn.t("broadcast.sent", count=len(rows), id=item.id))
     await turn.enter(State.IDLE)

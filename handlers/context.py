@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from handlers.config import CoreConfig
-from storage.types import utcnow
+from storage.types import DEFAULT_BOT, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,7 @@ class Context:
     config: CoreConfig
     now: datetime = field(default_factory=utcnow)
     bot_username: str | None = None
-    bot: str = "default"
+    bot: str = DEFAULT_BOT
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:

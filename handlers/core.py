@@ -1,4 +1,5 @@
-"""The conversation core's entry points, shared by the Telegram and WhatsApp adapters.
+"""The conversation core's entry points, called for every channel by the one inbound seam
+(``bot.inbound``).
 
 ``handle`` takes one neutral ``Inbound`` message and returns an ``Outcome`` (replies for the
 chat it came from, a notice for a pressed button, what was recorded); it sends nothing and the
@@ -52,8 +53,9 @@ async def process(
     attempts: int = MAX_ATTEMPTS,
     before_commit: BeforeCommit | None = None,
 ) -> Outcome:
-    """Handle the message in its own transaction (``before_commit`` may add to it, e.g. an
-    adapter's replies as outbox rows); retry it whole on a concurrent-update race."""
+    """Handle the message in its own transaction (``before_commit`` may add to it, e.g. the
+    replies of a channel whose replies are queued, as outbox rows); retry it whole on a
+    concurrent-update race."""
     for attempt in range(1, attempts + 1):
         try:
             async with sessions() as session:
@@ -136,7 +138,7 @@ async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
     conversations.save(conversation, turn.state.value, turn.draft, ctx.now)
     await session.flush()
     turn.outcome.outbox_ids = [row.id for row in turn.outbox]
-    turn.outcome.recorded["state"] = turn.state.value
+    turn.outcome.recorded.state = turn.state
     return turn.outcome
 
 

@@ -39,5 +39,5 @@ async def export_in_chat(turn: Turn, arg: str | None) -> None:
     data = exports.render(rows, fmt).encode("utf-8")
     caption = turn.t("export.caption", count=len(rows), area=area.name if area else "-")
     turn.outcome.replies.append(Reply(caption, document=Document(name, data, CONTENT_TYPES[fmt])))
-    turn.outcome.recorded["export"] = {"format": fmt, "reports": len(rows)}
+    turn.outcome.recorded.export = {"format": fmt, "reports": len(rows)}
     await turn.reprompt_if_busy()

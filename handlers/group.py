@@ -15,7 +15,7 @@ from handlers import staff
 from handlers.commands import ACTIONS, Command, ParsedCommand, parse_command, parse_typed_action
 from handlers.context import Context
 from handlers.render import emergency_text
-from handlers.types import Inbound, Outcome, Reply
+from handlers.types import Inbound, Outcome, Recorded, Reply
 from storage.models import Area, GroupChat
 
 PRIVATE_ONLY = frozenset(
@@ -83,4 +83,4 @@ async def handle_group(
         )
     else:
         text = catalog.text(lang, "group.help")
-    return Outcome(replies=[Reply(text)], recorded={"command": cmd.command.value})
+    return Outcome(replies=[Reply(text)], recorded=Recorded(command=cmd.command))

@@ -144,7 +144,7 @@ async def consent_answered(turn: Turn) -> bool:
         return True
     if turn.option == "consent:no":
         contacts.forget_personal_fields(turn.contact)
-        turn.draft.clear()
+        turn.draft = {}
         turn.state = State.IDLE
         turn.say(turn.t("consent.declined"))
         return True

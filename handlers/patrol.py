@@ -43,7 +43,6 @@ from storage.types import OutboxKind
 log = logging.getLogger(__name__)
 
 BUTTON = re.compile(r"^ronda:(hadir|aman|lapor):(\d{1,12})$")
-CHANGED = "schedules_changed"
 MAX_MEMBERS = 30
 SUBCOMMANDS: dict[str, str] = {
     "tim": "team",
@@ -199,14 +198,14 @@ async def private_button(turn: Turn) -> None:
     if action == "hadir":
         _, changed = await store.record_answer(turn.session, shift.id, member.id, turn.now)
         turn.outcome.notice = turn.t("patrol.present_noted")
-        turn.outcome.recorded["patrol"] = {"shift_id": shift.id, "present": changed}
+        turn.outcome.recorded.patrol = {"shift_id": shift.id, "present": changed}
         turn.say(turn.t("patrol.present", date=shift.shift_date), after)
         return
     outcome = "aman" if action == "aman" else "incident"
     row, changed = await store.record_answer(
         turn.session, shift.id, member.id, turn.now, outcome=outcome
     )
-    turn.outcome.recorded["patrol"] = {"shift_id": shift.id, "outcome": row.outcome}
+    turn.outcome.recorded.patrol = {"shift_id": shift.id, "outcome": row.outcome}
     if action == "aman":
         turn.outcome.notice = turn.t("patrol.safe_noted")
         turn.say(turn.t("patrol.safe" if changed else "patrol.already", date=shift.shift_date))
@@ -337,7 +336,7 @@ async def _schedule(turn: Turn, area_id: int, rest: str) -> None:
     announce = f"{at[0]:02d}:{at[1]:02d}"
     await store.set_rota(turn.session, area_id, mode, announce, first)
     turn.say(turn.t("patrol.scheduled", mode=turn.t(f"patrol.mode_{mode}"), time=announce))
-    turn.outcome.recorded[CHANGED] = [area_id]
+    turn.outcome.schedules_changed = True
 
 
 async def _pause(turn: Turn, area_id: int, *, paused: bool) -> None:
@@ -347,7 +346,7 @@ async def _pause(turn: Turn, area_id: int, *, paused: bool) -> None:
         return
     rota.paused = paused
     turn.say(turn.t("patrol.paused" if paused else "patrol.resumed"))
-    turn.outcome.recorded[CHANGED] = [area_id]
+    turn.outcome.schedules_changed = True
 
 
 async def _join(turn: Turn, rest: str) -> None:

@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 1000
 TEMPLATE_PREFIX = "template."
-CHANGED = "schedules_changed"
 SUBCOMMANDS: dict[str, str] = {
     "tambah": "add",
     "add": "add",
@@ -306,7 +305,8 @@ async def _add(turn: Turn, area_id: int, rest: str) -> None:
             zone=following.tzname() or "",
         )
     )
-    turn.outcome.recorded[CHANGED] = [reminder.id]
+    turn.outcome.recorded.reminder_id = reminder.id
+    turn.outcome.schedules_changed = True
 
 
 async def _change(turn: Turn, area_id: int, action: str, rest: str) -> None:
@@ -328,4 +328,5 @@ async def _change(turn: Turn, area_id: int, action: str, rest: str) -> None:
         reminder.paused = False
     await turn.session.flush()
     turn.say(turn.t(f"reminder.done_{action}", id=match.group(1)))
-    turn.outcome.recorded[CHANGED] = [int(match.group(1))]
+    turn.outcome.recorded.reminder_id = int(match.group(1))
+    turn.outcome.schedules_changed = True

@@ -8,7 +8,6 @@ still be changed from the summary). "Ubah" changes one field and comes back to t
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from handlers.alerts import enqueue_alert
 from handlers.render import (
@@ -23,6 +22,7 @@ from handlers.states import State
 from handlers.turn import Turn, expects, fallback, intent, prompt
 from handlers.types import Media, MediaKind, Option
 from storage import reports
+from storage.drafts import MediaJson, ReportDraft
 from storage.models import Area, Report
 
 PHOTO_KINDS = frozenset({MediaKind.PHOTO, MediaKind.VIDEO})
@@ -179,13 +179,14 @@ async def category_unclear(turn: Turn) -> None:
 @prompt(State.DUPLICATE)
 async def offer_duplicate(turn: Turn) -> None:
     """Show the similar open report: follow it, or file a new one."""
-    found = turn.draft.get("duplicate") or {}
+    found = turn.draft.get("duplicate")
+    when, status = (found.get("when", ""), found.get("status", "new")) if found else ("", "new")
     turn.say(
         turn.t(
             "report.duplicate",
             category=category_label(turn.catalog, turn.lang, str(turn.report.get("category"))),
-            when=found.get("when", ""),
-            status=status_label(turn.catalog, turn.lang, str(found.get("status", "new"))),
+            when=when,
+            status=status_label(turn.catalog, turn.lang, str(status)),
         ),
         [
             Option(turn.t("report.duplicate_follow"), "dup:follow"),
@@ -197,16 +198,16 @@ async def offer_duplicate(turn: Turn) -> None:
 @expects(State.DUPLICATE)
 async def duplicate_answered(turn: Turn) -> bool:
     """Follow the existing report ("ikut pantau") or go on with a new one."""
-    found = turn.draft.get("duplicate") or {}
+    found = turn.draft.get("duplicate")
     if turn.option == "dup:new":
         turn.draft.pop("duplicate", None)
         await next_step(turn, State.DUPLICATE)
         return True
-    if turn.option == "dup:follow" and found.get("id"):
+    if turn.option == "dup:follow" and found and found.get("id"):
         await reports.follow(turn.session, int(found["id"]), turn.contact.id, turn.now)
-        turn.draft.clear()
+        turn.draft = {}
         turn.state = State.IDLE
-        turn.outcome.recorded["followed"] = int(found["id"])
+        turn.outcome.recorded.followed = int(found["id"])
         turn.say(turn.t("report.following", ticket=str(found.get("ticket", ""))))
         return True
     return False
@@ -302,7 +303,7 @@ async def ask_photo(turn: Turn) -> None:
     turn.say(turn.t("report.ask_photo"), options)
 
 
-def _photos(draft: dict[str, Any]) -> list[dict[str, Any]]:
+def _photos(draft: ReportDraft) -> list[MediaJson]:
     return [m for m in draft.get("media", []) if m.get("kind") in PHOTO_KINDS]
 
 
@@ -437,7 +438,7 @@ async def summary_answered(turn: Turn) -> bool:
         await turn.enter(State.EDIT)
         return True
     if turn.option == "sum:cancel":
-        turn.draft.clear()
+        turn.draft = {}
         turn.state = State.IDLE
         turn.say(turn.t("cancel.report"))
         return True
@@ -487,9 +488,9 @@ async def submit(turn: Turn) -> None:
         minutes=turn.config.escalation_minutes(category, urgent)
     )
     turn.outbox.extend(await enqueue_alert(turn.session, report, turn.ctx))
-    turn.draft.clear()
+    turn.draft = {}
     turn.state = State.IDLE
-    turn.outcome.recorded.update({"ticket": report.ticket, "report_id": report.id})
+    turn.outcome.recorded.filed = {"ticket": report.ticket, "report_id": report.id}
     text = turn.t("report.submitted", ticket=report.ticket)
     if urgent:
         text = f"{text}\n\n{turn.t('report.submitted_urgent')}"

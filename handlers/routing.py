@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.config import CoreConfig
 from storage.models import Area, Contact, GroupChat
-from storage.types import Channel
+from storage.types import DEFAULT_BOT, Channel
 
-DEFAULT_BOT = "default"
+__all__ = ["DEFAULT_BOT", "MAX_DEPTH", "BotRoutes"]
+
 MAX_DEPTH = 10  # provinsi .. RT is eight levels
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,9 +31,10 @@ from handlers.render import age_text, category_label, status_label
 from handlers.routing import BotRoutes
 from handlers.states import State
 from handlers.turn import Turn, expects, fallback, prompt
-from handlers.types import Inbound, Outcome, Reply
+from handlers.types import Inbound, Outcome, Recorded, Reply, StaffActed
 from storage import contacts, conversations, outbox, reports
 from storage.areas import descendant_ids
+from storage.drafts import Draft, StaffNoteDraft
 from storage.group_links import find_group, link_alert_group
 from storage.invites import RedeemResult, normalise_code, redeem_invite
 from storage.models import Area, Contact, Outbox, Report
@@ -67,18 +67,19 @@ def _lang(ctx: Context, contact: Contact | None) -> str:
     return (contact.language if contact is not None else None) or ctx.config.default_language
 
 
-def _recorded(action: Action, report: Report, verdict: Verdict) -> dict[str, Any]:
+def _acted(action: Action, report: Report, verdict: Verdict) -> StaffActed:
     return {"action": action.value, "report_id": report.id, "done": verdict.done}
 
 
 # --- asking for the note -------------------------------------------------------------------
 
 
-def _pending(action: Action, report: Report, state: State, draft: dict[str, Any]) -> dict[str, Any]:
+def _pending(action: Action, report: Report, state: State, draft: Draft) -> StaffNoteDraft:
     """The note request kept in the draft, with the state to return to afterwards."""
     back = state
     if state is State.STAFF_NOTE:  # a second request keeps the first one's way back
-        back = State.parse((draft.get("staff_note") or {}).get("return"))
+        earlier = draft.get("staff_note")
+        back = State.parse(earlier.get("return") if earlier else None)
     return {
         "action": action.value,
         "report_id": report.id,
@@ -137,7 +138,7 @@ async def group_button(session: AsyncSession, msg: Inbound, ctx: Context) -> Out
     if report is None:
         return Outcome(notice=_text(ctx, lang, "staff.report_gone"))
     verdict = await perform(session, ctx, actor, report, action, lang)
-    outcome = Outcome(recorded={"staff": _recorded(action, report, verdict)})
+    outcome = Outcome(recorded=Recorded(staff=_acted(action, report, verdict)))
     if verdict.needs_note and actor is not None:
         verdict.rows.append(await ask_note_privately(session, ctx, actor, report, action))
         outcome.notice = _text(ctx, lang, "staff.check_private")
@@ -158,7 +159,7 @@ async def private_button(turn: Turn) -> None:
         turn.outcome.notice = turn.t("staff.report_gone")
         return
     verdict = await perform(turn.session, turn.ctx, turn.contact, report, action, turn.lang)
-    turn.outcome.recorded["staff"] = _recorded(action, report, verdict)
+    turn.outcome.recorded.staff = _acted(action, report, verdict)
     if verdict.needs_note:
         await ask_note_here(turn, action, report)
         return
@@ -196,7 +197,7 @@ async def typed_in_private(turn: Turn, cmd: ParsedCommand) -> None:
         await turn.reprompt_if_busy()
         return
     verdict = await perform(turn.session, turn.ctx, turn.contact, report, action, turn.lang, note)
-    turn.outcome.recorded["staff"] = _recorded(action, report, verdict)
+    turn.outcome.recorded.staff = _acted(action, report, verdict)
     if verdict.needs_note:
         await ask_note_here(turn, action, report)
         return
@@ -216,7 +217,7 @@ async def typed_in_group(
     if report is None:
         return Outcome(replies=[Reply(problem or "")])
     verdict = await perform(session, ctx, actor, report, action, lang, note)
-    outcome = Outcome(recorded={"staff": _recorded(action, report, verdict)})
+    outcome = Outcome(recorded=Recorded(staff=_acted(action, report, verdict)))
     if verdict.needs_note and actor is not None:
         verdict.rows.append(await ask_note_privately(session, ctx, actor, report, action))
         outcome.replies.append(Reply(_text(ctx, lang, "staff.check_private")))
@@ -230,7 +231,7 @@ async def typed_in_group(
 # --- STAFF_NOTE: the officer's next private message is the note -----------------------------
 
 
-def _pending_note(turn: Turn) -> dict[str, Any] | None:
+def _pending_note(turn: Turn) -> StaffNoteDraft | None:
     pending = turn.draft.get("staff_note")
     if not isinstance(pending, dict) or pending.get("action") not in set(Action):
         return None
@@ -270,7 +271,7 @@ async def note_given(turn: Turn) -> bool:
         return True
     action = Action(pending["action"])
     verdict = await perform(turn.session, turn.ctx, turn.contact, report, action, turn.lang, note)
-    turn.outcome.recorded["staff"] = _recorded(action, report, verdict)
+    turn.outcome.recorded.staff = _acted(action, report, verdict)
     turn.say(verdict.text)
     turn.outbox.extend(verdict.rows)
     await _leave_note(turn)
@@ -286,8 +287,8 @@ async def note_unclear(turn: Turn) -> None:
 
 async def _leave_note(turn: Turn) -> None:
     """Back to the state the note interrupted, asking its question again."""
-    pending = turn.draft.pop("staff_note", None) or {}
-    turn.state = State.parse(pending.get("return"))
+    pending = turn.draft.pop("staff_note", None)
+    turn.state = State.parse(pending.get("return") if pending else None)
     if turn.state is State.STAFF_NOTE:
         turn.state = State.IDLE
     await turn.reprompt_if_busy()
@@ -295,15 +296,19 @@ async def _leave_note(turn: Turn) -> None:
 
 async def cancel_note(turn: Turn) -> None:
     """/batal while a note is wanted: nothing changes, back to where they were."""
-    ticket = str((turn.draft.get("staff_note") or {}).get("ticket", ""))
-    turn.say(turn.t("staff.note_cancelled", ticket=ticket))
+    turn.say(turn.t("staff.note_cancelled", ticket=_note_ticket(turn)))
     await _leave_note(turn)
 
 
 def expire_note(turn: Turn) -> None:
     """The note was never written: say so (the caller resets the conversation)."""
-    ticket = str((turn.draft.get("staff_note") or {}).get("ticket", ""))
-    turn.say(turn.t("staff.note_expired", ticket=ticket))
+    turn.say(turn.t("staff.note_expired", ticket=_note_ticket(turn)))
+
+
+def _note_ticket(turn: Turn) -> str:
+    """The ticket of the report whose note is wanted ("" in a damaged draft)."""
+    pending = turn.draft.get("staff_note")
+    return str(pending.get("ticket", "")) if pending else ""
 
 
 # --- /laporan ------------------------------------------------------------------------------
@@ -362,7 +367,7 @@ async def open_reports_in_group(session: AsyncSession, msg: Inbound, ctx: Contex
     """/laporan in a group: the sender's area, for staff only."""
     actor = await contacts.find(session, str(msg.channel), msg.user_id)
     text = await open_reports_text(session, ctx, actor, ctx.config.default_language)
-    return Outcome(replies=[Reply(text)], recorded={"command": Command.REPORTS.value})
+    return Outcome(replies=[Reply(text)], recorded=Recorded(command=Command.REPORTS))
 
 
 # --- /daftar KODE --------------------------------------------------------------------------
@@ -370,17 +375,19 @@ async def open_reports_in_group(session: AsyncSession, msg: Inbound, ctx: Contex
 
 async def register(turn: Turn, arg: str | None) -> None:
     """/daftar KODE: redeem an invite, then the privacy notice if not accepted yet."""
-    turn.say(await _redeem(turn, arg))
-    if "registered" in turn.outcome.recorded and not turn.consented and turn.state is State.IDLE:
+    text, registered = await _redeem(turn, arg)
+    turn.say(text)
+    if registered and not turn.consented and turn.state is State.IDLE:
         await turn.enter(State.CONSENT)  # registered first; the privacy notice follows
         return
     await turn.reprompt_if_busy()
 
 
-async def _redeem(turn: Turn, arg: str | None) -> str:
-    """Use the invite code: the contact becomes officer/coordinator/admin of its area."""
+async def _redeem(turn: Turn, arg: str | None) -> tuple[str, bool]:
+    """Use the invite code: the contact becomes officer/coordinator/admin of its area. The
+    answer, and whether the code registered them."""
     if not arg:
-        return turn.t("register.usage")
+        return turn.t("register.usage"), False
     code = normalise_code(arg)
     result, invite = await redeem_invite(turn.session, code, turn.contact, turn.now)
     if result is RedeemResult.OK and invite is not None:
@@ -389,15 +396,15 @@ async def _redeem(turn: Turn, arg: str | None) -> str:
             turn.contact.display_name = name  # officers are named to the people they help
         area = await turn.session.get(Area, invite.area_id)
         label = await area_label(turn.session, area) if area else "-"
-        turn.outcome.recorded["registered"] = invite.role
-        return turn.t("register.ok", role=turn.t(f"role.{invite.role}"), area=label)
+        turn.outcome.recorded.registered = invite.role
+        return turn.t("register.ok", role=turn.t(f"role.{invite.role}"), area=label), True
     if result is RedeemResult.USED and invite is not None and invite.used_by_id == turn.contact.id:
-        return turn.t("register.already")
+        return turn.t("register.already"), False
     if result is RedeemResult.USED:
-        return turn.t("register.used")
+        return turn.t("register.used"), False
     if result is RedeemResult.EXPIRED:
-        return turn.t("register.expired")
-    return turn.t("register.unknown", code=code[:32])
+        return turn.t("register.expired"), False
+    return turn.t("register.unknown", code=code[:32]), False
 
 
 # --- /hubungkan ----------------------------------------------------------------------------
@@ -407,7 +414,7 @@ async def link_group(session: AsyncSession, msg: Inbound, ctx: Context) -> Outco
     """/hubungkan in a group by staff: the group receives their area's alerts from now on."""
     lang = ctx.config.default_language
     actor = await contacts.find(session, str(msg.channel), msg.user_id)
-    recorded: dict[str, Any] = {"command": Command.LINK.value}
+    recorded = Recorded(command=Command.LINK)
     if actor is None or not is_staff(actor) or actor.area_id is None:
         return Outcome(replies=[Reply(_text(ctx, lang, "link.only_staff"))], recorded=recorded)
     current = await find_group(session, str(msg.channel), msg.chat_id)
@@ -438,5 +445,5 @@ async def link_group(session: AsyncSession, msg: Inbound, ctx: Context) -> Outco
     if result.replaced_chat_ids:
         lines.append(_text(ctx, lang, "link.replaced", area=area.name if area else "-"))
     lines.append(_text(ctx, lang, "link.privacy"))
-    recorded["linked_area_id"] = actor.area_id
+    recorded.linked_area_id = actor.area_id
     return Outcome(replies=[Reply("\n".join(lines))], recorded=recorded)

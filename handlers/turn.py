@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +20,7 @@ from handlers.context import Context
 from handlers.i18n import Catalog
 from handlers.states import State
 from handlers.types import Inbound, Location, Media, MediaKind, Option, Outcome, Reply
+from storage.drafts import Draft, ReportDraft
 from storage.models import Contact, Conversation, Outbox
 
 Prompt = Callable[["Turn"], Awaitable[None]]
@@ -87,7 +87,7 @@ class Turn:
     contact: Contact
     conversation: Conversation
     state: State
-    draft: dict[str, Any]
+    draft: Draft
     outcome: Outcome = field(default_factory=Outcome)
     option: str | None = None
     outbox: list[Outbox] = field(default_factory=list)
@@ -133,7 +133,7 @@ class Turn:
         return self.contact.consent_at is not None
 
     @property
-    def report(self) -> dict[str, Any]:
+    def report(self) -> ReportDraft:
         """The report draft (created empty on first use)."""
         draft = self.draft.get("report")
         if not isinstance(draft, dict):

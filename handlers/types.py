@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Required, TypedDict
 
+from handlers.commands import Command
+from handlers.states import State
+from storage.drafts import MediaJson
 from storage.types import Channel
 
 __all__ = [
+    "BroadcastQueued",
     "Channel",
     "ChatKind",
     "Document",
+    "ExportSent",
+    "Filed",
     "Inbound",
     "InvalidInbound",
     "Location",
@@ -27,7 +34,10 @@ __all__ = [
     "MediaKind",
     "Option",
     "Outcome",
+    "PatrolAnswered",
+    "Recorded",
     "Reply",
+    "StaffActed",
 ]
 
 
@@ -75,11 +85,11 @@ class Media:
     ref: str
     content_type: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> MediaJson:
         return {"kind": self.kind.value, "ref": self.ref, "content_type": self.content_type}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Media:
+    def from_json(cls, data: Mapping[str, Any]) -> Media:
         return cls(MediaKind(data["kind"]), data["ref"], data.get("content_type"))
 
 
@@ -263,14 +273,74 @@ class Reply:
         )
 
 
+class Filed(TypedDict):
+    """The report a message filed."""
+
+    ticket: str
+    report_id: int
+
+
+class StaffActed(TypedDict):
+    """An officer's or coordinator's claim, resolution or rejection of a report."""
+
+    action: str  # handlers.actions.Action: claim, resolve, reject
+    report_id: int
+    done: bool  # the report changed (False: refused, or nothing to change)
+
+
+class PatrolAnswered(TypedDict, total=False):
+    """A patrol member's answer to tonight's shift: Hadir (``present``: it was news) or, after
+    it, Aman / Lapor kejadian (``outcome``: the one recorded, "aman" or "incident")."""
+
+    shift_id: Required[int]
+    present: bool
+    outcome: str | None
+
+
+class BroadcastQueued(TypedDict):
+    """A broadcast written with one outbox row per recipient."""
+
+    id: int
+    recipients: int
+
+
+class ExportSent(TypedDict):
+    """Reports sent in the chat as a document."""
+
+    format: str  # csv or geojson
+    reports: int
+
+
+@dataclass(slots=True)
+class Recorded:
+    """What a message recorded, for callers and tests. Nothing here is acted upon: what must
+    follow the commit is ``Outcome``'s effects."""
+
+    state: State | None = None  # the private conversation's state afterwards
+    filed: Filed | None = None
+    followed: int | None = None  # the report the sender now follows instead of filing anew
+    staff: StaffActed | None = None
+    registered: str | None = None  # the role an invite code gave (storage.types.Role)
+    erased: bool = False  # the sender's personal data was erased
+    export: ExportSent | None = None
+    broadcast: BroadcastQueued | None = None
+    patrol: PatrolAnswered | None = None
+    reminder_id: int | None = None  # the reminder added, paused, resumed or deleted
+    command: Command | None = None  # the command a group was answered
+    linked_area_id: int | None = None  # the area whose alerts a group now receives
+
+
 @dataclass(slots=True)
 class Outcome:
-    """What the core decided: replies for this chat, a short notice for a pressed button, and
-    what was recorded (ticket ids, outbox row ids) for callers and tests."""
+    """What the core decided: replies for this chat and a short notice for a pressed button;
+    the effects that must follow the commit (``outbox_ids``: rows to send, so wake the
+    dispatcher; ``schedules_changed``: a reminder or patrol rotation changed, so the scheduler
+    syncs at once); and what was recorded, for callers and tests."""
 
     replies: list[Reply] = field(default_factory=list)
     notice: str | None = None
-    recorded: dict[str, Any] = field(default_factory=dict)
+    recorded: Recorded = field(default_factory=Recorded)
     outbox_ids: list[int] = field(default_factory=list)
+    schedules_changed: bool = False
     duplicate: bool = False
     failed: bool = False  # nothing was recorded; the replies only apologise

@@ -8,11 +8,11 @@ loaded, so messages from one user are handled one after the other.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.drafts import Draft
 from storage.models import Contact, Conversation
 
 # Built once: building a statement costs more than SQLite takes to run it (bench P1).
@@ -78,7 +78,7 @@ async def create(
     return conversation
 
 
-def save(conversation: Conversation, state: str, draft: dict[str, Any], now: datetime) -> None:
+def save(conversation: Conversation, state: str, draft: Draft, now: datetime) -> None:
     """Store the new state and draft (a new dict, so the JSON change is seen) and bump the version.
 
     ``updated_at`` is set on every message, so two messages handled at once always conflict on
@@ -87,5 +87,5 @@ def save(conversation: Conversation, state: str, draft: dict[str, Any], now: dat
     if conversation.state != state:
         conversation.state = state
     if draft != conversation.draft:
-        conversation.draft = dict(draft)
+        conversation.draft = draft.copy()
     conversation.updated_at = now

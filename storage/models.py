@@ -24,7 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from storage.types import UTCDateTime, utcnow
+from storage.drafts import Draft
+from storage.types import DEFAULT_BOT, UTCDateTime, utcnow
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -215,7 +216,7 @@ class Conversation(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger)
     user_id: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(32), default="idle")
-    draft: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    draft: Mapped[Draft] = mapped_column(JSON, default=dict)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -230,7 +231,7 @@ class Outbox(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
-    bot: Mapped[str] = mapped_column(String(32), default="default")
+    bot: Mapped[str] = mapped_column(String(32), default=DEFAULT_BOT)
     chat_id: Mapped[int] = mapped_column(BigInteger)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(16))

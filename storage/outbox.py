@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Outbox
-from storage.types import OutboxStatus, utcnow
+from storage.types import DEFAULT_BOT, OutboxStatus, utcnow
 
 
 class JsonReply(Protocol):
@@ -33,7 +33,7 @@ def enqueue(
     report_id: int | None = None,
     dedupe_key: str | None = None,
     extra: dict[str, Any] | None = None,
-    bot: str = "default",
+    bot: str = DEFAULT_BOT,
 ) -> Outbox:
     """Add a pending outbox row to the session (the id is set at the next flush).
 

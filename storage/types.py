@@ -41,6 +41,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+DEFAULT_BOT = "default"  # the key of the Telegram bot whose token is KTN_TELEGRAM_TOKEN; the only
+# key of channels without several bots (WhatsApp). Defined here, where every layer may import it.
+
+
 class Channel(StrEnum):
     TELEGRAM = "telegram"
     WHATSAPP = "whatsapp"
@@ -91,6 +95,7 @@ class OutboxStatus(StrEnum):
 
 
 class OutboxKind(StrEnum):
+    REPLY = "reply"  # the answer to a message, queued (WhatsApp) or handed over (Telegram)
     ALERT = "alert"
     ALERT_EDIT = "alert_edit"
     STATUS = "status"

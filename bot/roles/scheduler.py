@@ -32,7 +32,7 @@ from handlers.sweep import FailureHook
 from storage import patrol as patrol_store
 from storage import reminders as reminder_store
 from storage.models import Area
-from storage.types import utcnow
+from storage.types import DEFAULT_BOT, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class ReminderScheduler:
         notify: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
         resync_seconds: float = 60.0,
-        bot: str = "default",
+        bot: str = DEFAULT_BOT,
         on_failure: FailureHook | None = None,
     ) -> None:
         self.sessions = sessions

@@ -75,7 +75,7 @@ async def announce(coordinator: FakeChat, text: str = "Kerja bakti Minggu pagi 0
     await coordinator.press("bc:aud:both")
     await coordinator.send(text)
     done = await coordinator.press("Kirim")
-    return int(done.recorded["broadcast"]["recipients"])
+    return int(done.recorded.broadcast["recipients"])
 
 
 def dispatcher(sessions: async_sessionmaker[AsyncSession], bot: Bot) -> Dispatcher:
@@ -169,7 +169,7 @@ async def test_a_crash_while_writing_the_recipients_writes_nothing_and_kirim_wor
         assert await session.scalar(select(func.count()).select_from(Broadcast)) == 0
     monkeypatch.setattr(broadcast.outbox, "enqueue", real_enqueue)
     done = await coordinator.press("Kirim")  # the preview is still there
-    assert done.recorded["broadcast"]["recipients"] == 50
+    assert done.recorded.broadcast["recipients"] == 50
     async with sessions() as session:
         keys = (await session.scalars(select(Outbox.dedupe_key))).all()
     assert len(keys) == len(set(keys)) == 50

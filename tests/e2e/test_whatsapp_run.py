@@ -10,10 +10,11 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -21,6 +22,8 @@ from pydantic import SecretStr
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import bot.app
+import bot.inbound
 from bot.app import StartupError, run
 from bot.config import (
     DatabaseSettings,
@@ -30,6 +33,7 @@ from bot.config import (
     TelegramSettings,
     WhatsAppSettings,
 )
+from bot.roles.scheduler import ReminderScheduler
 from bot.sandbox.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
 from handlers.types import Reply
 from storage import delivery
@@ -53,8 +57,9 @@ OTHER_OFFICER = "+6281399998888"
 
 
 STRANGER = "+6285700001111"
-
-
+COORDINATOR = "+6281244445555"
+TELEGRAM_COORDINATOR = 8101
+TELEGRAM_RESIDENT = 8102
 STATUS_TEMPLATE = "HX" + "5a" * 16
 
 
@@ -72,6 +77,17 @@ class Bots:
     twilio: TwilioFake
     sessions: async_sessionmaker[AsyncSession]
     url: str
+    schedules: Schedules
+
+    async def metrics(self) -> dict[str, float]:
+        """The process's /metrics samples, by name and labels as written there."""
+        async with httpx.AsyncClient(trust_env=False) as client:
+            text = (await client.get(self.url + "/metrics")).text
+        return {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line and not line.startswith("#")
+        }
 
     @property
     def inbound_url(self) -> str:
@@ -120,6 +136,37 @@ async def link_alert_group(sessions: async_sessionmaker[AsyncSession]) -> None:
         await s.commit()
 
 
+@dataclass
+class Schedules:
+    """The scheduler `run` makes, once this process leads and has started it."""
+
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    made: list[ReminderScheduler] = field(default_factory=list)
+
+    def watch(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        real = bot.app.make_scheduler
+
+        def make_scheduler(*args: Any, **kwargs: Any) -> ReminderScheduler | None:
+            scheduler = real(*args, **kwargs)
+            if scheduler is not None:
+                start = scheduler.start
+
+                async def started() -> None:
+                    await start()
+                    self.started.set()
+
+                scheduler.start = started  # type: ignore[method-assign]
+                self.made.append(scheduler)
+            return scheduler
+
+        monkeypatch.setattr(bot.app, "make_scheduler", make_scheduler)
+
+    async def running(self) -> ReminderScheduler:
+        await asyncio.wait_for(self.started.wait(), timeout=10)
+        [scheduler] = self.made
+        return scheduler
+
+
 def settings_for(
     telegram: TelegramFake, twilio: TwilioFake, db_url: str, data: Path, port: int
 ) -> Settings:
@@ -146,9 +193,14 @@ def settings_for(
 
 @pytest.fixture
 async def bots(
-    migrated_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+    migrated_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Bots]:
     await link_alert_group(sessions)
+    schedules = Schedules()
+    schedules.watch(monkeypatch)
     port = free_port()
     twilio = TwilioFake(callback_delay=0.01)
     twilio.add_template(STATUS_TEMPLATE, "Kabar laporan {{3}}: {{1}}")
@@ -162,7 +214,7 @@ async def bots(
         task = asyncio.create_task(run(settings, stop))
         try:
             await until_healthy(f"http://127.0.0.1:{port}", task)
-            yield Bots(telegram, twilio, sessions, f"http://127.0.0.1:{port}")
+            yield Bots(telegram, twilio, sessions, f"http://127.0.0.1:{port}", schedules)
         finally:
             stop.set()
             await asyncio.wait_for(task, timeout=15)
@@ -567,3 +619,104 @@ async def test_whatsapp_enabled_without_its_settings_does_not_start(
     )
     with pytest.raises(StartupError, match=r"\[whatsapp\] public_url"):
         await run(settings, asyncio.Event())
+
+
+async def add_coordinator(bots: Bots, channel: str, user_id: int, name: str) -> None:
+    """A coordinator of Sumber Jaya who accepted the privacy notice."""
+    async with bots.sessions() as s:
+        area = await get_by_code(s, SUMBER_JAYA)
+        assert area is not None
+        s.add(
+            Contact(
+                channel=channel,
+                external_id=user_id,
+                display_name=name,
+                role="coordinator",
+                area_id=area.id,
+                consent_at=utcnow(),
+                language="id",
+            )
+        )
+        await s.commit()
+
+
+async def test_a_reminder_added_on_whatsapp_is_scheduled_at_once_as_on_telegram(
+    bots: Bots,
+) -> None:
+    """Both channels go through the one seam: the scheduler has the new reminder's job by the time
+    the coordinator is answered, not at its next periodic sync a minute later."""
+    await add_coordinator(bots, "whatsapp", int(COORDINATOR[1:]), "Ibu Lurah Sri")
+    await add_coordinator(bots, "telegram", TELEGRAM_COORDINATOR, "Pak Camat")
+    bots.telegram.add_user(TELEGRAM_COORDINATOR, "Pak", "Camat")
+    scheduler = await bots.schedules.running()
+    assert not any(job.startswith("reminder:") for job in scheduler.jobs())
+
+    line = "pengingat tambah setiap hari 19:00 | warga | Jangan lupa 3M ya"
+    form = bots.twilio.inbound_text(COORDINATOR, line, "Ibu Lurah Sri")
+    answer = await bots.post(form)  # Twilio's request ends once the seam is done
+    assert answer.status_code == 200 and answer.text.endswith("<Response />")
+    jobs = scheduler.jobs()
+    assert "reminder:1" in jobs, jobs
+    assert f"{jobs['reminder:1'].astimezone(ZoneInfo('Asia/Jakarta')):%H:%M}" == "19:00"
+    [told] = await bots.twilio.wait_for_messages(COORDINATOR, count=1, timeout=10)
+    assert "✅" in told.body and "19:00" in told.body
+
+    bots.telegram.send_text(
+        TELEGRAM_COORDINATOR,
+        TELEGRAM_COORDINATOR,
+        "/pengingat tambah setiap Senin 08:00 | grup | Kerja bakti jam 07.00",
+    )
+    await bots.telegram.wait_for_message(TELEGRAM_COORDINATOR, contains="✅", timeout=10)
+    jobs = scheduler.jobs()
+    assert "reminder:2" in jobs, jobs
+    assert f"{jobs['reminder:2'].astimezone(ZoneInfo('Asia/Jakarta')):%a %H:%M}" == "Mon 08:00"
+
+
+async def test_every_channel_is_counted_by_the_one_seam_and_a_failure_is_an_apology(
+    bots: Bots, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ktn_updates_total and ktn_handling_seconds count each message once, whichever channel
+    brought it, with what became of it; a WhatsApp message the core cannot process is answered
+    with the apology in TwiML (Twilio does not retry), and sending it again works."""
+    await bots.say(RESIDENT, "Halo")
+    retried = bots.twilio.inbound_text(RESIDENT, "bantuan")
+    await bots.deliver(RESIDENT, retried)
+    assert (await bots.twilio.redeliver(bots.inbound_url, retried)).status_code == 200
+    bots.telegram.add_user(TELEGRAM_RESIDENT, "Budi", "Santoso")
+    bots.telegram.start(TELEGRAM_RESIDENT)
+    await bots.telegram.wait_for_message(TELEGRAM_RESIDENT, contains="27 Tahun 2022", timeout=10)
+
+    real = bot.inbound.process
+    failures = [RuntimeError("database gone for a moment")]
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(bot.inbound, "process", flaky)
+    before = len(bots.twilio.messages_to(RESIDENT))
+    sorry = await bots.post(bots.twilio.inbound_text(RESIDENT, "LAPOR"))
+    assert sorry.status_code == 200
+    assert "<Message>Maaf, ada gangguan" in sorry.text and "kirim lagi" in sorry.text
+    assert await bots.say(RESIDENT, "LAPOR")  # sending it again is answered
+    assert len(bots.twilio.messages_to(RESIDENT)) == before + 1, "the apology was the answer"
+
+    counted = await bots.metrics()
+    updates = {
+        (channel, result): counted.get(
+            f'ktn_updates_total{{channel="{channel}",result="{result}"}}', 0.0
+        )
+        for channel in ("whatsapp", "telegram")
+        for result in ("ok", "duplicate", "error")
+    }
+    assert updates == {
+        ("whatsapp", "ok"): 3,
+        ("whatsapp", "duplicate"): 1,
+        ("whatsapp", "error"): 1,
+        ("telegram", "ok"): 1,
+        ("telegram", "duplicate"): 0,
+        ("telegram", "error"): 0,
+    }
+    assert counted['ktn_handling_seconds_count{channel="whatsapp"}'] == 5
+    assert counted['ktn_handling_seconds_count{channel="telegram"}'] == 1

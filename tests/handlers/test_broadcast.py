@@ -45,7 +45,7 @@ async def prepare(chat: FakeChat, audience: str = "both", text: str = "Kerja bak
 
 async def test_coordinator_broadcasts_to_residents_and_groups(cast: Cast) -> None:
     preview = await prepare(cast.coordinator)
-    assert preview.recorded["state"] == State.BROADCAST_CONFIRM
+    assert preview.recorded.state == State.BROADCAST_CONFIRM
     assert "📢 Pengumuman — Kampung Melayu" in preview.replies[0].text
     assert "Kerja bakti Minggu 07.00" in preview.replies[0].text
     assert "3 penerima" in texts(preview)  # two residents and the officers' group
@@ -53,7 +53,7 @@ async def test_coordinator_broadcasts_to_residents_and_groups(cast: Cast) -> Non
 
     done = await cast.coordinator.press("Kirim")
     assert "#1 dikirim ke 3 penerima" in texts(done)
-    assert done.recorded["state"] == State.IDLE
+    assert done.recorded.state == State.IDLE
     sent = [r for r in await rows(cast.coordinator.sessions, Outbox) if r.kind == "broadcast"]
     assert sorted(r.chat_id for r in sent) == sorted(
         [cast.reporter.user_id, cast.resident.user_id, ALERT_GROUP]
@@ -99,9 +99,9 @@ async def test_groups_only_and_a_photo(cast: Cast) -> None:
 async def test_cancel_and_edit_send_nothing_until_confirmed(cast: Cast) -> None:
     await prepare(cast.coordinator)
     again = await cast.coordinator.press("Ubah teks")
-    assert again.recorded["state"] == State.BROADCAST_TEXT
+    assert again.recorded.state == State.BROADCAST_TEXT
     bad = await cast.coordinator.send(media=[photo("s", caption_kind=MediaKind.STICKER)])
-    assert "teks" in texts(bad) and bad.recorded["state"] == State.BROADCAST_TEXT
+    assert "teks" in texts(bad) and bad.recorded.state == State.BROADCAST_TEXT
     out = await cast.coordinator.send("/batal")
     assert "dibatalkan" in texts(out)
     assert await rows(cast.coordinator.sessions, Outbox) == []
@@ -121,7 +121,7 @@ async def test_a_coordinator_cannot_announce_to_another_area(cast: Cast) -> None
     wiyono = FakeChat(cast.coordinator.sessions, user_id=4010, name="Lurah Wiyono")
     await wiyono.enrol(Role.COORDINATOR, WIYONO)
     out = await wiyono.send("/umumkan")  # no area below Wiyono: straight to the audience
-    assert out.recorded["state"] == State.BROADCAST_AUDIENCE
+    assert out.recorded.state == State.BROADCAST_AUDIENCE
     # A forged button for Kampung Melayu is not among the options offered: refused as stale.
     async with wiyono.sessions() as session:
         area_id = await session.scalar(

@@ -50,7 +50,7 @@ async def test_first_messages_at_once_make_one_contact_and_one_conversation(
 ) -> None:
     burst = [chat.message(text) for text in ("halo", "pak", "mau lapor", "tolong", "p")]
     outcomes = await asyncio.gather(*(chat.deliver(m) for m in burst))
-    assert all(o.recorded["state"] == State.CONSENT.value for o in outcomes)
+    assert all(o.recorded.state == State.CONSENT.value for o in outcomes)
     async with chat.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Contact)) == 1
         assert await session.scalar(select(func.count()).select_from(Conversation)) == 1
@@ -76,7 +76,7 @@ async def test_two_users_at_once_do_not_disturb_each_other(chat: FakeChat) -> No
     outcomes = await asyncio.gather(
         *(o.file_report("lainnya", f"cerita {i}") for i, o in enumerate(others))
     )
-    assert len({o.recorded["ticket"] for o in outcomes}) == 4
+    assert len({o.recorded.filed["ticket"] for o in outcomes}) == 4
 
 
 async def test_a_stale_draft_write_is_refused_by_the_version_column(
@@ -119,7 +119,7 @@ async def test_process_retries_the_whole_message_after_a_conflict(
 
     monkeypatch.setattr(core, "handle", flaky)
     out = await chat.send("/lapor")
-    assert calls == 3 and out.recorded["state"] == State.CATEGORY.value
+    assert calls == 3 and out.recorded.state == State.CATEGORY.value
     async with chat.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(ProcessedInbound)) == 3
 
@@ -144,7 +144,7 @@ async def test_kirim_double_clicked_at_once_files_one_report(chat: FakeChat) -> 
     await chat.press("anon:no")
     clicks = [chat.message(button="sum:send") for _ in range(3)]
     outcomes = await asyncio.gather(*(chat.deliver(m) for m in clicks))
-    assert sum("ticket" in o.recorded for o in outcomes) == 1
+    assert sum(o.recorded.filed is not None for o in outcomes) == 1
     assert sum(o.notice is not None for o in outcomes) == 2
     async with chat.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Report)) == 1

@@ -25,7 +25,7 @@ async def reporter(sessions: async_sessionmaker[AsyncSession]) -> FakeChat:
 
 async def _ticket(chat: FakeChat, **kwargs: Any) -> str:
     out = await chat.file_report(**kwargs)
-    return str(out.recorded["ticket"])
+    return str(out.recorded.filed["ticket"])
 
 
 async def _make_staff(
@@ -94,7 +94,7 @@ async def test_hapusdata_erases_personal_data_and_anonymises_reports(reporter: F
     out = await reporter.press("Ya")
     said = texts(out)
     assert "sudah dihapus" in said and "nama, nomor HP" in said and "1 laporan" in said
-    assert out.recorded["erased"] is True
+    assert out.recorded.erased is True
 
     async with reporter.sessions() as session:
         contact = await session.scalar(select(Contact).where(Contact.external_id == 1001))
@@ -125,7 +125,7 @@ async def test_hapusdata_no_keeps_everything(reporter: FakeChat) -> None:
     await reporter.send("hapus data")
     out = await reporter.press("Tidak")
     assert "tidak dihapus" in texts(out)
-    assert out.recorded["state"] == State.IDLE.value
+    assert out.recorded.state == State.IDLE.value
     async with reporter.sessions() as session:
         contact = await session.scalar(select(Contact))
         assert contact is not None and contact.display_name == "Budi Santoso"

@@ -78,7 +78,7 @@ async def _to_staff_note(chat: FakeChat) -> None:
     neighbour = FakeChat(chat.sessions, user_id=2002, name="Siti")
     await neighbour.onboard()
     filed = await neighbour.file_report("keamanan")
-    await chat.send(button=f"resolve:{filed.recorded['report_id']}")
+    await chat.send(button=f"resolve:{filed.recorded.filed['report_id']}")
 
 
 REACH: dict[State, Step] = {
@@ -229,7 +229,7 @@ async def test_expected_input_moves_on(chat: FakeChat, state: State) -> None:
     await REACH[state](chat)
     expected, after, _ = TABLE[state]
     outcome = await expected(chat)
-    assert outcome.recorded["state"] == after.value
+    assert outcome.recorded.state == after.value
     assert outcome.replies and not outcome.notice
     assert (await _state(chat))[0] == after.value
 
@@ -241,7 +241,7 @@ async def test_unexpected_input_reprompts_and_loses_nothing(chat: FakeChat, stat
     _, draft_before = await _state(chat)
     _, _, unexpected = TABLE[state]
     outcome = await unexpected(chat)
-    assert outcome.recorded["state"] == state.value
+    assert outcome.recorded.state == state.value
     assert len(outcome.replies) >= 2, "says what is needed, then asks again"
     assert outcome.replies[-1].options == prompt_before.options
     assert outcome.replies[-1].text.endswith(prompt_before.text.splitlines()[-1])
@@ -256,7 +256,7 @@ async def test_unexpected_input_reprompts_and_loses_nothing(chat: FakeChat, stat
 async def test_cancel_works_in_every_state(chat: FakeChat, state: State, word: str) -> None:
     await REACH[state](chat)
     outcome = await chat.send(word)
-    assert outcome.recorded["state"] == State.IDLE.value
+    assert outcome.recorded.state == State.IDLE.value
     said = texts(outcome)
     if state.in_report:
         assert "Laporan dibatalkan. Tidak ada yang dikirim." in said

@@ -59,8 +59,8 @@ async def rows(sessions: async_sessionmaker[AsyncSession], model: Any) -> list[A
 async def test_an_unclaimed_report_escalates_once_urgent_sooner(cast: Cast) -> None:
     sessions = cast.reporter.sessions
     start = cast.reporter.now
-    calm = (await cast.reporter.file_report("keamanan")).recorded
-    urgent = (await cast.resident.file_report("bencana", "Banjir setinggi lutut")).recorded
+    calm = (await cast.reporter.file_report("keamanan")).recorded.filed
+    urgent = (await cast.resident.file_report("bencana", "Banjir setinggi lutut")).recorded.filed
     before = {r.id for r in await rows(sessions, Outbox)}
 
     assert await sweep(sessions, start + timedelta(minutes=9)) == []
@@ -95,14 +95,14 @@ async def test_an_unclaimed_report_escalates_once_urgent_sooner(cast: Cast) -> N
 
 async def test_a_claimed_report_does_not_escalate(cast: Cast) -> None:
     sessions = cast.reporter.sessions
-    filed = (await cast.reporter.file_report()).recorded
+    filed = (await cast.reporter.file_report()).recorded.filed
     await cast.officer.in_group().send(button=f"claim:{filed['report_id']}")
     assert await sweep(sessions, cast.reporter.now + timedelta(hours=2)) == []
 
 
 async def test_the_coordinator_can_claim_from_the_escalation(cast: Cast) -> None:
     sessions = cast.reporter.sessions
-    filed = (await cast.reporter.file_report()).recorded
+    filed = (await cast.reporter.file_report()).recorded.filed
     await sweep(sessions, cast.reporter.now + timedelta(hours=1))
     group = cast.coordinator.in_group(chat_id=PARENT_GROUP)
     out = await group.send(button=f"claim:{filed['report_id']}")
@@ -117,7 +117,7 @@ async def test_the_coordinator_can_claim_from_the_escalation(cast: Cast) -> None
 
 
 async def test_escalation_survives_a_restart(cast: Cast, db_url: str) -> None:
-    filed = (await cast.reporter.file_report()).recorded
+    filed = (await cast.reporter.file_report()).recorded.filed
     later = cast.reporter.now + timedelta(hours=1)
     engine = create_engine(db_url)  # a new process: nothing in memory, only the database
     try:
@@ -132,7 +132,7 @@ async def test_escalation_survives_a_restart(cast: Cast, db_url: str) -> None:
 
 
 async def test_two_workers_escalate_a_report_once(cast: Cast, db_url: str) -> None:
-    filed = [(await cast.reporter.file_report(c)).recorded for c in ("lainnya", "kesehatan")]
+    filed = [(await cast.reporter.file_report(c)).recorded.filed for c in ("lainnya", "kesehatan")]
     later = cast.reporter.now + timedelta(hours=1)
     engines = [create_engine(db_url) for _ in range(3)]
     try:
@@ -158,7 +158,7 @@ async def test_per_category_minutes_and_walking_up_when_the_parent_has_nobody(
     await reporter.onboard()
     far = FakeChat(sessions, user_id=4009, name="Kompol Rudi", config=config)
     await far.enrol("coordinator", "17.71")
-    filed = (await reporter.file_report("keamanan")).recorded
+    filed = (await reporter.file_report("keamanan")).recorded.filed
     start = reporter.now
     assert await sweep(sessions, start + timedelta(minutes=4), config) == []
     assert await sweep(sessions, start + timedelta(minutes=5), config) == [filed["report_id"]]
@@ -182,7 +182,7 @@ async def file_with_photo(chat: FakeChat) -> dict[str, Any]:
     await chat.send("RT 01/RW 01 depan balai")
     await chat.send(media=[photo("file-pagar")])
     await chat.press("anon:no")
-    return (await chat.press("sum:send")).recorded
+    return (await chat.press("sum:send")).recorded.filed
 
 
 async def escalation_rows(sessions: async_sessionmaker[AsyncSession]) -> dict[int, int]:
@@ -200,7 +200,7 @@ async def test_a_report_that_cannot_escalate_is_set_aside_and_the_others_go_up(
     sessions = cast.reporter.sessions
     start = cast.reporter.now
     bad = await file_with_photo(cast.reporter)  # filed first: the first of the sweep
-    good = [(await cast.resident.file_report(c)).recorded for c in ("lainnya", "kesehatan")]
+    good = [(await cast.resident.file_report(c)).recorded.filed for c in ("lainnya", "kesehatan")]
     broken = broken_media_line(tmp_path)  # deployed after the reports were filed
 
     with caplog.at_level(logging.WARNING):
@@ -219,7 +219,7 @@ async def test_a_report_that_cannot_escalate_is_set_aside_and_the_others_go_up(
     with caplog.at_level(logging.WARNING):
         assert await sweep(sessions, start + timedelta(hours=2), broken) == []
     assert not [r for r in caplog.records if "failed" in r.getMessage()], "not tried again"
-    later = (await cast.resident.file_report("bencana", "Pohon tumbang")).recorded
+    later = (await cast.resident.file_report("bencana", "Pohon tumbang")).recorded.filed
     assert await sweep(sessions, start + timedelta(hours=3), broken) == [later["report_id"]]
     [report] = [r for r in await rows(sessions, Report) if r.id == bad["report_id"]]
     assert (report.status, report.escalated_at) == ("new", None), "still open, not escalated"
@@ -232,7 +232,7 @@ async def test_the_escalation_job_gets_past_a_failing_report_page_after_page(
     to the reports after it, and ends."""
     sessions = cast.reporter.sessions
     bad = await file_with_photo(cast.reporter)
-    good = [(await cast.resident.file_report(c)).recorded for c in ("lainnya", "kesehatan")]
+    good = [(await cast.resident.file_report(c)).recorded.filed for c in ("lainnya", "kesehatan")]
     metrics = Metrics()
     woken: list[bool] = []
 

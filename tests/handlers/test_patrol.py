@@ -43,7 +43,8 @@ async def cast(sessions: async_sessionmaker[AsyncSession]) -> Cast:
     at = f"/ronda {SUMBER_JAYA}"
     assert "ke-1" in texts(await coordinator.send(f"{at} tim Pos Melati: Andi, Budi Santoso"))
     assert "ke-2" in texts(await coordinator.send(f"{at} tim Pos Mawar: Cici, Dedi"))
-    assert "harian" in texts(await coordinator.send(f"{at} jadwal harian 21:00"))
+    scheduled = await coordinator.send(f"{at} jadwal harian 21:00")
+    assert "harian" in texts(scheduled) and scheduled.schedules_changed, "synced at once"
     assert "Pos Melati" in texts(await cast.reporter.send("ronda ikut 1"))
     return cast
 
@@ -126,8 +127,8 @@ async def test_report_an_incident_from_the_patrol_message(cast: Cast) -> None:
     dm = (await patrol_rows(sessions))[-1]
     await cast.reporter.send(button=dm.payload["reply"]["options"][0][1])
     outcome = await cast.reporter.press("🚨 Lapor kejadian")
-    assert outcome.recorded["state"] == "category", "the report flow starts"
-    assert outcome.recorded["patrol"]["outcome"] == "incident"
+    assert outcome.recorded.state == "category", "the report flow starts"
+    assert outcome.recorded.patrol["outcome"] == "incident"
 
 
 async def test_someone_not_on_the_team_cannot_confirm(cast: Cast) -> None:

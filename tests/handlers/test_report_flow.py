@@ -91,17 +91,17 @@ async def test_full_report_flow_on_telegram(chat: FakeChat) -> None:
     assert [o.data for o in summary.options] == ["sum:send", "sum:edit", "sum:cancel"]
 
     out = await chat.press("Kirim")
-    ticket = out.recorded["ticket"]
+    ticket = out.recorded.filed["ticket"]
     assert TICKET.match(ticket)
     assert ticket in texts(out) and "/status" in texts(out)
-    assert out.recorded["state"] == "idle"
+    assert out.recorded.state == "idle"
 
     [report] = await rows(chat.sessions, Report)
     assert (report.ticket, report.category, report.status) == (ticket, "keamanan", "new")
     assert not report.urgent and not report.anonymous
     assert (report.latitude, report.longitude) == (PIN.latitude, PIN.longitude)
     assert report.escalate_at == chat.now + timedelta(minutes=60)
-    assert out.recorded["report_id"] == report.id
+    assert out.recorded.filed["report_id"] == report.id
     [contact] = await rows(chat.sessions, Contact)
     assert report.reporter_id == contact.id and contact.display_name == "Budi Santoso"
     [media] = await rows(chat.sessions, ReportMedia)
@@ -156,7 +156,7 @@ async def test_whatsapp_style_words_numbers_and_no_slash(chat: FakeChat) -> None
     out = await wa.send("TIDAK")
     assert "Sudah benar?" in texts(out)
     out = await wa.send("ya")
-    ticket = out.recorded["ticket"]
+    ticket = out.recorded.filed["ticket"]
     out = await wa.send(f"status {ticket.lower()}")
     assert "Sosial-Ekonomi" in texts(out) and "menunggu petugas" in texts(out)
     async with chat.sessions() as session:
@@ -170,7 +170,7 @@ async def test_a_sentence_starting_with_a_command_word_is_text(chat: FakeChat) -
     await chat.send("lapor")
     await chat.send("3")
     out = await chat.send("Lapor pak")
-    assert out.recorded["state"] == State.LOCATION.value
+    assert out.recorded.state == State.LOCATION.value
     await chat.send("status rumah kosong di RT 5")
     out = await chat.press("photo:skip")
     await chat.press("anon:no")
@@ -185,7 +185,7 @@ async def test_voice_note_alone_tells_the_story(chat: FakeChat) -> None:
     await chat.send("kesehatan")
     voice = Media(MediaKind.VOICE, "voice-1", "audio/ogg")
     out = await chat.send(media=[voice])
-    assert out.recorded["state"] == State.LOCATION.value
+    assert out.recorded.state == State.LOCATION.value
     await chat.send("Gang Mawar")
     await chat.press("photo:skip")
     out = await chat.press("anon:no")
@@ -201,10 +201,10 @@ async def test_photo_without_caption_asks_for_words_and_keeps_the_photo(chat: Fa
     await chat.send("/lapor")
     await chat.send("keamanan")
     out = await chat.send(media=[photo("p1")])
-    assert out.recorded["state"] == State.DESCRIPTION.value
+    assert out.recorded.state == State.DESCRIPTION.value
     assert "Fotonya sudah disimpan" in texts(out)
     out = await chat.send(media=[photo("p2")], text="Pagar sekolah dirusak")
-    assert out.recorded["state"] == State.LOCATION.value
+    assert out.recorded.state == State.LOCATION.value
     await chat.send("SD Negeri 3")
     await chat.press("photo:skip")
     out = await chat.press("anon:no")
@@ -224,7 +224,7 @@ async def test_darurat_gives_numbers_first_then_a_short_urgent_flow(chat: FakeCh
     await chat.press("Lainnya")
     await chat.send("Rumah terbakar di ujung gang")
     out = await chat.send(location=PIN)
-    assert out.recorded["state"] == State.SUMMARY.value, "no photo/anonymous questions"
+    assert out.recorded.state == State.SUMMARY.value, "no photo/anonymous questions"
     assert "Mendesak" in texts(out)
     out = await chat.press("Kirim")
     assert "110 atau 112" in texts(out)
@@ -241,10 +241,10 @@ async def test_urgent_category_shows_numbers_and_shortens_the_flow(chat: FakeCha
     await chat.send("/lapor")
     out = await chat.press("Bencana")
     assert "Polsek (Gedong Tataan): (0721) 000000" in out.replies[0].text
-    assert out.recorded["state"] == State.DESCRIPTION.value
+    assert out.recorded.state == State.DESCRIPTION.value
     await chat.send("Banjir setinggi lutut")
     out = await chat.send("RT 01")
-    assert out.recorded["state"] == State.SUMMARY.value
+    assert out.recorded.state == State.SUMMARY.value
     out = await chat.press("Kirim")
     [report] = await rows(chat.sessions, Report)
     assert report.urgent and report.category == "bencana"
@@ -261,17 +261,17 @@ async def test_darurat_from_a_new_contact_numbers_then_consent_then_urgent_flow(
     out = await chat.send("1")
     assert "Polsek (Kampung Melayu): (0736) 000000" in texts(out), "now that the area is known"
     assert "Laporan mendesak" in out.replies[-1].text
-    assert out.recorded["state"] == State.CATEGORY.value
+    assert out.recorded.state == State.CATEGORY.value
 
 
 async def test_lapor_before_consent_completes_onboarding_then_reports(chat: FakeChat) -> None:
     out = await chat.send("/lapor")
-    assert out.recorded["state"] == State.CONSENT.value
+    assert out.recorded.state == State.CONSENT.value
     out = await chat.press("Setuju")
-    assert out.recorded["state"] == State.AREA.value
+    assert out.recorded.state == State.AREA.value
     await chat.send("Wiyono")
     out = await chat.send("1")
-    assert out.recorded["state"] == State.CATEGORY.value
+    assert out.recorded.state == State.CATEGORY.value
     assert "Kejadiannya tentang apa?" in out.replies[-1].text
 
 
@@ -284,7 +284,7 @@ async def test_start_deep_link_payload_sets_the_village(chat: FakeChat, payload:
     await chat.send(f"/start {payload}")
     out = await chat.press("Setuju")
     assert "Wilayah Anda: Sumber Jaya" in texts(out)
-    assert out.recorded["state"] == State.IDLE.value
+    assert out.recorded.state == State.IDLE.value
 
 
 @pytest.mark.parametrize("code", ["99.99.99.9999", "17.71.08"])
@@ -294,7 +294,7 @@ async def test_start_with_an_unknown_or_non_village_code_asks_for_the_name(
     await chat.send(f"/start {code}")
     out = await chat.press("Setuju")
     assert f"Kode wilayah {code} tidak kami kenal" in texts(out)
-    assert out.recorded["state"] == State.AREA.value
+    assert out.recorded.state == State.AREA.value
 
 
 async def test_area_search_explains_no_match_and_too_short(chat: FakeChat) -> None:
@@ -330,22 +330,22 @@ async def test_ubah_changes_one_field_and_returns_to_the_summary(chat: FakeChat)
     out = await chat.press("Ubah")
     assert [o.data for o in out.replies[-1].options][-1] == "edit:back"
     out = await chat.press("Lokasi")
-    assert out.recorded["state"] == State.LOCATION.value
+    assert out.recorded.state == State.LOCATION.value
     out = await chat.send("Jalan Kenanga ujung")
-    assert out.recorded["state"] == State.SUMMARY.value
+    assert out.recorded.state == State.SUMMARY.value
     assert "Lokasi: Jalan Kenanga ujung" in texts(out)
     assert "Lampu jalan mati" in texts(out) and "Jenis: Keamanan" in texts(out)
     await chat.press("Ubah")
     await chat.press("Jenis")
     out = await chat.press("Sosial-Ekonomi")
-    assert out.recorded["state"] == State.SUMMARY.value and "Sosial-Ekonomi" in texts(out)
+    assert out.recorded.state == State.SUMMARY.value and "Sosial-Ekonomi" in texts(out)
     await chat.press("Ubah")
     await chat.press("Anonim")
     out = await chat.press("Ya")
     assert "disembunyikan (anonim)" in texts(out)
     await chat.press("Ubah")
     out = await chat.press("Kembali")
-    assert out.recorded["state"] == State.SUMMARY.value
+    assert out.recorded.state == State.SUMMARY.value
     await chat.press("Kirim")
     [report] = await rows(chat.sessions, Report)
     assert (report.address_text, report.category, report.anonymous) == (
@@ -359,23 +359,23 @@ async def test_duplicate_hint_follow_it_and_see_it_in_status(chat: FakeChat) -> 
     neighbour = FakeChat(chat.sessions, user_id=2002, name="Siti")
     await neighbour.onboard()
     out = await neighbour.file_report("keamanan")
-    ticket = out.recorded["ticket"]
+    ticket = out.recorded.filed["ticket"]
     await chat.onboard()
     await chat.send("/lapor")
     out = await chat.press("Keamanan")
-    assert out.recorded["state"] == State.DUPLICATE.value
+    assert out.recorded.state == State.DUPLICATE.value
     said = texts(out)
     assert "Sudah ada laporan Keamanan" in said and "12/05/2025 10:00 WIB" in said
     assert "menunggu petugas" in said and "Siti" not in said
     out = await chat.press("Ikut pantau laporan itu")
-    assert ticket in texts(out) and out.recorded["state"] == "idle"
+    assert ticket in texts(out) and out.recorded.state == "idle"
     [follower] = await rows(chat.sessions, ReportFollower)
-    assert follower.report_id == out.recorded["followed"]
+    assert follower.report_id == out.recorded.followed
     out = await chat.send("/status")
     assert ticket in texts(out) and "(dipantau)" in texts(out)
     # Already following: no hint again; another category: no hint.
     await chat.send("/lapor")
-    assert (await chat.press("Keamanan")).recorded["state"] == State.DESCRIPTION.value
+    assert (await chat.press("Keamanan")).recorded.state == State.DESCRIPTION.value
 
 
 async def test_duplicate_hint_window_and_new_report(chat: FakeChat) -> None:
@@ -386,12 +386,12 @@ async def test_duplicate_hint_window_and_new_report(chat: FakeChat) -> None:
     await chat.send("/lapor")
     await chat.press("Kesehatan")
     out = await chat.press("Buat laporan baru")
-    assert out.recorded["state"] == State.DESCRIPTION.value
+    assert out.recorded.state == State.DESCRIPTION.value
     await chat.send("/batal")
     chat.advance(hours=7)
     await chat.send("/lapor")
     out = await chat.press("Kesehatan")
-    assert out.recorded["state"] == State.DESCRIPTION.value, "outside the 6 h window"
+    assert out.recorded.state == State.DESCRIPTION.value, "outside the 6 h window"
 
 
 async def test_an_idle_draft_expires_politely(chat: FakeChat) -> None:
@@ -400,13 +400,13 @@ async def test_an_idle_draft_expires_politely(chat: FakeChat) -> None:
     await chat.send("keamanan")
     chat.advance(minutes=59)
     out = await chat.send("Ada pencurian")
-    assert out.recorded["state"] == State.LOCATION.value
+    assert out.recorded.state == State.LOCATION.value
     chat.advance(minutes=61)
     out = await chat.send("Gang Kenari")
     assert "sudah kedaluwarsa" in out.replies[0].text
-    assert out.recorded["state"] == State.IDLE.value
+    assert out.recorded.state == State.IDLE.value
     out = await chat.send("/lapor")
-    assert out.recorded["state"] == State.CATEGORY.value
+    assert out.recorded.state == State.CATEGORY.value
     assert await rows(chat.sessions, Report) == []
 
 
@@ -422,10 +422,10 @@ async def test_restart_mid_flow_resumes_at_the_same_step(chat: FakeChat, db_url:
     try:
         restarted = FakeChat(session_factory(engine), now=chat.now)
         out = await restarted.send("lewati")
-        assert out.recorded["state"] == State.ANONYMOUS.value
+        assert out.recorded.state == State.ANONYMOUS.value
         await restarted.send("tidak")
         out = await restarted.send("kirim")
-        assert TICKET.match(out.recorded["ticket"])
+        assert TICKET.match(out.recorded.filed["ticket"])
     finally:
         await engine.dispose()
     [report] = await rows(chat.sessions, Report)
@@ -458,7 +458,7 @@ async def test_berhenti_opts_out_but_reporting_still_works(chat: FakeChat) -> No
     [contact] = await rows(chat.sessions, Contact)
     assert contact.opted_out_at == chat.now
     out = await chat.file_report()
-    assert "ticket" in out.recorded
+    assert out.recorded.filed is not None
     out = await chat.send("/start")
     assert "menerima pengumuman lagi" in texts(out)
     [contact] = await rows(chat.sessions, Contact)
@@ -484,7 +484,7 @@ async def test_unknown_command_gets_short_help_and_the_question_again(chat: Fake
     await chat.send("/lapor")
     out = await chat.send("/bantuan")
     assert "/hapusdata" in out.replies[0].text
-    assert out.recorded["state"] == State.CATEGORY.value
+    assert out.recorded.state == State.CATEGORY.value
     assert out.replies[-1].options, "the category question again"
     out = await chat.send("/lapor")
     assert "sedang mengisi laporan" in texts(out)
@@ -496,10 +496,10 @@ async def test_darurat_mid_report_marks_the_draft_urgent(chat: FakeChat) -> None
     await chat.send("keamanan")
     out = await chat.send("/darurat")
     assert "110" in out.replies[0].text and "ditandai mendesak" in texts(out)
-    assert out.recorded["state"] == State.DESCRIPTION.value
+    assert out.recorded.state == State.DESCRIPTION.value
     await chat.send("Perampokan di warung")
     out = await chat.send("Warung Bu Sri")
-    assert out.recorded["state"] == State.SUMMARY.value
+    assert out.recorded.state == State.SUMMARY.value
 
 
 async def test_anonymous_reporter_never_appears_in_the_group_alert(chat: FakeChat) -> None:
@@ -530,9 +530,9 @@ async def test_no_alert_group_and_no_staff_means_no_outbox_row_but_a_record(
 async def test_pressing_kirim_twice_files_one_report(chat: FakeChat) -> None:
     await chat.onboard()
     out = await chat.file_report()
-    assert "ticket" in out.recorded
+    assert out.recorded.filed is not None
     again = await chat.send(button="sum:send")
-    assert again.notice and again.replies == [] and "ticket" not in again.recorded
+    assert again.notice and again.replies == [] and again.recorded.filed is None
     assert len(await rows(chat.sessions, Report)) == 1
 
 
@@ -542,7 +542,7 @@ async def test_duplicate_message_id_is_processed_once(chat: FakeChat) -> None:
     await chat.send("keamanan")
     first = await chat.send("Ada maling", message_id="wamid.1")
     again = await chat.send("Ada maling", message_id="wamid.1")
-    assert first.recorded["state"] == State.LOCATION.value
+    assert first.recorded.state == State.LOCATION.value
     assert again.duplicate and again.replies == [] and again.notice is None
     assert await state_of(chat) == State.LOCATION.value
 
@@ -576,9 +576,9 @@ async def test_hapusdata_mid_report_then_no_returns_to_the_same_step(chat: FakeC
     await chat.send("keamanan")
     await chat.send("Ada pencurian ayam")
     out = await chat.send("/hapusdata")
-    assert out.recorded["state"] == State.ERASE_CONFIRM.value
+    assert out.recorded.state == State.ERASE_CONFIRM.value
     out = await chat.press("Tidak")
-    assert out.recorded["state"] == State.LOCATION.value
+    assert out.recorded.state == State.LOCATION.value
     await chat.send("Kandang Pak RT")
     await chat.press("photo:skip")
     out = await chat.press("anon:no")
@@ -591,6 +591,6 @@ async def test_nul_characters_are_dropped_so_any_database_stores_the_report(
     """PostgreSQL text cannot hold U+0000; a pasted one must not make "Kirim" fail forever."""
     await chat.onboard()
     out = await chat.file_report(description="Ada maling\x00 di rumah")
-    assert "ticket" in out.recorded
+    assert out.recorded.filed is not None
     [report] = await rows(chat.sessions, Report)
     assert report.description == "Ada maling di rumah"

@@ -39,7 +39,7 @@ async def cast(sessions: async_sessionmaker[AsyncSession]) -> Cast:
 
 async def file(cast: Cast, **kwargs: Any) -> tuple[int, str]:
     out = await cast.reporter.file_report(**kwargs)
-    return int(out.recorded["report_id"]), str(out.recorded["ticket"])
+    return int(out.recorded.filed["report_id"]), str(out.recorded.filed["ticket"])
 
 
 async def all_rows(sessions: async_sessionmaker[AsyncSession], model: Any) -> list[Any]:
@@ -283,7 +283,7 @@ async def test_selesai_in_a_group_asks_for_the_note_in_the_private_chat(cast: Ca
 
     out = await cast.officer.send("Pelaku sudah diamankan warga, diserahkan ke Polsek")
     assert texts(out) == f"✅ {ticket} selesai. Terima kasih!"
-    assert out.recorded["state"] == State.IDLE.value
+    assert out.recorded.state == State.IDLE.value
     report = await report_of(cast.officer.sessions, report_id)
     assert report.status == "resolved" and report.closed_at == cast.officer.now
     assert report.resolution_note == "Pelaku sudah diamankan warga, diserahkan ke Polsek"
@@ -318,7 +318,7 @@ async def test_the_note_request_keeps_a_report_draft_and_cancel_changes_nothing(
     await officer.in_group().send(button=f"reject:{report_id}")
     out = await officer.send("/batal")
     assert texts(out).startswith(f"Catatan dibatalkan; laporan {ticket} tidak diubah.")
-    assert out.recorded["state"] == State.DESCRIPTION.value, "back to the officer's own report"
+    assert out.recorded.state == State.DESCRIPTION.value, "back to the officer's own report"
     assert "Ceritakan singkat" in texts(out)
     assert (await report_of(officer.sessions, report_id)).status == "new"
 
@@ -326,14 +326,14 @@ async def test_the_note_request_keeps_a_report_draft_and_cancel_changes_nothing(
 async def test_the_note_state_refuses_stickers_and_over_long_notes(cast: Cast) -> None:
     report_id, ticket = await file(cast)
     out = await cast.officer.send(button=f"reject:{report_id}")
-    assert out.recorded["state"] == State.STAFF_NOTE.value
+    assert out.recorded.state == State.STAFF_NOTE.value
     assert texts(out).startswith(f"✍️ Tulis alasan singkat menolak {ticket}")
     out = await cast.officer.send(media=[Media(MediaKind.STICKER, "sticker-1")])
     assert texts(out).startswith("Mohon tulis catatannya dengan teks")
-    assert out.recorded["state"] == State.STAFF_NOTE.value
+    assert out.recorded.state == State.STAFF_NOTE.value
     out = await cast.officer.send("x" * 600)
     assert "terlalu panjang: 600 huruf, batasnya 500" in texts(out)
-    assert out.recorded["state"] == State.STAFF_NOTE.value
+    assert out.recorded.state == State.STAFF_NOTE.value
     out = await cast.officer.send("Laporan ganda, sudah ada KTN sebelumnya")
     assert texts(out) == f"⛔ {ticket} ditolak."
     report = await report_of(cast.officer.sessions, report_id)
@@ -460,7 +460,7 @@ async def test_pressing_an_alert_button_in_a_private_chat_keeps_the_menu_working
     out = await cast.officer.send(button=f"claim:{report_id}")
     assert out.notice == f"👍 Anda menangani {ticket}." and out.replies == []
     out = await cast.officer.send("Gang Mawar")
-    assert out.recorded["state"] == State.PHOTO.value
+    assert out.recorded.state == State.PHOTO.value
     async with cast.officer.sessions() as session:
         conv = await conversations.get(
             session, "telegram", cast.officer.user_id, cast.officer.user_id
@@ -486,7 +486,7 @@ async def test_times_in_the_alert_edit_are_the_areas_local_time(
     officer = FakeChat(sessions, user_id=4001, name="Bripka Ketut", now=start)
     await reporter.onboard("51.71.01.1001")
     await officer.enrol("officer", "51.71.01.1001")
-    filed = (await reporter.file_report("lainnya")).recorded
+    filed = (await reporter.file_report("lainnya")).recorded.filed
     await officer.in_group(chat_id=-500).send(button=f"claim:{filed['report_id']}")
     officer.advance(hours=14)
     await officer.send(f"selesai {filed['ticket']} beres")

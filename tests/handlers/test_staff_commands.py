@@ -64,7 +64,7 @@ async def test_daftar_works_for_a_brand_new_contact_then_asks_consent(
         "Sumber Jaya (Kampung Melayu, Kota Bengkulu)."
     )
     assert "27 Tahun 2022" in said, "the privacy notice follows"
-    assert out.recorded["state"] == State.CONSENT.value
+    assert out.recorded.state == State.CONSENT.value
     contact = await contact_of(chat)
     assert (contact.role, contact.display_name, contact.consent_at) == (
         "officer",
@@ -72,7 +72,7 @@ async def test_daftar_works_for_a_brand_new_contact_then_asks_consent(
         None,
     )
     out = await chat.press("Setuju")
-    assert out.recorded["state"] == State.IDLE.value
+    assert out.recorded.state == State.IDLE.value
     [invite] = await all_rows(areas, Invite)
     assert invite.used_by_id == contact.id
 
@@ -229,7 +229,7 @@ async def test_hubungkan_in_a_private_chat_explains_where(cast: Cast) -> None:
 async def _file_at(chat: FakeChat, minutes_ago: int, category: str = "lainnya") -> str:
     chat.now = datetime(2025, 5, 12, 3, 0, tzinfo=UTC) - timedelta(minutes=minutes_ago)
     out = await chat.file_report(category, f"cerita {minutes_ago}")
-    return str(out.recorded["ticket"])
+    return str(out.recorded.filed["ticket"])
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -337,7 +337,7 @@ def test_group_menu_words_are_commands_with_descriptions() -> None:
 async def test_an_officer_cannot_move_to_another_village_with_a_start_link(cast: Cast) -> None:
     """The resident's deep link must not make Wiyono's officer an officer of Sumber Jaya."""
     filed = await cast.reporter.file_report()
-    ticket = filed.recorded["ticket"]
+    ticket = filed.recorded.filed["ticket"]
     out = await cast.other_officer.send(f"/start {SUMBER_JAYA}")
     assert "Wilayah tugas hanya berubah dengan kode undangan baru" in texts(out)
     out = await cast.other_officer.send(f"/selesai {ticket} beres")
@@ -362,7 +362,7 @@ async def test_an_officer_cannot_choose_another_village_with_wilayah(cast: Cast)
 async def test_an_erased_officer_is_no_longer_staff(cast: Cast) -> None:
     await cast.officer.send("/hapusdata")
     out = await cast.officer.send(button="erase:yes")
-    assert out.recorded["erased"] is True
+    assert out.recorded.erased is True
     async with cast.officer.sessions() as s:
         me = await s.scalar(select(Contact).where(Contact.external_id == 4001))
         assert me is not None and (me.role, me.area_id) == ("resident", None)

@@ -49,7 +49,7 @@ async def test_no_group_sends_the_alert_to_each_officer_of_the_area(reporter: Fa
     await second.enrol("officer", SUMBER_JAYA)
     await coordinator.enrol("coordinator", KAMPUNG_MELAYU)
     out = await reporter.file_report()
-    report_id, ticket = out.recorded["report_id"], out.recorded["ticket"]
+    report_id, ticket = out.recorded.filed["report_id"], out.recorded.filed["ticket"]
     alerts = await all_rows(sessions, Outbox)
     assert out.outbox_ids == [a.id for a in alerts]
     assert [(a.kind, a.chat_id, a.channel) for a in alerts] == [
@@ -139,7 +139,7 @@ async def test_whatsapp_officers_get_the_alert_besides_the_group(reporter: FakeC
         ("whatsapp", False, "officer"),
     ], "the Telegram officer reads the group; the WhatsApp officer cannot, so gets it 1:1"
     assert alerts[1].contact_id == await contact_id(on_whatsapp)
-    assert f"Balas TANGANI {out.recorded['ticket']}" in alerts[1].payload["reply"]["text"]
+    assert f"Balas TANGANI {out.recorded.filed['ticket']}" in alerts[1].payload["reply"]["text"]
 
 
 async def test_the_other_whatsapp_officers_hear_who_acted(reporter: FakeChat) -> None:
@@ -150,7 +150,7 @@ async def test_the_other_whatsapp_officers_hear_who_acted(reporter: FakeChat) ->
     await wati.enrol("officer", SUMBER_JAYA)
     await joko.enrol("officer", SUMBER_JAYA)
     await link_group(reporter.sessions)
-    ticket = (await reporter.file_report()).recorded["ticket"]
+    ticket = (await reporter.file_report()).recorded.filed["ticket"]
     await wati.send(f"tangani {ticket}")
     await wati.send(f"selesai {ticket} pohon sudah dipotong")
     rows = await all_rows(reporter.sessions, Outbox)
@@ -171,7 +171,7 @@ async def test_a_whatsapp_officer_gets_words_instead_of_buttons(reporter: FakeCh
     )
     await officer.enrol("officer", SUMBER_JAYA)
     out = await reporter.file_report()
-    ticket = out.recorded["ticket"]
+    ticket = out.recorded.filed["ticket"]
     [alert] = await all_rows(reporter.sessions, Outbox)
     assert (alert.channel, alert.chat_id) == ("whatsapp", 6281234567890)
     reply = alert.payload["reply"]

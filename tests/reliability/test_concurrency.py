@@ -1,7 +1,7 @@
 """Reliability suite, R6 concurrency: many messages from one user at once keep one consistent
 draft, and the P1 load (50 residents filing at once) meets no "database is locked".
 
-Everything goes through the seam both channel adapters use (``bot.app.make_on_inbound``: the
+Everything goes through the seam both channel adapters use (``bot.inbound.make_on_inbound``: the
 core's ``process`` with its retries, on the process's own engine from ``bot.database.connect``),
 on SQLite here and on PostgreSQL in the ``-m db`` pass. ``KTN_RELIABILITY_SCALE=long`` runs it
 bigger (see tests/test_reliability.py).
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import DatabaseSettings, Settings
 from bot.database import connect
 from bot.inbound import make_on_inbound
+from bot.metrics import Metrics
 from bot.wiring import core_config_from
 from handlers.states import State
 from handlers.types import Channel, Inbound, Outcome
@@ -77,7 +78,14 @@ async def seam(migrated_url: str, tmp_path: Path) -> AsyncIterator[Seam]:
     )
     db = connect(settings)
     wakes = Wakes()
-    yield Seam(make_on_inbound(db, core_config_from(settings), wakes, lambda: "ktn_bot"), wakes)
+    on_inbound = make_on_inbound(
+        db.sessions,
+        core_config_from(settings),
+        wakes,
+        metrics=Metrics(),
+        bot_username=lambda: "ktn_bot",
+    )
+    yield Seam(on_inbound, wakes)
     await db.close()
 
 
@@ -114,11 +122,11 @@ async def ready_for_photos(chat: SeamChat) -> None:
     await chat.onboard()
     await chat.send("/lapor")
     await chat.press("cat:kesehatan")
-    if chat.history[-1].recorded.get("state") == State.DUPLICATE.value:
+    if chat.history[-1].recorded.state == State.DUPLICATE.value:
         await chat.press("dup:new")
     await chat.send("Jembatan kayu di gang 4 patah")
     out = await chat.send("Gang 4 dekat pos ronda")
-    assert out.recorded["state"] == State.PHOTO.value, out
+    assert out.recorded.state == State.PHOTO.value, out
 
 
 async def test_r6_one_users_burst_keeps_one_consistent_draft(
@@ -249,7 +257,7 @@ async def test_r6_p1_load_many_residents_at_once_meet_no_lock(
     assert failed == 0
     assert locked_records(caplog) == []
     assert processed == sent, "every message was processed once"
-    assert all(o is not None and "ticket" in o.recorded for o in filed)
+    assert all(o is not None and o.recorded.filed is not None for o in filed)
     assert whole == users
     assert sorted(m["ref"] for m in media) == sorted(f"p1-{i}" for i in range(burst))
     assert seam.wakes.count >= users, "each report's alert row woke the dispatcher"

@@ -161,13 +161,13 @@ async def build_world(sessions: async_sessionmaker[AsyncSession]) -> World:
 
     new = await people["reporter"].file_report(description="Motor hilang di gang Mawar")
     other = await people["resident"].file_report(description="Pagar sekolah dirusak")
-    claimed = (int(other.recorded["report_id"]), str(other.recorded["ticket"]))
+    claimed = (int(other.recorded.filed["report_id"]), str(other.recorded.filed["ticket"]))
     out = await people["officer"].send(f"tangani {claimed[1]}")
-    assert out.recorded["staff"]["done"], texts(out)
+    assert out.recorded.staff["done"], texts(out)
 
     coordinator = people["coordinator"]
     added = await coordinator.send("/pengingat tambah setiap hari 19:00 | semua | Cek jentik DBD")
-    [reminder_id] = added.recorded["schedules_changed"]
+    reminder_id = added.recorded.reminder_id
     team = await coordinator.send(f"/ronda {SUMBER_JAYA} tim Pos Melati: Andi, Budi")
     assert "Pos Melati" in texts(team), texts(team)
     await coordinator.send(f"/ronda {SUMBER_JAYA} jadwal harian 21:00")
@@ -180,13 +180,13 @@ async def build_world(sessions: async_sessionmaker[AsyncSession]) -> World:
     return World(
         sessions=sessions,
         people=people,
-        new_report=(int(new.recorded["report_id"]), str(new.recorded["ticket"])),
+        new_report=(int(new.recorded.filed["report_id"]), str(new.recorded.filed["ticket"])),
         claimed_report=claimed,
         reminder_id=int(reminder_id),
         sumber_jaya_id=await area_id(sessions, SUMBER_JAYA),
         kampung_melayu_id=await area_id(sessions, KAMPUNG_MELAYU),
         secrets=[
-            str(new.recorded["ticket"]),
+            str(new.recorded.filed["ticket"]),
             claimed[1],
             "Cek jentik DBD",
             "Pos Melati",
@@ -317,7 +317,7 @@ class Tally:
             self.allowed.append(f"{label} by {role}: {what} / {shown[:120]!r}")
         else:
             self.refused += 1
-        if person.history and person.history[-1].recorded.get("state") not in (None, "idle"):
+        if person.history and person.history[-1].recorded.state not in (None, "idle"):
             await person.send("/batal")  # the next attempt starts from the menu
 
 

@@ -196,11 +196,11 @@ class FakeChat:
         """Go through the whole flow (already onboarded) and send; returns the last outcome."""
         await self.send("/lapor")
         outcome = await self.press(f"cat:{category}")
-        if outcome.recorded.get("state") == "duplicate":
+        if outcome.recorded.state == "duplicate":
             await self.press("dup:new")
         await self.send(description)
         outcome = await self.send("RT 03/RW 02 dekat masjid")
-        if outcome.recorded.get("state") == "photo":
+        if outcome.recorded.state == "photo":
             await self.press("photo:skip")
             await self.press("anon:yes" if anonymous else "anon:no")
         return await self.press("sum:send")
@@ -214,7 +214,7 @@ class FakeChat:
         """Become staff with a fresh invite (/daftar KODE), then accept the privacy notice."""
         code = await make_invite(self.sessions, role, area_code)
         outcome = await self.send(f"/daftar {code}")
-        assert outcome.recorded.get("registered") == str(Role(role)), texts(outcome)
+        assert outcome.recorded.registered == str(Role(role)), texts(outcome)
         return await self.press("consent:yes")
 
     def in_group(self, chat_id: int = ALERT_GROUP, title: str | None = "Polsek") -> FakeChat:

@@ -10,7 +10,6 @@ import contextlib
 import hmac
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -18,16 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from telegram import Bot, BotCommand, BotCommandScopeDefault, CallbackQuery, Update
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    Forbidden,
-    InvalidToken,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-    TimedOut,
-)
+from telegram.error import TelegramError, TimedOut
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -36,14 +26,17 @@ from telegram.ext import (
     TypeHandler,
 )
 
+from bot.channels.ordering import ArrivalOrder
+from bot.channels.replies import coalesce
 from bot.channels.telegram.inbound import to_inbound
-from bot.channels.telegram.render import Part, coalesce, reply_parts
-from bot.channels.telegram.sender import retry_seconds, send_part
+from bot.channels.telegram.render import TEXT_LIMIT, Part, reply_parts
+from bot.channels.telegram.sender import send_part, translate
 from bot.channels.telegram.transport import AiohttpRequest
 from bot.config import DEFAULT_MAX_BODY
 from bot.metrics import Metrics
 from bot.web.app import BodyTooLarge, read_body
 from handlers.types import Inbound, InvalidInbound, Outcome, Reply
+from storage.types import DEFAULT_BOT
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +83,7 @@ class TelegramChannel:
         webhook_secret: str | None = None,
         poll_timeout: int = 30,
         commands: Mapping[str, list[BotCommand]] | None = None,
-        bot_key: str = "default",
+        bot_key: str = DEFAULT_BOT,
         on_migrate: OnMigrate | None = None,
         on_undelivered: OnUndelivered | None = None,
         request: AiohttpRequest | None = None,
@@ -214,7 +207,8 @@ class TelegramChannel:
                 await bot.set_my_commands(self.commands["id"])
 
     async def _handle(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Translate, let the core decide, send its replies, answer a pressed button."""
+        """Translate, hand it to the seam (which runs the core, counts and times it), send the
+        replies, answer a pressed button."""
         try:
             inbound = to_inbound(update, self.bot_key)
         except InvalidInbound as exc:  # polling: Telegram will not send it again; log, go on
@@ -227,51 +221,58 @@ class TelegramChannel:
             return
         if inbound is None:
             return
-        started = time.perf_counter()
         outcome = await self._on_inbound(inbound)
-        for reply in coalesce(outcome.replies):
-            await self._send_patiently(inbound.chat_id, reply)
-        if update.callback_query is not None:
-            await answer_callback(update.callback_query, outcome.notice)
-        elapsed = time.perf_counter() - started
-        self._metrics.handling_seconds.labels("telegram").observe(elapsed)
-        result = "error" if outcome.failed else "duplicate" if outcome.duplicate else "ok"
-        self._metrics.updates.labels("telegram", result).inc()
+        try:
+            for reply in coalesce(outcome.replies, limit=TEXT_LIMIT):
+                await self._send_patiently(inbound.chat_id, reply)
+            if update.callback_query is not None:
+                await answer_callback(update.callback_query, outcome.notice)
+        except Exception as exc:  # handled and counted by the seam; only the answer failed
+            log.error(
+                "the answer to update %s was not delivered: %s",
+                update.update_id,
+                type(exc).__name__,
+                exc_info=exc,
+            )
 
     async def _send_patiently(self, chat_id: int, reply: Reply) -> None:
-        """Send a direct reply call by call: wait out flood control, retry a 5xx or timeout a
-        few times, and hand the calls still unsent to the outbox (the core has committed: the
-        reply is the only news of it, often a ticket number). No call is made twice."""
+        """Send a direct reply call by call: wait out flood control, retry a few times what the
+        outbox would retry (a 5xx, a timeout), and hand the calls still unsent to the outbox (the
+        core has committed: the reply is the only news of it, often a ticket number). What the
+        outbox would give up (``translate``: blocked, a bad request) is raised. No call is made
+        twice."""
         parts = reply_parts(reply)
         sent = 0
-        network_failures = 0
+        failures = 0
         for attempt in range(4 + len(parts)):
             try:
                 while sent < len(parts):
                     await send_part(self.application.bot, chat_id, parts[sent])
                     sent += 1
                 return
-            except RetryAfter as exc:
-                self._metrics.rate_limited.labels("telegram").inc()
-                delay = retry_seconds(exc)
-                if attempt >= 3 or delay > MAX_REPLY_WAIT:
-                    break
-                await asyncio.sleep(delay)
-            except (BadRequest, Forbidden, ChatMigrated, InvalidToken):
-                raise  # the outbox would fail the same way
-            except (TimedOut, NetworkError) as exc:
-                network_failures += 1
+            except TelegramError as exc:
+                error = translate(exc)
+                if error.permanent or error.migrated_to is not None:
+                    raise  # the outbox would give it up too; a migrated group moves by its update
+                if error.retry_after is not None:  # flood control: wait it out, if briefly
+                    self._metrics.rate_limited.labels("telegram").inc()
+                    if attempt >= 3 or error.retry_after > MAX_REPLY_WAIT:
+                        break
+                    await asyncio.sleep(error.retry_after)
+                    continue
+                failures += 1  # what the outbox would retry: here a few times, then it does
                 log.warning("direct reply failed (%s), attempt %d", type(exc).__name__, attempt)
-                if network_failures >= NETWORK_TRIES:
+                if failures >= NETWORK_TRIES:
                     break
-                await asyncio.sleep(0.2 * 2**network_failures)
+                await asyncio.sleep(0.2 * 2**failures)
         if self._on_undelivered is None:
             raise TimedOut("direct reply not delivered")
         await self._on_undelivered(chat_id, reply if sent == 0 else rest_of(reply, parts[sent:]))
         log.info("direct reply queued in the outbox after failed attempts")
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Log failures without message content (it may hold personal data)."""
+        """Log failures before the seam (a group's migration) without message content (it may
+        hold personal data), and count them: the seam counts every update it was handed."""
         update_id = update.update_id if isinstance(update, Update) else None
         log.error(
             "handling update %s failed: %s",
@@ -287,25 +288,16 @@ class PerUserProcessor(BaseUpdateProcessor):
 
     def __init__(self, max_concurrent_updates: int = 256) -> None:
         super().__init__(max_concurrent_updates)
-        self._locks: dict[tuple[int, int], asyncio.Lock] = {}
-        self._waiting: dict[tuple[int, int], int] = {}
+        self._order = ArrivalOrder()
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Run the coroutine under the lock of the update's chat and user."""
+        """Run the coroutine in its turn among the updates of its chat and user."""
         key = _user_key(update)
         if key is None:
             await coroutine
             return
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._waiting[key] = self._waiting.get(key, 0) + 1
-        try:
-            async with lock:
-                await coroutine
-        finally:
-            self._waiting[key] -= 1
-            if self._waiting[key] == 0:
-                del self._waiting[key]
-                self._locks.pop(key, None)
+        async with self._order.turn(key):
+            await coroutine
 
     async def initialize(self) -> None:
         """Nothing to set up."""

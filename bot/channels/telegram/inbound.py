@@ -24,11 +24,12 @@ from handlers.types import (
     Media,
     MediaKind,
 )
+from storage.types import DEFAULT_BOT
 
 log = logging.getLogger(__name__)
 
 
-def to_inbound(update: Update, bot_key: str = "default") -> Inbound | None:
+def to_inbound(update: Update, bot_key: str = DEFAULT_BOT) -> Inbound | None:
     """The neutral message for an update, or None for updates the core does not handle.
 
     ``InvalidInbound`` for an update of a malformed shape (python-telegram-bot parses leniently:

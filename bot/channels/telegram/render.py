@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from telegram import (
     BotCommand,
@@ -60,26 +60,6 @@ def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
         rest = rest[cut:].lstrip()
     chunks.append(rest)
     return [c for c in chunks if c]
-
-
-def coalesce(replies: list[Reply]) -> list[Reply]:
-    """Join plain texts into the reply that follows them: fewer messages, one notification."""
-    merged: list[Reply] = []
-    for reply in replies:
-        prev = merged[-1] if merged else None
-        plain = prev is not None and not (
-            prev.options or prev.media or prev.document or prev.location or prev.ask_location
-        )
-        if (
-            prev is not None
-            and plain
-            and reply.media is None
-            and (len(prev.text) + len(reply.text) + 2 <= TEXT_LIMIT)
-        ):
-            merged[-1] = replace(reply, text=f"{prev.text}\n\n{reply.text}".strip())
-        else:
-            merged.append(reply)
-    return merged
 
 
 @dataclass(frozen=True, slots=True)

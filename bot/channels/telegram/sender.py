@@ -1,7 +1,7 @@
 """Telegram sends: replies part by part, and the outbox's ``Sender`` for Telegram rows.
 
-Every Bot API error is translated once (``translate``) into what the dispatcher should do, for
-direct replies and outbox rows alike.
+Every Bot API error is translated once (``translate``) into what should be done about it, for
+outbox rows (the dispatcher) and direct replies (``TelegramChannel``) alike.
 """
 
 from __future__ import annotations
@@ -108,6 +108,30 @@ async def _send_media_file(
     return await bot.send_document(chat_id, file, caption=caption, reply_markup=markup)
 
 
+def translate(exc: TelegramError) -> SendError:
+    """What a Bot API error means for a send, the one mapping for outbox rows and direct
+    replies alike: wait and retry (flood control), retry later (network trouble, 5xx, anything
+    unknown), send to the group's new id, or give up for good (blocked, a bad request)."""
+    if isinstance(exc, RetryAfter):
+        return SendError("rate limited", retry_after=retry_seconds(exc))
+    if isinstance(exc, ChatMigrated):
+        return SendError("group migrated", migrated_to=exc.new_chat_id)
+    if isinstance(exc, Forbidden):
+        return SendError(f"forbidden: {exc.message}", permanent=True, blocked=True)
+    if isinstance(exc, BadRequest):  # before NetworkError: PTB derives it from NetworkError
+        return SendError(f"bad request: {exc.message}", permanent=True)
+    if isinstance(exc, InvalidToken):
+        return SendError("invalid bot token")
+    if isinstance(exc, TimedOut | NetworkError):
+        return SendError(f"network: {exc.message}")
+    return SendError(f"telegram: {exc.message}")
+
+
+def is_not_modified(exc: TelegramError) -> bool:
+    """An edit that changes nothing: the message already says it (a retried edit)."""
+    return isinstance(exc, BadRequest) and "message is not modified" in exc.message
+
+
 def retry_seconds(exc: RetryAfter) -> float:
     """RetryAfter's delay in seconds (PTB is moving it from int to timedelta)."""
     with warnings.catch_warnings():
@@ -145,22 +169,10 @@ class TelegramSender:
                 await self._edit(envelope, reply)
                 return envelope.edit_target
             return await self._send_parts(envelope, reply)
-        except RetryAfter as exc:
-            raise SendError("rate limited", retry_after=retry_seconds(exc)) from exc
-        except ChatMigrated as exc:
-            raise SendError("group migrated", migrated_to=exc.new_chat_id) from exc
-        except Forbidden as exc:
-            raise SendError(f"forbidden: {exc.message}", permanent=True, blocked=True) from exc
-        except BadRequest as exc:
-            if "message is not modified" in exc.message:
-                return envelope.edit_target
-            raise SendError(f"bad request: {exc.message}", permanent=True) from exc
-        except InvalidToken as exc:
-            raise SendError("invalid bot token") from exc
-        except (TimedOut, NetworkError) as exc:
-            raise SendError(f"network: {exc.message}") from exc
         except TelegramError as exc:
-            raise SendError(f"telegram: {exc.message}") from exc
+            if is_not_modified(exc):
+                return envelope.edit_target
+            raise translate(exc) from exc
 
     async def _send_parts(self, envelope: Envelope, reply: Reply) -> str | None:
         """Send the parts not sent yet; returns the primary message's id (the one with buttons)."""

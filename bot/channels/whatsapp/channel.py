@@ -2,11 +2,13 @@
 
 ``POST /whatsapp/inbound``: the signature is checked against ``[whatsapp] public_url`` + path
 (the URL Twilio called, not the one behind a proxy) before anything is recorded; then, one
-message per user at a time: a retried MessageSid is dropped, media are downloaded into the
-media store, the core handles the message and its replies are written as outbox rows in the
-same transaction. The answer is an empty ``<Response/>``: every WhatsApp message goes out
-through the outbox dispatcher (rate limit, retries, the 24-hour window, splitting in one place).
-Media are deleted at Twilio once the transaction is committed.
+message per user at a time, the message goes through the one inbound seam (``bot.inbound``),
+which drops a retried MessageSid, lets this channel download the media into the media store,
+runs the core and writes the replies as outbox rows in the same transaction (``REPLIES``:
+WhatsApp's replies are queued). The answer is an empty ``<Response/>``: every WhatsApp message
+goes out through the outbox dispatcher (rate limit, retries, the 24-hour window, splitting in
+one place). Media are deleted at Twilio once the transaction is committed. A message the core
+could not process at all is answered with the seam's apology as TwiML (no database needed).
 
 ``POST /whatsapp/status``: signed delivery status callbacks (see ``bot.whatsapp_status``).
 """
@@ -16,8 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import mimetypes
-import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -32,21 +33,18 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from bot.channels.ordering import ArrivalOrder
 from bot.channels.whatsapp.inbound import MESSAGE_ID_PREFIX, FormError, to_inbound
-from bot.channels.whatsapp.render import coalesce
+from bot.channels.whatsapp.render import BODY_LIMIT, utf16_units
 from bot.channels.whatsapp.sender import SentLog, WhatsAppSender, make_client
 from bot.channels.whatsapp.status import StatusBook
 from bot.channels.whatsapp.statuses import TWILIO_STATUS
 from bot.config import DEFAULT_MAX_BODY
+from bot.inbound import OnInbound, QueuedReplies
 from bot.metrics import Metrics
 from bot.web.app import BodyTooLarge, read_body
 from handlers.config import CoreConfig
-from handlers.context import Context
-from handlers.core import process
-from handlers.types import Channel, Inbound, Media, Outcome, Reply
-from storage import contacts, outbox
-from storage.inbound import handled
-from storage.models import Outbox
+from handlers.types import Inbound, Media
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -54,7 +52,6 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Twilio-Signature"
 INBOUND_PATH = "/whatsapp/inbound"
 STATUS_PATH = "/whatsapp/status"
-REPLY_KIND = "reply"
 EMPTY_TWIML = str(MessagingResponse())
 TWILIO_API = "https://api.twilio.com"
 MAX_MEDIA_BYTES = 16 * 1024 * 1024  # WhatsApp's own limit for media
@@ -86,8 +83,13 @@ class _Stored:
     path: Path
 
 
+# WhatsApp's replies are outbox rows written with the change they answer (see bot.inbound).
+REPLIES = QueuedReplies(limit=BODY_LIMIT, measure=utf16_units)
+
+
 class WhatsAppChannel:
-    """The webhooks, the media store and the sender of one Twilio WhatsApp number."""
+    """The webhooks, the media store and the sender of one Twilio WhatsApp number; messages go
+    to the core through ``on_inbound`` (``bot.inbound.make_on_inbound`` with ``REPLIES``)."""
 
     def __init__(
         self,
@@ -95,7 +97,7 @@ class WhatsAppChannel:
         sessions: async_sessionmaker[AsyncSession],
         core: CoreConfig,
         *,
-        notify: Callable[[], None],
+        on_inbound: OnInbound,
         metrics: Metrics,
         clock: Callable[[], datetime] = utcnow,
         max_body: int = DEFAULT_MAX_BODY,
@@ -104,15 +106,14 @@ class WhatsAppChannel:
         self.max_body = max_body
         self.sessions = sessions
         self.core = core
-        self.notify = notify
+        self.on_inbound = on_inbound
         self.metrics = metrics
         self.clock = clock
         self.public_url = config.public_url.rstrip("/")
         self.validator = RequestValidator(config.auth_token)
         self.sent_log = SentLog()
         self.statuses = StatusBook(sessions, self.sent_log, clock=clock)
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._waiting: dict[int, int] = {}
+        self._order = ArrivalOrder()  # one sender's messages in arrival order
         self._background: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
         self._sender: WhatsAppSender | None = None
@@ -207,7 +208,6 @@ class WhatsAppChannel:
         return form
 
     async def _inbound(self, request: Request) -> Response:
-        started = time.perf_counter()
         form = await self._signed_form(request)
         if form is None:
             log.warning("whatsapp webhook with a missing or wrong signature refused")
@@ -219,22 +219,25 @@ class WhatsAppChannel:
             log.info("malformed whatsapp webhook refused: %s", exc)
             self.metrics.updates.labels("whatsapp", "malformed").inc()
             return Response(status_code=400)
-        try:
-            outcome, stored = await self._one_at_a_time(inbound, self._handle)
-        except Exception:
-            log.exception("handling whatsapp message %s failed", inbound.message_id)
-            self.metrics.updates.labels("whatsapp", "error").inc()
-            # Twilio does not retry an inbound message: say sorry in the answer itself (TwiML,
-            # no database needed), so the resident knows to send it again.
+        stored: list[_Stored] = []
+
+        async def store_media(inbound: Inbound) -> Inbound:
+            """Download the media (all at once: Twilio waits 15 s for the whole answer)."""
+            return await self._store_media(inbound, stored)
+
+        async with self._order.turn(inbound.user_id):
+            outcome = await self.on_inbound(inbound, prepare=store_media)
+        if outcome.failed:
+            # Nothing was recorded, and Twilio does not retry an inbound message: the apology
+            # travels in the answer itself (TwiML, no database needed), so the resident knows
+            # to send it again. Twilio's copy of the media stays.
             sorry = MessagingResponse()
-            sorry.message(self.core.catalog.text(self.core.default_language, "common.failed"))
+            for reply in outcome.replies:
+                sorry.message(reply.text)
             return Response(str(sorry), media_type="application/xml")
-        if outcome.outbox_ids:
-            self.notify()
-        if stored and self.config.delete_media_at_twilio:
+        if stored and not outcome.duplicate and self.config.delete_media_at_twilio:
+            # another process got there first on a duplicate: keep Twilio's copy alone
             self._in_background(self._delete_at_twilio(stored))
-        self.metrics.handling_seconds.labels("whatsapp").observe(time.perf_counter() - started)
-        self.metrics.updates.labels("whatsapp", "duplicate" if outcome.duplicate else "ok").inc()
         return Response(EMPTY_TWIML, media_type="application/xml")
 
     async def _status(self, request: Request) -> Response:
@@ -254,86 +257,21 @@ class WhatsAppChannel:
 
     # ----------------------------------------------------------------- one message
 
-    async def _one_at_a_time(
-        self,
-        inbound: Inbound,
-        work: Callable[[Inbound], Awaitable[tuple[Outcome, list[_Stored]]]],
-    ) -> tuple[Outcome, list[_Stored]]:
-        """Run ``work`` under the user's lock: one user's messages in arrival order."""
-        key = inbound.user_id
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._waiting[key] = self._waiting.get(key, 0) + 1
-        try:
-            async with lock:
-                return await work(inbound)
-        finally:
-            self._waiting[key] -= 1
-            if self._waiting[key] == 0:
-                del self._waiting[key]
-                self._locks.pop(key, None)
-
-    async def _handle(self, inbound: Inbound) -> tuple[Outcome, list[_Stored]]:
-        """Drop a retry; store the media; let the core decide and queue its replies."""
-        if await self._seen(inbound):
-            return Outcome(duplicate=True), []
-        stored: list[_Stored] = []
-        if inbound.media:  # all at once: Twilio waits 15 s for the whole answer
-            found = await asyncio.gather(
-                *(self._download(inbound, i, item) for i, item in enumerate(inbound.media))
-            )
-            media = []
-            for item, local in zip(inbound.media, found, strict=True):
-                if local is not None:
-                    stored.append(_Stored(item.ref, local))
-                    item = replace(item, ref=str(local))
-                media.append(item)
-            inbound = replace(inbound, media=tuple(media))
-        outcome = await self._process(inbound)
-        if outcome.duplicate:  # another process got there first: keep Twilio's copy alone
-            return outcome, []
-        return outcome, stored
-
-    async def _seen(self, inbound: Inbound) -> bool:
-        """Whether this MessageSid was handled already (checked again in the core's transaction)."""
-        assert inbound.message_id is not None
-        async with self.sessions() as session:
-            return await handled(session, Channel.WHATSAPP.value, inbound.message_id)
-
-    async def _process(self, inbound: Inbound) -> Outcome:
-        """``handlers.core.process`` plus the replies as outbox rows in the same transaction."""
-
-        async def queue_replies(session: AsyncSession, outcome: Outcome) -> None:
-            if not outcome.duplicate:
-                rows = await self._queue_replies(session, inbound, outcome)
-                await session.flush()
-                outcome.outbox_ids.extend(row.id for row in rows)
-
-        ctx = Context(config=self.core, now=self.clock(), bot_username=None)
-        return await process(self.sessions, inbound, ctx, before_commit=queue_replies)
-
-    async def _queue_replies(
-        self, session: AsyncSession, inbound: Inbound, outcome: Outcome
-    ) -> list[Outbox]:
-        replies = coalesce(outcome.replies)
-        if not replies and outcome.notice:  # Telegram shows it on the button; here it is text
-            replies = [Reply(outcome.notice)]
-        if not replies:
-            return []
-        contact = await contacts.find(session, Channel.WHATSAPP.value, inbound.user_id)
-        lang = (contact.language if contact else None) or self.core.default_language
-        return [
-            outbox.enqueue(
-                session,
-                channel=Channel.WHATSAPP.value,
-                chat_id=inbound.chat_id,
-                kind=REPLY_KIND,
-                reply=reply,
-                contact_id=contact.id if contact else None,
-                dedupe_key=f"{REPLY_KIND}:{inbound.message_id}:{index}",
-                extra={"lang": lang},
-            )
-            for index, reply in enumerate(replies)
-        ]
+    async def _store_media(self, inbound: Inbound, stored: list[_Stored]) -> Inbound:
+        """The message with its media in our store (``stored``: what to delete at Twilio once
+        committed); a medium that could not be fetched stays a Twilio URL."""
+        if not inbound.media:
+            return inbound
+        found = await asyncio.gather(
+            *(self._download(inbound, i, item) for i, item in enumerate(inbound.media))
+        )
+        media = []
+        for item, local in zip(inbound.media, found, strict=True):
+            if local is not None:
+                stored.append(_Stored(item.ref, local))
+                item = replace(item, ref=str(local))
+            media.append(item)
+        return replace(inbound, media=tuple(media))
 
     # ----------------------------------------------------------------- media
 

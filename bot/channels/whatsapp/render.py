@@ -8,7 +8,6 @@ outside the 24-hour window.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from handlers.i18n import Catalog
@@ -117,24 +116,6 @@ def message_parts(text: str, limit: int = BODY_LIMIT) -> list[str]:
         if len(pieces) < 10**digits:
             return [piece + _mark(i, len(pieces)) for i, piece in enumerate(pieces, 1)]
         digits += 1
-
-
-def coalesce(replies: Sequence[Reply], limit: int = BODY_LIMIT) -> list[Reply]:
-    """Join plain texts into the reply that follows them: one WhatsApp message, not three."""
-    merged: list[Reply] = []
-    for reply in replies:
-        prev = merged[-1] if merged else None
-        plain = prev is not None and not (prev.options or prev.media or prev.location)
-        if (
-            prev is not None
-            and plain
-            and reply.media is None
-            and utf16_units(prev.text) + utf16_units(reply.text) + 2 <= limit
-        ):
-            merged[-1] = replace(reply, text=f"{prev.text}\n\n{reply.text}".strip())
-        else:
-            merged.append(reply)
-    return merged
 
 
 def _flat(text: str) -> str:

@@ -1,11 +1,26 @@
-"""bot.telegram: translating updates, fitting edited alerts into Telegram's limits."""
+"""bot.channels.telegram: translating updates, fitting edited alerts into Telegram's limits,
+reading the Bot API's errors."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
 from telegram import Update
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 
 from bot.channels.telegram.inbound import to_inbound
 from bot.channels.telegram.render import CAPTION_LIMIT, fit_keeping_tail
+from bot.channels.telegram.sender import is_not_modified, translate
 
 USER = {"id": 501, "is_bot": False, "first_name": "Siti"}
 CHAT = {"id": 501, "type": "private", "first_name": "Siti"}
@@ -37,3 +52,37 @@ def test_an_edited_caption_keeps_who_acted_when_cut() -> None:
     assert fitted.startswith("📢 Laporan baru")
     assert fitted.endswith("👮 Ditangani oleh Bripka Andi — 19:05 WIB")
     assert fit_keeping_tail("pendek", CAPTION_LIMIT) == "pendek"
+
+
+@pytest.mark.parametrize(
+    ("error", "retry_after", "permanent", "blocked", "migrated_to"),
+    [
+        (RetryAfter(timedelta(seconds=7)), 7.0, False, False, None),
+        (ChatMigrated(-100777), None, False, False, -100777),
+        (Forbidden("bot was blocked by the user"), None, True, True, None),
+        (BadRequest("Chat not found"), None, True, False, None),
+        (TimedOut(), None, False, False, None),
+        (NetworkError("Bad Gateway"), None, False, False, None),
+        (InvalidToken(), None, False, False, None),
+        (TelegramError("something new"), None, False, False, None),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, TelegramError) else None,
+)
+def test_one_mapping_says_what_a_bot_api_error_means_for_any_send(
+    error: TelegramError,
+    retry_after: float | None,
+    permanent: bool,
+    blocked: bool,
+    migrated_to: int | None,
+) -> None:
+    """Outbox rows and direct replies read Telegram's errors the same way (``translate``): a
+    direct reply is given up where the outbox would give it up, and queued where it would retry."""
+    meaning = translate(error)
+    assert (meaning.retry_after, meaning.permanent, meaning.blocked, meaning.migrated_to) == (
+        retry_after,
+        permanent,
+        blocked,
+        migrated_to,
+    )
+    assert is_not_modified(BadRequest("message is not modified: same text"))
+    assert not is_not_modified(error)

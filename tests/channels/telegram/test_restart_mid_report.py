@@ -113,7 +113,7 @@ async def test_killed_mid_report_resumes_and_delivers_committed_alerts(
         )
         await other.onboard()
         submitted = await other.file_report(description="Lampu jalan mati satu gang")
-        waiting_ticket = submitted.recorded["ticket"]
+        waiting_ticket = submitted.recorded.filed["ticket"]
 
         async with bot_process(cfg, migrated_url):
             await fake.wait_for_message(GROUP, contains=waiting_ticket, since=0, timeout=15)

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from bot.channels.whatsapp.inbound import FormError, media_kind, normalise_phone, to_inbound
 from bot.channels.whatsapp.render import (
     BODY_LIMIT,
-    coalesce,
     location_text,
     message_parts,
     public_media_url,
@@ -208,16 +207,6 @@ def test_numbered_parts_fit_and_keep_every_word(text: str) -> None:
     else:
         bare = parts
     assert "".join("".join(bare).split()) == "".join(text.split())
-
-
-def test_plain_texts_join_the_reply_that_follows() -> None:
-    question = Reply("Sudah benar?", (Option("Kirim", "sum:send"),))
-    merged = coalesce([Reply("Ringkasan"), Reply("Kategori: Keamanan"), question])
-    assert merged == [Reply("Ringkasan\n\nKategori: Keamanan\n\nSudah benar?", question.options)]
-    with_photo = Reply("Foto", media=Media(MediaKind.PHOTO, "/x.jpg"))
-    assert coalesce([Reply("a"), with_photo]) == [Reply("a"), with_photo]
-    long = Reply("y" * 1000)
-    assert coalesce([long, long]) == [long, long]
 
 
 def test_template_variables_are_one_line_each() -> None:

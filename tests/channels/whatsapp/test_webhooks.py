@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from bot.channels.whatsapp import channel as channel_module
-from bot.channels.whatsapp.channel import WhatsAppChannel, WhatsAppConfig
+from bot.channels.whatsapp.channel import REPLIES, WhatsAppChannel, WhatsAppConfig
+from bot.inbound import make_on_inbound
 from bot.metrics import Metrics
 from handlers import core
 from handlers.config import CoreConfig
@@ -51,6 +52,16 @@ class Hook:
             return list((await s.scalars(select(model))).all())
 
 
+@dataclass
+class Woken:
+    """The dispatcher, as far as the seam is concerned: told that rows were committed."""
+
+    times: list[int]
+
+    def notify(self) -> None:
+        self.times.append(1)
+
+
 @pytest.fixture
 async def hook(sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -> AsyncIterator[Hook]:
     fake = TwilioFake(auto_deliver=False)
@@ -68,12 +79,16 @@ async def hook(sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -> As
             templates={},
         )
         woken: list[int] = []
+        core_config = CoreConfig.default()
+        metrics = Metrics()
         channel = WhatsAppChannel(
             config,
             sessions,
-            CoreConfig.default(),
-            notify=lambda: woken.append(1),
-            metrics=Metrics(),
+            core_config,
+            on_inbound=make_on_inbound(
+                sessions, core_config, Woken(woken), metrics=metrics, queued=REPLIES
+            ),
+            metrics=metrics,
         )
         await channel.start()
         app = Starlette(routes=channel.routes())

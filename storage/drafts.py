@@ -1,0 +1,82 @@
+"""The shape of a conversation's draft (``Conversation.draft``, a JSON column).
+
+The core keeps here what a conversation needs between two messages: the options last offered,
+the report or broadcast being written, where to go back to. The keys are declared once, here
+where both the model and the core may import them; a draft holds only the keys its flow has
+reached so far (``total=False``). It is JSON read back from the database, so the core still
+checks what it reads: a draft written by an older version, or damaged, must not break a turn.
+"""
+
+from __future__ import annotations
+
+from typing import Required, TypedDict
+
+
+class MediaJson(TypedDict):
+    """A file the user sent (``handlers.types.Media.to_json``)."""
+
+    kind: str
+    ref: str
+    content_type: str | None
+
+
+class ReportDraft(TypedDict, total=False):
+    """The report being written, field by field (``handlers.report``)."""
+
+    media: Required[list[MediaJson]]
+    urgent: bool
+    forced_urgent: bool  # /darurat: urgent whatever the category
+    category: str
+    description: str  # "" for a voice note alone
+    lat: float | None
+    lon: float | None
+    address: str | None
+    anonymous: bool
+
+
+class DuplicateDraft(TypedDict):
+    """A similar open report offered to follow instead (``handlers.report``)."""
+
+    id: int
+    ticket: str
+    when: str  # already written in the area's time zone
+    status: str
+
+
+class BroadcastDraft(TypedDict, total=False):
+    """The announcement a coordinator is preparing (``handlers.broadcast``)."""
+
+    area_id: int
+    audience: str  # storage.broadcasts.Audience
+    text: str
+    photo: MediaJson
+
+
+# A note an officer was asked for: the action waiting for it (``handlers.staff``). "return" is a
+# keyword, hence the functional form.
+StaffNoteDraft = TypedDict(
+    "StaffNoteDraft",
+    {
+        "action": str,  # handlers.actions.Action: resolve or reject
+        "report_id": int,
+        "ticket": str,
+        "return": str,  # the state the note interrupted
+    },
+)
+# What a conversation remembers between two messages: only the keys its flows reached.
+Draft = TypedDict(
+    "Draft",
+    {
+        "opts": list[list[str]],  # the options of the last reply, [label, data] each
+        "report": ReportDraft,
+        "editing": bool,  # a report field is being changed from the summary
+        "duplicate": DuplicateDraft,
+        "broadcast": BroadcastDraft,
+        "staff_note": StaffNoteDraft,
+        "after": str,  # the intent to continue with once onboarding is done
+        "return": str,  # the state to go back to (erasing asked, a command in between)
+        "area_code": str,  # the village given with /start, checked after consent
+        "area_matches": list[list[str]],  # the villages offered, [label, data] each
+    },
+    total=False,
+)
