@@ -40,7 +40,7 @@ from bot.config import (
 from bot.database import Database, connect, prepare_schema
 from bot.delivery.dispatcher import BotSenders, Dispatcher, Sender
 from bot.delivery.shared_limits import SharedLimiter
-from bot.delivery.waker import OUTBOX_CHANNEL, Notifier, Waker
+from bot.delivery.waker import Notifier, Waker
 from bot.delivery.windows import ChannelLimits
 from bot.inbound import make_on_inbound, make_on_undelivered
 from bot.metrics import Metrics
@@ -54,6 +54,7 @@ from handlers.config import CoreConfig
 from storage.db import is_sqlite
 from storage.groups import migrate_chat
 from storage.models import Area
+from storage.outbox import OUTBOX_CHANNEL
 
 log = logging.getLogger(__name__)
 

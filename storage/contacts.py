@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
@@ -137,3 +137,9 @@ async def staff_in_area(session: AsyncSession, area_id: int, roles: Sequence[str
         .order_by(Contact.id)
     )
     return list((await session.scalars(stmt)).all())
+
+
+async def mark_blocked(session: AsyncSession, contact_ids: Collection[int], now: datetime) -> None:
+    """These contacts blocked the bot (a send was refused): nothing more is sent to them.
+    The caller commits."""
+    await session.execute(update(Contact).where(Contact.id.in_(contact_ids)).values(blocked_at=now))

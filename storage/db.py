@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -20,6 +20,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util import await_only
 
 from storage.sqlite_inline import connect as sqlite_inline_connect
+
+Sessions: TypeAlias = async_sessionmaker[AsyncSession]
+"""The session factory, as the rest of the program names it (no SQLAlchemy import needed)."""
 
 
 def is_sqlite(url: str) -> bool:
@@ -133,6 +136,6 @@ class _WriterQueue:
             self._lock.release()
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def session_factory(engine: AsyncEngine) -> Sessions:
     """Sessions that keep loaded values after commit (no lazy I/O behind the caller's back)."""
     return async_sessionmaker(engine, expire_on_commit=False)
