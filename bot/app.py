@@ -19,7 +19,6 @@ import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from sqlalchemy import select
 from starlette.routing import BaseRoute
 from telegram.error import TelegramError
 
@@ -51,9 +50,9 @@ from bot.web.app import build_app
 from bot.web.serving import bind_socket, make_server
 from bot.wiring import core_config_from
 from handlers.config import CoreConfig
+from storage.areas import known_codes
 from storage.db import is_sqlite
 from storage.groups import migrate_chat
-from storage.models import Area
 from storage.outbox import OUTBOX_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -211,9 +210,7 @@ async def check_bot_areas(db: Database, settings: Settings) -> None:
     if not claimed:
         return
     async with db.sessions() as session:
-        known = set(
-            (await session.scalars(select(Area.code).where(Area.code.in_(list(claimed))))).all()
-        )
+        known = await known_codes(session, claimed)
     for code in sorted(set(claimed) - known):
         log.warning("[[telegram.bots]] %s claims area %s: not imported", claimed[code], code)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 
@@ -177,6 +177,11 @@ async def import_areas(session: AsyncSession, rows: Iterable[AreaRow]) -> Import
 async def get_by_code(session: AsyncSession, code: str) -> Area | None:
     """The area with this code, or None."""
     return await session.scalar(select(Area).where(Area.code == code.strip()))
+
+
+async def known_codes(session: AsyncSession, codes: Collection[str]) -> set[str]:
+    """Which of these area codes exist."""
+    return set((await session.scalars(select(Area.code).where(Area.code.in_(list(codes))))).all())
 
 
 async def search_villages(session: AsyncSession, text: str, limit: int = 6) -> list[Area]:

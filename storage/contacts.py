@@ -143,3 +143,17 @@ async def mark_blocked(session: AsyncSession, contact_ids: Collection[int], now:
     """These contacts blocked the bot (a send was refused): nothing more is sent to them.
     The caller commits."""
     await session.execute(update(Contact).where(Contact.id.in_(contact_ids)).values(blocked_at=now))
+
+
+async def recipient(
+    session: AsyncSession, contact_id: int | None, channel: str, external_id: int
+) -> Contact | None:
+    """The contact an outbox row is addressed to: by its id, else by channel and chat id."""
+    if contact_id is not None:
+        contact = await session.get(Contact, contact_id)
+        if contact is not None:
+            return contact
+    found: Contact | None = await session.scalar(
+        select(Contact).where(Contact.channel == channel, Contact.external_id == external_id)
+    )
+    return found

@@ -8,10 +8,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -139,3 +140,8 @@ class _WriterQueue:
 def session_factory(engine: AsyncEngine) -> Sessions:
     """Sessions that keep loaded values after commit (no lazy I/O behind the caller's back)."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def ping(conn: AsyncConnection) -> None:
+    """A trivial query: raises when the database does not answer."""
+    await conn.execute(text("SELECT 1"))
