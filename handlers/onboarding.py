@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.permissions import role_of
@@ -12,6 +11,7 @@ from handlers.types import Option
 from storage import contacts
 from storage.areas import VILLAGE_LEVELS, get_by_code, search_villages
 from storage.models import Area
+from storage.reports import areas_by_id
 
 MAX_MATCHES = 6
 
@@ -95,8 +95,8 @@ async def area_label(session: AsyncSession, area: Area) -> str:
 
 async def area_labels(session: AsyncSession, areas: list[Area]) -> dict[int, str]:
     """Village names with their kecamatan and kota/kabupaten, in two queries at most."""
-    parents = await _areas(session, {a.parent_id for a in areas if a.parent_id is not None})
-    grand = await _areas(session, {p.parent_id for p in parents.values() if p.parent_id})
+    parents = await areas_by_id(session, {a.parent_id for a in areas if a.parent_id is not None})
+    grand = await areas_by_id(session, {p.parent_id for p in parents.values() if p.parent_id})
     labels: dict[int, str] = {}
     for area in areas:
         chain = []
@@ -108,13 +108,6 @@ async def area_labels(session: AsyncSession, areas: list[Area]) -> dict[int, str
                 chain.append(top.name)
         labels[area.id] = f"{area.name} ({', '.join(chain)})" if chain else area.name
     return labels
-
-
-async def _areas(session: AsyncSession, ids: set[int]) -> dict[int, Area]:
-    if not ids:
-        return {}
-    rows = (await session.scalars(select(Area).where(Area.id.in_(sorted(ids))))).all()
-    return {a.id: a for a in rows}
 
 
 # --- CONSENT -------------------------------------------------------------------------------

@@ -157,3 +157,18 @@ async def recipient(
         select(Contact).where(Contact.channel == channel, Contact.external_id == external_id)
     )
     return found
+
+
+async def reachable_with_roles(session: AsyncSession, roles: Sequence[str]) -> list[Contact]:
+    """Contacts with one of these roles and an area who can be written to, by id."""
+    stmt = (
+        select(Contact)
+        .where(
+            Contact.role.in_(roles),
+            Contact.area_id.is_not(None),
+            Contact.erased_at.is_(None),
+            Contact.blocked_at.is_(None),
+        )
+        .order_by(Contact.id)
+    )
+    return list((await session.scalars(stmt)).all())

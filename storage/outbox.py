@@ -264,3 +264,42 @@ async def depth_and_next_due(session: AsyncSession) -> tuple[int, datetime | Non
 async def wake_sender(conn: AsyncConnection) -> None:
     """``NOTIFY`` the worker holding the sender role (PostgreSQL; delivered at the commit)."""
     await conn.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+
+
+# --- the core's questions ----------------------------------------------------------------
+
+
+async def existing_keys(session: AsyncSession, keys: Collection[str]) -> set[str]:
+    """Which of these dedupe keys a row already has."""
+    if not keys:
+        return set()
+    found = await session.scalars(select(Outbox.dedupe_key).where(Outbox.dedupe_key.in_(keys)))
+    return {key for key in found.all() if key is not None}
+
+
+async def of_report(
+    session: AsyncSession,
+    report_id: int,
+    *,
+    kinds: Collection[str],
+    statuses: Collection[str],
+    channels: Collection[str],
+    on_channels: bool = True,
+) -> list[Outbox]:
+    """The report's rows of these kinds and statuses on these channels (``on_channels`` false:
+    on any other channel), oldest first."""
+    on = Outbox.channel.in_(channels)
+    return list(
+        (
+            await session.scalars(
+                select(Outbox)
+                .where(
+                    Outbox.report_id == report_id,
+                    Outbox.kind.in_(kinds),
+                    on if on_channels else ~on,
+                    Outbox.status.in_(statuses),
+                )
+                .order_by(Outbox.id)
+            )
+        ).all()
+    )
