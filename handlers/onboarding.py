@@ -1,4 +1,5 @@
-"""First contact: welcome, the privacy notice (UU PDP 27/2022) and choosing the village."""
+"""First contact: welcome, the privacy notice (UU PDP 27/2022) and choosing the village; a
+report asked for before them waits until they are done (``begin_report``)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,30 @@ async def begin(turn: Turn, *, after: str | None = None, area_code: str | None =
         turn.draft["area_code"] = area_code
     turn.say(turn.t("welcome.body"))
     await turn.enter(State.CONSENT)
+
+
+async def begin_report(turn: Turn, *, urgent: bool) -> None:
+    """/lapor or /darurat: consent and village first when missing, then the report flow."""
+    wanted = "emergency" if urgent else "report"
+    if urgent and (not turn.consented or turn.contact.area_id is None):
+        wanted = "emergency_after_onboarding"
+    if turn.state.in_report:
+        if urgent and not turn.report.get("urgent"):
+            turn.report["urgent"] = turn.report["forced_urgent"] = True
+            turn.say(turn.t("report.marked_urgent"))
+        elif not urgent:
+            turn.say(turn.t("report.in_progress"))
+        await turn.reprompt()
+        return
+    if not turn.consented:
+        await begin(turn, after=wanted)
+        return
+    if turn.state is State.AREA or turn.contact.area_id is None:
+        turn.draft["after"] = wanted
+        await turn.enter(State.AREA)
+        return
+    turn.draft.pop("return", None)
+    await turn.continue_with(wanted)
 
 
 async def staff_area_locked(turn: Turn) -> bool:
