@@ -10,7 +10,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from bench import Chats, bot_process, buttons, prepared_db, press
+from harness import Chats, bot_process, buttons, prepared_db, press
+
 from bot.sandbox.telegram_fake import DEFAULT_TOKEN, TelegramFake
 from tests.support.chats import SUMBER_JAYA
 

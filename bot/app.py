@@ -19,7 +19,6 @@ import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from sqlalchemy import select
 from starlette.routing import BaseRoute
 from telegram.error import TelegramError
 
@@ -40,7 +39,7 @@ from bot.config import (
 from bot.database import Database, connect, prepare_schema
 from bot.delivery.dispatcher import BotSenders, Dispatcher, Sender
 from bot.delivery.shared_limits import SharedLimiter
-from bot.delivery.waker import OUTBOX_CHANNEL, Notifier, Waker
+from bot.delivery.waker import Notifier, Waker
 from bot.delivery.windows import ChannelLimits
 from bot.inbound import make_on_inbound, make_on_undelivered
 from bot.metrics import Metrics
@@ -51,9 +50,10 @@ from bot.web.app import build_app
 from bot.web.serving import bind_socket, make_server
 from bot.wiring import core_config_from
 from handlers.config import CoreConfig
+from storage.areas import known_codes
 from storage.db import is_sqlite
 from storage.groups import migrate_chat
-from storage.models import Area
+from storage.outbox import OUTBOX_CHANNEL
 from storage.types import DEFAULT_BOT
 
 log = logging.getLogger(__name__)
@@ -218,9 +218,7 @@ async def check_bot_areas(db: Database, settings: Settings) -> None:
     if not claimed:
         return
     async with db.sessions() as session:
-        known = set(
-            (await session.scalars(select(Area.code).where(Area.code.in_(list(claimed))))).all()
-        )
+        known = await known_codes(session, claimed)
     for code in sorted(set(claimed) - known):
         log.warning("[[telegram.bots]] %s claims area %s: not imported", claimed[code], code)
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from storage import migrate
-from storage.db import create_engine, is_sqlite, session_factory
+from storage.db import Sessions, create_engine, is_sqlite, ping, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +23,13 @@ class Database:
     """The process's engine and session factory."""
 
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    sessions: Sessions
 
     async def ping(self) -> bool:
         """Whether the database answers a trivial query."""
         try:
             async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+                await ping(conn)
         except Exception:  # any driver error means "unreachable" to a health check
             log.warning("database ping failed", exc_info=True)
             return False

@@ -15,7 +15,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Context
@@ -271,20 +270,13 @@ async def enqueue_alert_edits(
 
 async def _live_alerts(session: AsyncSession, report: Report, *, editable: bool) -> list[Outbox]:
     """The report's alert/escalation messages not given up on, on editable channels or not."""
-    channel = Outbox.channel.in_(EDITABLE_CHANNELS)
-    return list(
-        (
-            await session.scalars(
-                select(Outbox)
-                .where(
-                    Outbox.report_id == report.id,
-                    Outbox.kind.in_((OutboxKind.ALERT.value, OutboxKind.ESCALATION.value)),
-                    channel if editable else ~channel,
-                    Outbox.status.in_(LIVE_STATUSES),
-                )
-                .order_by(Outbox.id)
-            )
-        ).all()
+    return await outbox.of_report(
+        session,
+        report.id,
+        kinds=(OutboxKind.ALERT.value, OutboxKind.ESCALATION.value),
+        statuses=LIVE_STATUSES,
+        channels=EDITABLE_CHANNELS,
+        on_channels=editable,
     )
 
 

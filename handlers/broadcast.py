@@ -12,8 +12,6 @@ that the contact is a coordinator/admin of the chosen area.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from handlers.permissions import coordinated_area_ids, may_coordinate
 from handlers.render import format_time
 from handlers.routing import BotRoutes
@@ -21,7 +19,7 @@ from handlers.states import State
 from handlers.turn import Turn, expects, fallback, prompt
 from handlers.types import Media, MediaKind, Option, Reply
 from storage import broadcasts, outbox
-from storage.areas import descendant_ids
+from storage.areas import children, descendant_ids
 from storage.broadcasts import Audience
 from storage.drafts import BroadcastDraft
 from storage.models import Area, Broadcast, Outbox
@@ -83,12 +81,7 @@ async def _area_choices(turn: Turn) -> list[Area]:
     own = await turn.session.get(Area, turn.contact.area_id)
     if own is None:
         return []
-    children = (
-        await turn.session.scalars(
-            select(Area).where(Area.parent_id == own.id).order_by(Area.name).limit(AREA_CHOICES)
-        )
-    ).all()
-    return [own, *children]
+    return [own, *await children(turn.session, own.id, AREA_CHOICES)]
 
 
 async def _leave(turn: Turn, key: str) -> None:

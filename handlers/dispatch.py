@@ -25,10 +25,10 @@ async def run_command(turn: Turn, cmd: ParsedCommand) -> None:
         case Command.START:
             await start(turn, cmd.arg)
         case Command.REPORT:
-            await begin_report(turn, urgent=False)
+            await onboarding.begin_report(turn, urgent=False)
         case Command.EMERGENCY:
             await report.say_emergency_numbers(turn)
-            await begin_report(turn, urgent=True)
+            await onboarding.begin_report(turn, urgent=True)
         case Command.ERASE:
             await account.ask_erase(turn)
         case Command.AREA:
@@ -108,30 +108,6 @@ async def start(turn: Turn, arg: str | None) -> None:
         return
     turn.say(turn.t("start.welcome_back"))
     await turn.enter(State.IDLE)
-
-
-async def begin_report(turn: Turn, *, urgent: bool) -> None:
-    """/lapor or /darurat: consent and village first when missing, then the report flow."""
-    wanted = "emergency" if urgent else "report"
-    if urgent and (not turn.consented or turn.contact.area_id is None):
-        wanted = "emergency_after_onboarding"
-    if turn.state.in_report:
-        if urgent and not turn.report.get("urgent"):
-            turn.report["urgent"] = turn.report["forced_urgent"] = True
-            turn.say(turn.t("report.marked_urgent"))
-        elif not urgent:
-            turn.say(turn.t("report.in_progress"))
-        await turn.reprompt()
-        return
-    if not turn.consented:
-        await onboarding.begin(turn, after=wanted)
-        return
-    if turn.state is State.AREA or turn.contact.area_id is None:
-        turn.draft["after"] = wanted
-        await turn.enter(State.AREA)
-        return
-    turn.draft.pop("return", None)
-    await turn.continue_with(wanted)
 
 
 async def change_area(turn: Turn) -> None:

@@ -8,7 +8,6 @@ Chatter is none of the bot's business (in privacy mode Telegram does not even se
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import staff
@@ -16,7 +15,7 @@ from handlers.commands import ACTIONS, Command, ParsedCommand, parse_command, pa
 from handlers.context import Context
 from handlers.render import emergency_text
 from handlers.types import Inbound, Outcome, Recorded, Reply
-from storage.models import Area, GroupChat
+from storage.group_links import area_of_group
 
 PRIVATE_ONLY = frozenset(
     {
@@ -67,11 +66,7 @@ async def handle_group(
     lang = ctx.config.default_language
     link = f"https://t.me/{ctx.bot_username}" if ctx.bot_username else None
     if cmd.command is Command.EMERGENCY:
-        area = await session.scalar(
-            select(Area)
-            .join(GroupChat, GroupChat.area_id == Area.id)
-            .where(GroupChat.channel == str(msg.channel), GroupChat.chat_id == msg.chat_id)
-        )
+        area = await area_of_group(session, str(msg.channel), msg.chat_id)
         text = await emergency_text(session, ctx.config, lang, area)
     elif cmd.command is Command.REGISTER:
         text = catalog.text(lang, "register.in_group")

@@ -1,8 +1,8 @@
-"""First contact: welcome, the privacy notice (UU PDP 27/2022) and choosing the village."""
+"""First contact: welcome, the privacy notice (UU PDP 27/2022) and choosing the village; a
+report asked for before them waits until they are done (``begin_report``)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.permissions import role_of
@@ -12,6 +12,7 @@ from handlers.types import Option
 from storage import contacts
 from storage.areas import VILLAGE_LEVELS, get_by_code, search_villages
 from storage.models import Area
+from storage.reports import areas_by_id
 
 MAX_MATCHES = 6
 
@@ -24,6 +25,30 @@ async def begin(turn: Turn, *, after: str | None = None, area_code: str | None =
         turn.draft["area_code"] = area_code
     turn.say(turn.t("welcome.body"))
     await turn.enter(State.CONSENT)
+
+
+async def begin_report(turn: Turn, *, urgent: bool) -> None:
+    """/lapor or /darurat: consent and village first when missing, then the report flow."""
+    wanted = "emergency" if urgent else "report"
+    if urgent and (not turn.consented or turn.contact.area_id is None):
+        wanted = "emergency_after_onboarding"
+    if turn.state.in_report:
+        if urgent and not turn.report.get("urgent"):
+            turn.report["urgent"] = turn.report["forced_urgent"] = True
+            turn.say(turn.t("report.marked_urgent"))
+        elif not urgent:
+            turn.say(turn.t("report.in_progress"))
+        await turn.reprompt()
+        return
+    if not turn.consented:
+        await begin(turn, after=wanted)
+        return
+    if turn.state is State.AREA or turn.contact.area_id is None:
+        turn.draft["after"] = wanted
+        await turn.enter(State.AREA)
+        return
+    turn.draft.pop("return", None)
+    await turn.continue_with(wanted)
 
 
 async def staff_area_locked(turn: Turn) -> bool:
@@ -95,8 +120,8 @@ async def area_label(session: AsyncSession, area: Area) -> str:
 
 async def area_labels(session: AsyncSession, areas: list[Area]) -> dict[int, str]:
     """Village names with their kecamatan and kota/kabupaten, in two queries at most."""
-    parents = await _areas(session, {a.parent_id for a in areas if a.parent_id is not None})
-    grand = await _areas(session, {p.parent_id for p in parents.values() if p.parent_id})
+    parents = await areas_by_id(session, {a.parent_id for a in areas if a.parent_id is not None})
+    grand = await areas_by_id(session, {p.parent_id for p in parents.values() if p.parent_id})
     labels: dict[int, str] = {}
     for area in areas:
         chain = []
@@ -108,13 +133,6 @@ async def area_labels(session: AsyncSession, areas: list[Area]) -> dict[int, str
                 chain.append(top.name)
         labels[area.id] = f"{area.name} ({', '.join(chain)})" if chain else area.name
     return labels
-
-
-async def _areas(session: AsyncSession, ids: set[int]) -> dict[int, Area]:
-    if not ids:
-        return {}
-    rows = (await session.scalars(select(Area).where(Area.id.in_(sorted(ids))))).all()
-    return {a.id: a for a in rows}
 
 
 # --- CONSENT -------------------------------------------------------------------------------

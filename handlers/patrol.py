@@ -27,6 +27,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Context
+from handlers.onboarding import begin_report
 from handlers.permissions import area_chain_ids, is_supervisor
 from handlers.routing import BotRoutes
 from handlers.schedule import Schedule, parse_time, zone
@@ -211,8 +212,6 @@ async def private_button(turn: Turn) -> None:
         turn.say(turn.t("patrol.safe" if changed else "patrol.already", date=shift.shift_date))
         await turn.reprompt_if_busy()
         return
-    from handlers.dispatch import begin_report  # the report flow imports nothing of ours
-
     await begin_report(turn, urgent=False)
 
 

@@ -29,7 +29,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Context
@@ -38,9 +37,9 @@ from handlers.routing import BotRoutes
 from handlers.schedule import zone as area_zone
 from handlers.sweep import FailureHook, ItemGuard
 from handlers.types import Reply
-from storage import outbox
+from storage import contacts, outbox, reports
 from storage.areas import descendant_ids
-from storage.models import Area, Contact, Outbox, Report
+from storage.models import Area, Contact, Outbox
 from storage.patrol import patrol_confirmations
 from storage.types import OutboxKind, ReportStatus, Role
 
@@ -131,11 +130,7 @@ async def compute_stats(
     session: AsyncSession, area_ids: list[int], period: Period, now: datetime
 ) -> RecapStats:
     """Count the reports of these areas for the period (see the module's description)."""
-    found = (
-        await session.scalars(
-            select(Report).where(Report.area_id.in_(area_ids), Report.created_at < period.end)
-        )
-    ).all()
+    found = await reports.created_before(session, area_ids, period.end)
     stats = RecapStats()
     new: Counter[str] = Counter()
     open_: Counter[str] = Counter()
@@ -218,17 +213,7 @@ def recap_text(ctx: Context, lang: str, area: Area, period: Period, stats: Recap
 
 async def coordinators(session: AsyncSession) -> list[Contact]:
     """Coordinators and admins who can be written to."""
-    stmt = (
-        select(Contact)
-        .where(
-            Contact.role.in_([Role.COORDINATOR.value, Role.ADMIN.value]),
-            Contact.area_id.is_not(None),
-            Contact.erased_at.is_(None),
-            Contact.blocked_at.is_(None),
-        )
-        .order_by(Contact.id)
-    )
-    return list((await session.scalars(stmt)).all())
+    return await contacts.reachable_with_roles(session, [Role.COORDINATOR.value, Role.ADMIN.value])
 
 
 def recap_key(period: Period, contact: Contact) -> str:
@@ -258,15 +243,7 @@ async def send_due_recaps(
             if period.end > contact.created_at:  # no recap of a time before they came
                 plans.append((contact, area, period))
     keys = [recap_key(period, contact) for contact, _area, period in plans]
-    done = (
-        set(
-            (
-                await session.scalars(select(Outbox.dedupe_key).where(Outbox.dedupe_key.in_(keys)))
-            ).all()
-        )
-        if keys
-        else set()
-    )
+    done = await outbox.existing_keys(session, keys)
     rows = []
     routes = BotRoutes(session, ctx.config)
     guard = ItemGuard(session, "recap", on_failure)

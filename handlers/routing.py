@@ -14,11 +14,11 @@ all of them at once.
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.config import CoreConfig
-from storage.models import Area, Contact, GroupChat
+from storage.areas import code_and_parent
+from storage.models import Contact, GroupChat
 from storage.types import DEFAULT_BOT, Channel
 
 __all__ = ["DEFAULT_BOT", "MAX_DEPTH", "BotRoutes"]
@@ -61,14 +61,10 @@ class BotRoutes:
         for _ in range(MAX_DEPTH):
             if current is None:
                 break
-            row = (
-                await self.session.execute(
-                    select(Area.code, Area.parent_id).where(Area.id == current)
-                )
-            ).one_or_none()
-            if row is None:
+            found = await code_and_parent(self.session, current)
+            if found is None:
                 break
-            if row.code in self.config.bot_areas:
-                return self.config.bot_areas[row.code]
-            current = row.parent_id
+            code, current = found
+            if code in self.config.bot_areas:
+                return self.config.bot_areas[code]
         return DEFAULT_BOT

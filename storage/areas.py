@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 
@@ -177,6 +177,30 @@ async def import_areas(session: AsyncSession, rows: Iterable[AreaRow]) -> Import
 async def get_by_code(session: AsyncSession, code: str) -> Area | None:
     """The area with this code, or None."""
     return await session.scalar(select(Area).where(Area.code == code.strip()))
+
+
+async def known_codes(session: AsyncSession, codes: Collection[str]) -> set[str]:
+    """Which of these area codes exist."""
+    return set((await session.scalars(select(Area.code).where(Area.code.in_(list(codes))))).all())
+
+
+async def children(session: AsyncSession, area_id: int, limit: int) -> list[Area]:
+    """The areas directly below this one, by name, at most ``limit``."""
+    return list(
+        (
+            await session.scalars(
+                select(Area).where(Area.parent_id == area_id).order_by(Area.name).limit(limit)
+            )
+        ).all()
+    )
+
+
+async def code_and_parent(session: AsyncSession, area_id: int) -> tuple[str, int | None] | None:
+    """The area's code and its parent's id, or None when there is no such area."""
+    row = (
+        await session.execute(select(Area.code, Area.parent_id).where(Area.id == area_id))
+    ).one_or_none()
+    return None if row is None else (row.code, row.parent_id)
 
 
 async def search_villages(session: AsyncSession, text: str, limit: int = 6) -> list[Area]:

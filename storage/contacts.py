@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
@@ -131,6 +131,41 @@ async def staff_in_area(session: AsyncSession, area_id: int, roles: Sequence[str
         .where(
             Contact.area_id == area_id,
             Contact.role.in_(list(roles)),
+            Contact.erased_at.is_(None),
+            Contact.blocked_at.is_(None),
+        )
+        .order_by(Contact.id)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def mark_blocked(session: AsyncSession, contact_ids: Collection[int], now: datetime) -> None:
+    """These contacts blocked the bot (a send was refused): nothing more is sent to them.
+    The caller commits."""
+    await session.execute(update(Contact).where(Contact.id.in_(contact_ids)).values(blocked_at=now))
+
+
+async def recipient(
+    session: AsyncSession, contact_id: int | None, channel: str, external_id: int
+) -> Contact | None:
+    """The contact an outbox row is addressed to: by its id, else by channel and chat id."""
+    if contact_id is not None:
+        contact = await session.get(Contact, contact_id)
+        if contact is not None:
+            return contact
+    found: Contact | None = await session.scalar(
+        select(Contact).where(Contact.channel == channel, Contact.external_id == external_id)
+    )
+    return found
+
+
+async def reachable_with_roles(session: AsyncSession, roles: Sequence[str]) -> list[Contact]:
+    """Contacts with one of these roles and an area who can be written to, by id."""
+    stmt = (
+        select(Contact)
+        .where(
+            Contact.role.in_(roles),
+            Contact.area_id.is_not(None),
             Contact.erased_at.is_(None),
             Contact.blocked_at.is_(None),
         )

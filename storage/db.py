@@ -6,12 +6,13 @@ import asyncio
 import sqlite3
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -20,6 +21,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util import await_only
 
 from storage.sqlite_inline import connect as sqlite_inline_connect
+
+Sessions: TypeAlias = async_sessionmaker[AsyncSession]
+"""The session factory, as the rest of the program names it (no SQLAlchemy import needed)."""
 
 
 def is_sqlite(url: str) -> bool:
@@ -133,6 +137,11 @@ class _WriterQueue:
             self._lock.release()
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def session_factory(engine: AsyncEngine) -> Sessions:
     """Sessions that keep loaded values after commit (no lazy I/O behind the caller's back)."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def ping(conn: AsyncConnection) -> None:
+    """A trivial query: raises when the database does not answer."""
+    await conn.execute(text("SELECT 1"))

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import GroupChat
+from storage.models import Area, GroupChat
 
 ALERTS = "alerts"
 
@@ -41,6 +41,16 @@ async def find_group(session: AsyncSession, channel: str, chat_id: int) -> Group
     return await session.scalar(
         select(GroupChat).where(GroupChat.channel == str(channel), GroupChat.chat_id == chat_id)
     )
+
+
+async def area_of_group(session: AsyncSession, channel: str, chat_id: int) -> Area | None:
+    """The area this group chat is linked to, or None."""
+    found: Area | None = await session.scalar(
+        select(Area)
+        .join(GroupChat, GroupChat.area_id == Area.id)
+        .where(GroupChat.channel == channel, GroupChat.chat_id == chat_id)
+    )
+    return found
 
 
 async def link_alert_group(

@@ -167,7 +167,7 @@ async def reports_of(session: AsyncSession, contact_id: int, limit: int = 10) ->
     return list((await session.scalars(stmt)).all())
 
 
-async def areas_by_id(session: AsyncSession, ids: Sequence[int]) -> dict[int, Area]:
+async def areas_by_id(session: AsyncSession, ids: Iterable[int]) -> dict[int, Area]:
     """The areas with these ids, in one query."""
     wanted = sorted(set(ids))
     if not wanted:
@@ -341,3 +341,16 @@ async def ids_reported_by(session: AsyncSession, contact_id: int) -> list[int]:
     """The ids of every report this contact filed."""
     found = await session.scalars(select(Report.id).where(Report.reporter_id == contact_id))
     return list(found)
+
+
+async def created_before(
+    session: AsyncSession, area_ids: Sequence[int], end: datetime
+) -> list[Report]:
+    """The reports of these areas created before ``end``."""
+    return list(
+        (
+            await session.scalars(
+                select(Report).where(Report.area_id.in_(area_ids), Report.created_at < end)
+            )
+        ).all()
+    )

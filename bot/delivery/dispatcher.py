@@ -6,7 +6,8 @@ lock does the same), sends them per chat in order, within each channel's flood l
 (``bot.delivery.windows``), and records the result: sent, retried later with backoff (honouring
 ``retry_after``), or given up with the reason. A row whose lease ran out (a crashed worker) is
 claimed again, so delivery is at-least-once; a row marked sent is never sent again. One row
-whose data or send raises is given up alone; the rows claimed with it go out.
+whose data or send raises is given up alone; the rows claimed with it go out. The statements
+are ``storage.outbox``'s; the pacing, the order and the outcomes are decided here.
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.delivery.windows import ChannelLimits, SlidingWindow
 from bot.metrics import Metrics
+from storage import outbox
+from storage.contacts import mark_blocked
+from storage.db import Sessions
 from storage.groups import migrate_chat
-from storage.models import Contact, Outbox
+from storage.outbox import Outcome
 from storage.types import OutboxKind, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -122,9 +124,7 @@ class BotSenders:
         return await sender.send(envelope)
 
 
-async def save_progress(
-    sessions: async_sessionmaker[AsyncSession], envelope: Envelope, **progress: Any
-) -> None:
+async def save_progress(sessions: Sessions, envelope: Envelope, **progress: Any) -> None:
     """Merge how far a multi-part send got into the row's payload, committed at once.
 
     Call it after each part but the last: the next claim of the row (a retry, or another
@@ -132,9 +132,7 @@ async def save_progress(
     """
     payload = {**envelope.payload, **progress}
     async with sessions() as session:
-        await session.execute(
-            update(Outbox).where(Outbox.id == envelope.id).values(payload=payload)
-        )
+        await outbox.save_progress(session, envelope.id, payload)
         await session.commit()
 
 
@@ -149,7 +147,7 @@ class _Result:
 class Dispatcher:
     """Claims due outbox rows and sends them through the channel senders."""
 
-    sessions: async_sessionmaker[AsyncSession]
+    sessions: Sessions
     senders: Mapping[str, Sender]
     limits: Mapping[str, ChannelLimits]
     metrics: Metrics = field(default_factory=Metrics)
@@ -237,13 +235,7 @@ class Dispatcher:
         self._warmed_up = True
         wall, mono = self.wall(), self.monotonic()
         async with self.sessions() as session:
-            recent = (
-                await session.execute(
-                    select(Outbox.channel, Outbox.bot, Outbox.chat_id, Outbox.sent_at).where(
-                        Outbox.sent_at >= wall - timedelta(seconds=WARM_UP_SECONDS)
-                    )
-                )
-            ).all()
+            recent = await outbox.recent_sends(session, wall - timedelta(seconds=WARM_UP_SECONDS))
         overall: dict[tuple[str, str], list[float]] = {}
         chats: dict[ChatKey, list[float]] = {}
         for channel, bot_key, chat_id, sent_at in recent:
@@ -265,44 +257,14 @@ class Dispatcher:
         of each channel and bot, the oldest first: every bot's limit is used at once, so rows
         of several bots go out in parallel even when one bot's rows were written first."""
         now = self.wall()
-        due = or_(
-            (Outbox.status == OutboxStatus.PENDING) & (Outbox.next_attempt_at <= now),
-            (Outbox.status == OutboxStatus.SENDING) & (Outbox.lease_until < now),
-        )
         async with self.sessions() as session:
-            lanes = (
-                await session.execute(select(Outbox.channel, Outbox.bot).where(due).distinct())
-            ).all()
-            rows: list[Any] = []
-            for channel, bot_key in lanes:
-                ids = (
-                    select(Outbox.id)
-                    .where(due, Outbox.channel == channel, Outbox.bot == bot_key)
-                    .order_by(Outbox.id)
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-                claimed = await session.execute(
-                    update(Outbox)
-                    .where(Outbox.id.in_(ids.scalar_subquery()))
-                    .values(
-                        status=OutboxStatus.SENDING,
-                        lease_until=now + timedelta(seconds=self.lease_seconds),
-                        claimed_by=self.worker_id,
-                    )
-                    .returning(
-                        Outbox.id,
-                        Outbox.channel,
-                        Outbox.bot,
-                        Outbox.chat_id,
-                        Outbox.kind,
-                        Outbox.payload,
-                        Outbox.contact_id,
-                        Outbox.attempts,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                rows.extend(claimed.all())
+            rows = await outbox.claim_due(
+                session,
+                now=now,
+                per_lane=self.batch_size,
+                lease_until=now + timedelta(seconds=self.lease_seconds),
+                claimed_by=self.worker_id,
+            )
             await session.commit()
         envelopes = [
             Envelope(r.id, r.channel, r.bot, r.chat_id, r.kind, r.payload, r.contact_id, r.attempts)
@@ -319,16 +281,7 @@ class Dispatcher:
         if not edit_of:
             return batch, []
         async with self.sessions() as session:
-            originals = {
-                r.id: r
-                for r in (
-                    await session.execute(
-                        select(
-                            Outbox.id, Outbox.status, Outbox.external_id, Outbox.next_attempt_at
-                        ).where(Outbox.id.in_(set(edit_of.values())))
-                    )
-                ).all()
-            }
+            originals = await outbox.edit_targets(session, set(edit_of.values()))
         # Only the newest edit of a message matters; older ones are superseded.
         newest: dict[int, int] = {}
         for env_id, target_id in edit_of.items():
@@ -502,8 +455,8 @@ class Dispatcher:
     ) -> None:
         """Write every outcome of a batch in one transaction."""
         now = self.wall()
-        sent: list[dict[str, Any]] = []
-        changes: list[dict[str, Any]] = []
+        sent: list[Outcome] = []
+        changes: list[Outcome] = []
         blocked_contacts: set[int] = set()
         migrations: dict[int, int] = {}
         retry_at: dict[ChatKey, datetime] = {}
@@ -524,7 +477,7 @@ class Dispatcher:
                 )
                 continue
             attempts = env.attempts + (0 if err.retry_after or err.migrated_to else 1)
-            row: dict[str, Any] = {
+            row: Outcome = {
                 "id": env.id,
                 "attempts": attempts,
                 "lease_until": None,
@@ -565,15 +518,9 @@ class Dispatcher:
             )
         try:
             async with self.sessions() as session:
-                for rows in (sent, changes):
-                    if rows:
-                        await session.execute(update(Outbox), rows)
+                await outbox.record(session, sent, changes)
                 if blocked_contacts:
-                    await session.execute(
-                        update(Contact)
-                        .where(Contact.id.in_(blocked_contacts))
-                        .values(blocked_at=now)
-                    )
+                    await mark_blocked(session, blocked_contacts, now)
                 for old, new in migrations.items():
                     log.info("group chat migrated to a supergroup; updating its id")
                     await migrate_chat(session, "telegram", old, new)
@@ -587,11 +534,11 @@ class Dispatcher:
         if migrations:
             self.notify()
 
-    async def _record_alone(self, row: dict[str, Any], now: datetime) -> None:
+    async def _record_alone(self, row: Outcome, now: datetime) -> None:
         """Write one row's outcome; if even that fails, give the row up with the reason."""
         try:
             async with self.sessions() as session:
-                await session.execute(update(Outbox), [row])
+                await outbox.record(session, [row])
                 await session.commit()
             return
         except Exception as exc:
@@ -599,17 +546,7 @@ class Dispatcher:
         log.warning("outbox row %s: %s", row["id"], reason)
         with contextlib.suppress(Exception):  # the database itself is gone: the lease runs out
             async with self.sessions() as session:
-                await session.execute(
-                    update(Outbox)
-                    .where(Outbox.id == row["id"])
-                    .values(
-                        status=OutboxStatus.FAILED,
-                        attempts=Outbox.attempts + 1,
-                        lease_until=None,
-                        last_error=reason[:500],
-                        status_at=now,
-                    )
-                )
+                await outbox.give_up(session, row["id"], reason, now)
                 await session.commit()
 
     def _backoff(self, attempts: int, err: SendError) -> float:
@@ -659,20 +596,8 @@ class Dispatcher:
     async def _update_depth(self) -> None:
         """Publish the queue depth and remember when the next deferred row falls due."""
         async with self.sessions() as session:
-            depth, next_due = (
-                await session.execute(
-                    select(
-                        func.count(),
-                        func.min(
-                            case(
-                                (Outbox.status == OutboxStatus.PENDING, Outbox.next_attempt_at),
-                                else_=Outbox.lease_until,
-                            )
-                        ),
-                    ).where(Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)))
-                )
-            ).one()
-        self.metrics.outbox_depth.set(depth or 0)
+            depth, next_due = await outbox.depth_and_next_due(session)
+        self.metrics.outbox_depth.set(depth)
         self._next_due = next_due
 
     def _idle_wait(self) -> float:

@@ -6,22 +6,21 @@ for that group, in one short transaction serialised per scope by an advisory loc
 when a scope is full. A slot stays taken while the send is in flight and for one period after
 its answer arrived (the dispatcher's completion-time rule), by the database's clock, so all
 workers agree. Direct replies and outbox sends both pass here: they share the bot's 30/s
-(``bot.channels.telegram.limited`` puts Telegram's calls through it).
+(``bot.channels.telegram.limited`` puts Telegram's calls through it). The statements are
+``storage.send_slots``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import zlib
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery.windows import ChannelLimits
-from storage.models import SendSlot
+from storage import send_slots
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +81,7 @@ class SharedLimiter:
         if not slots:
             return
         async with self.engine.begin() as conn:
-            for slot_id, scope in slots:
-                await conn.execute(
-                    update(SendSlot)
-                    .where(SendSlot.id == slot_id)
-                    .values(until=func.clock_timestamp() + timedelta(seconds=scope.period))
-                )
+            await send_slots.release(conn, [(slot_id, scope.period) for slot_id, scope in slots])
 
     async def _take(self, scope: Scope) -> int:
         """A slot in ``scope``, waiting until one is free."""
@@ -100,35 +94,7 @@ class SharedLimiter:
     async def _try(self, scope: Scope) -> tuple[int | None, float]:
         """Take a slot in ``scope``, or None and how long to wait before looking again."""
         async with self.engine.begin() as conn:
-            await conn.execute(select(func.pg_advisory_xact_lock(_lock_key(scope.name))))
-            now = (await conn.execute(select(func.clock_timestamp()))).scalar_one()
-            untils = (
-                (
-                    await conn.execute(
-                        select(SendSlot.until)
-                        .where(SendSlot.scope == scope.name, SendSlot.until > now)
-                        .order_by(SendSlot.until)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            if len(untils) >= scope.limit:
-                first_free = untils[len(untils) - scope.limit]
-                return None, max(0.001, min((first_free - now).total_seconds(), POLL))
-            await conn.execute(
-                delete(SendSlot).where(SendSlot.scope == scope.name, SendSlot.until <= now)
-            )
-            slot_id = (
-                await conn.execute(
-                    insert(SendSlot)
-                    .values(scope=scope.name, until=now + IN_FLIGHT)
-                    .returning(SendSlot.id)
-                )
-            ).scalar_one()
+            slot_id, frees_in = await send_slots.take(conn, scope.name, scope.limit, IN_FLIGHT)
+        if slot_id is not None:
             return slot_id, 0.0
-
-
-def _lock_key(name: str) -> int:
-    """A stable advisory-lock key for a scope name."""
-    return 0x4B544E_10000000 + zlib.crc32(name.encode())
+        return None, max(0.001, min(frees_in.total_seconds(), POLL))

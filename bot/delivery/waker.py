@@ -8,12 +8,11 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-log = logging.getLogger(__name__)
+from storage.outbox import wake_sender
 
-OUTBOX_CHANNEL = "ktn_outbox"  # NOTIFY channel: new outbox rows were committed
+log = logging.getLogger(__name__)
 
 
 class Notifier(Protocol):
@@ -52,7 +51,7 @@ class Waker:
             self._again = False
             try:
                 async with self.engine.connect() as conn:
-                    await conn.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+                    await wake_sender(conn)
                     await conn.commit()
             except Exception:  # the sweep still finds the rows; only the wake-up is late
                 log.warning("could not NOTIFY the sender", exc_info=True)

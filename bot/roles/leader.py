@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from bot.roles.periodic import wait_unless_set
 from storage.db import is_sqlite
+from storage.locks import others_named, try_lock
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class Leadership:
         """Try for the lock every interval; False when stopped or the connection failed."""
         while not stop.is_set():
             try:
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key):
+                if await try_lock(conn, self.key):
                     return True
             except Exception:  # a broken connection: reconnect
                 return False
@@ -165,12 +166,7 @@ class Leadership:
             try:
                 # Generous: a busy event loop is slow to read the answer, which is no loss.
                 standbys = await asyncio.wait_for(
-                    conn.fetchval(
-                        "SELECT count(*) FROM pg_stat_activity"
-                        " WHERE application_name = $1 AND pid <> pg_backend_pid()",
-                        self.application_name,
-                    ),
-                    timeout=PING_TIMEOUT,
+                    others_named(conn, self.application_name), timeout=PING_TIMEOUT
                 )
             except Exception:  # any failure: the lock can no longer be trusted
                 self.yielded = False

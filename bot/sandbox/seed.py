@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -18,6 +17,7 @@ from bot.sandbox.demo import AREA_CODE, GROUP_ID, GROUP_TITLE, OFFICER, PEOPLE, 
 from bot.sandbox.telegram_fake import TelegramFake
 from storage import contacts
 from storage.areas import get_by_code, import_areas, parse_areas_csv, sample_csv
+from storage.group_links import find_group
 from storage.models import Area, Contact, GroupChat
 from storage.types import Channel, utcnow
 
@@ -100,9 +100,7 @@ async def _link_group(session: AsyncSession, area: Area) -> None:
 
 async def _alert_group(session: AsyncSession) -> GroupChat | None:
     """The demo group's link, if it exists."""
-    return await session.scalar(
-        select(GroupChat).where(GroupChat.channel == TELEGRAM, GroupChat.chat_id == GROUP_ID)
-    )
+    return await find_group(session, TELEGRAM, GROUP_ID)
 
 
 def seed_fake(fake: TelegramFake) -> None:

@@ -447,3 +447,30 @@ async def test_bots_send_at_once_even_when_one_bots_rows_were_written_first(
     # bot_a needs a second window for its last four; bot_b began before that, not after.
     assert min(b.started) < max(a.started) - 0.5
     assert max(b.started) < max(a.started) + 0.5
+
+
+class OddIds(Recorder):
+    """A sender with a bug: for the row "odd" it answers a message id no column can hold."""
+
+    async def send(self, envelope: Envelope) -> str | None:
+        sent = await super().send(envelope)
+        return ["not", "an", "id"] if envelope.payload["reply"]["text"] == "odd" else sent  # type: ignore[return-value]
+
+
+async def test_an_outcome_that_cannot_be_written_fails_alone_and_the_others_are_recorded(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Writing the batch's outcomes together fails: they are written one by one, the row whose
+    outcome cannot be written is given up with the reason, none is left claimed or sent again."""
+    sender, clock = OddIds(), Clock()
+    await add_rows(sessions, row("fine", 1), row("odd", 2), row("also fine", 3))
+    dispatcher = make(sessions, sender, clock)
+    assert await dispatcher.drain() == 3
+    clock.advance(600)
+    assert await dispatcher.drain() == 0
+    assert len(sender.sent) == 3
+    final = await statuses(sessions)
+    assert final["fine"] == final["also fine"] == ("sent", 1, None)
+    status, attempts, reason = final["odd"]
+    assert (status, attempts) == ("failed", 1)
+    assert reason is not None and reason.startswith("unexpected: outcome not recordable: ")

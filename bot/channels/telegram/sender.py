@@ -14,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import (
     Bot,
     InputFile,
@@ -48,6 +47,7 @@ from handlers.types import (
     MediaKind,
     Reply,
 )
+from storage.db import Sessions
 from storage.types import OutboxKind
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class TelegramSender:
     (``save_progress``), so a retry or a crash never sends a part twice.
     """
 
-    def __init__(self, bot: Bot, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, bot: Bot, sessions: Sessions) -> None:
         self.bot = bot
         self.sessions = sessions
 

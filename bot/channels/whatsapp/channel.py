@@ -26,7 +26,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -45,6 +44,7 @@ from bot.metrics import Metrics
 from bot.web.app import BodyTooLarge, read_body
 from handlers.config import CoreConfig
 from handlers.types import Inbound, Media
+from storage.db import Sessions
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class WhatsAppChannel:
     def __init__(
         self,
         config: WhatsAppConfig,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         core: CoreConfig,
         *,
         on_inbound: OnInbound,

@@ -19,8 +19,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from twilio.base.exceptions import TwilioRestException
 
 from bot.channels.whatsapp.inbound import address_for
@@ -33,6 +31,8 @@ from bot.channels.whatsapp.render import (
 from bot.delivery.dispatcher import Envelope, SendError, save_progress
 from handlers.i18n import Catalog
 from handlers.types import Reply
+from storage import contacts
+from storage.db import Sessions
 from storage.models import Contact
 from storage.types import Channel, OutboxKind, OutboxStatus, utcnow
 
@@ -95,7 +95,7 @@ class WhatsAppSender:
     def __init__(
         self,
         client: Client,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         *,
         from_number: str,
         catalog: Catalog,
@@ -178,17 +178,9 @@ class WhatsAppSender:
 
     async def _contact(self, envelope: Envelope) -> Contact | None:
         async with self.sessions() as session:
-            if envelope.contact_id is not None:
-                contact = await session.get(Contact, envelope.contact_id)
-                if contact is not None:
-                    return contact
-            found: Contact | None = await session.scalar(
-                select(Contact).where(
-                    Contact.channel == Channel.WHATSAPP.value,
-                    Contact.external_id == envelope.chat_id,
-                )
+            return await contacts.recipient(
+                session, envelope.contact_id, Channel.WHATSAPP.value, envelope.chat_id
             )
-            return found
 
     async def _create(
         self,

@@ -23,13 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.channels.whatsapp.sender import SentLog
 from bot.channels.whatsapp.statuses import STATUS_MOVES, error_text
 from bot.roles.periodic import wait_unless_set
-from storage.models import Outbox
+from storage import delivery
+from storage.db import Sessions
 from storage.types import Channel, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -55,7 +53,7 @@ class StatusBook:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         sent_log: SentLog,
         *,
         hold_seconds: float = 300.0,
@@ -111,33 +109,22 @@ class StatusBook:
     ) -> Recorded | None:
         """Recorded, or None when no recorded row has this SID yet."""
         allowed = [s.value for s in STATUS_MOVES.get(status, ())]
-        values: dict[str, object] = {"status": status.value, "status_at": self.clock()}
+        at = self.clock()
         reason = error_text(error_code)
-        if reason is not None:
-            values["last_error"] = reason
         async with self.sessions() as session:
-            row = (
-                await session.execute(
-                    select(Outbox.id, Outbox.status).where(
-                        Outbox.external_id == sid, Outbox.channel == Channel.WHATSAPP.value
-                    )
-                )
-            ).first()
+            row = await delivery.status_of(session, Channel.WHATSAPP.value, sid)
             if row is None:
                 return None
-            if row.status in UNRECORDED or not allowed:
+            row_id, current = row
+            if current in UNRECORDED or not allowed:
                 # A repeat of "sent", or a row queued again by an admin: old news.
                 return Recorded.IGNORED
-            result = await session.execute(
-                update(Outbox)
-                .where(Outbox.id == row.id, Outbox.status.in_(allowed))
-                .values(**values)
-                .execution_options(synchronize_session=False)
+            moved = await delivery.move_status(
+                session, row_id, status.value, allowed=allowed, at=at, last_error=reason
             )
             await session.commit()
-        moved = bool(result.rowcount)  # type: ignore[attr-defined]
         if moved and status in (OutboxStatus.FAILED, OutboxStatus.UNDELIVERED):
-            log.warning("outbox row %d %s: %s", row.id, status.value, reason or "no error code")
+            log.warning("outbox row %d %s: %s", row_id, status.value, reason or "no error code")
         return Recorded.APPLIED if moved else Recorded.IGNORED
 
     def _ensure_task(self) -> None:
@@ -147,12 +134,7 @@ class StatusBook:
     async def _recorded(self, sids: list[str]) -> set[str]:
         """Which of these SIDs the dispatcher has recorded by now (one query)."""
         async with self.sessions() as session:
-            found = await session.scalars(
-                select(Outbox.external_id).where(
-                    Outbox.external_id.in_(sids), Outbox.channel == Channel.WHATSAPP.value
-                )
-            )
-            return {sid for sid in found.all() if sid is not None}
+            return await delivery.recorded(session, Channel.WHATSAPP.value, sids)
 
     async def _apply_held(self) -> None:
         """Apply held statuses once their rows are recorded; drop them at their deadline."""
