@@ -37,11 +37,7 @@ from storage.outbox import Outcome
 from storage.types import OutboxKind, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
-
-
 ChatKey = tuple[str, str, int]  # channel, bot, chat id
-
-
 WARM_UP_SECONDS = 61.0  # the longest flood window (20 per minute per group), and a margin
 
 

@@ -23,14 +23,8 @@ from bot.delivery.windows import ChannelLimits
 from storage import send_slots
 
 log = logging.getLogger(__name__)
-
-
 IN_FLIGHT = timedelta(seconds=30)  # a worker that dies mid-send frees its slot after this
-
-
 POLL = 0.2  # longest wait between looks (every slot of the scope in flight)
-
-
 MARGIN = 0.02  # seconds added to each period against clock and network jitter
 
 

@@ -29,8 +29,6 @@ from storage.outbox import release_claims
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
-
-
 RETENTION_SECONDS = 3600.0  # how often the leader forgets what is no longer needed
 
 

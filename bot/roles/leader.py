@@ -31,17 +31,9 @@ log = logging.getLogger(__name__)
 
 # Advisory lock keys (one bigint namespace per database; chosen not to clash with others').
 SCHEDULER_LOCK = 0x4B544E_0001  # "KTN" 1: schedules and escalations
-
-
 SENDER_LOCK = 0x4B544E_0002  # "KTN" 2: the outbox dispatcher
-
-
 PING_TIMEOUT = 10.0  # seconds a ping of the lock's connection may take before we step down
-
-
 LeaderJob = Callable[[asyncio.Event], Awaitable[None]]
-
-
 Listener = Callable[[], None]
 
 

@@ -31,20 +31,10 @@ from tests.support.telegram_run import (
 )
 
 GROUP = -1001111111111
-
-
 KECAMATAN_GROUP = -1002222222222
-
-
 OFFICER = 601
-
-
 COLLEAGUE = 602
-
-
 STRANGER = 777
-
-
 RESIDENT = 501
 
 

@@ -45,27 +45,15 @@ from tests.support.net import free_port, until_healthy
 from tests.support.twilio_fake import DEFAULT_SENDER, FakeMessage, StatusEvent, TwilioFake
 
 GROUP = -1001234567890
-
-
 RESIDENT = "+6281234567890"
-
-
 OFFICER = "+6281311112222"
-
-
 OTHER_OFFICER = "+6281399998888"
-
-
 STRANGER = "+6285700001111"
 COORDINATOR = "+6281244445555"
 TELEGRAM_COORDINATOR = 8101
 TELEGRAM_RESIDENT = 8102
 STATUS_TEMPLATE = "HX" + "5a" * 16
-
-
 PHOTO = b"\xff\xd8\xff\xe0 a photo of the flooded road"
-
-
 PIN = (-3.7956, 102.2592)
 
 

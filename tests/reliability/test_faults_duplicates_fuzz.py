@@ -263,8 +263,6 @@ async def test_r3_retried_message_sid_makes_one_report(
 
 
 ids = st.integers(min_value=-(2**53), max_value=2**53)
-
-
 texts_or_none = st.one_of(st.none(), st.text(max_size=5000))
 
 

@@ -69,17 +69,9 @@ from tests.support.telegram_run import WEBHOOK_SECRET, Running, file_report
 from tests.support.twilio_fake import TwilioFake
 
 log = logging.getLogger(__name__)
-
-
 GEDONG_TATAAN = "18.09.01"  # Wiyono's kecamatan: another area than Sumber Jaya's
-
-
 BOOKKEEPING = {"conversations", "processed_inbound", "send_slots"}
-
-
 VOLATILE = {"contacts": {"last_inbound_at"}}  # every private message moves it
-
-
 Snapshot = dict[str, list[tuple[Any, ...]]]
 
 
@@ -272,8 +264,6 @@ def staff_acts() -> dict[str, Act]:
 # Residents: the one who filed the report, one on WhatsApp (typing only: no Telegram buttons
 # there), and someone who wrote once but never agreed to the privacy notice.
 NOT_STAFF = ["reporter", "resident_wa", "unregistered"]
-
-
 ELSEWHERE = ["officer_elsewhere", "coordinator_elsewhere"]
 
 

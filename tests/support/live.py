@@ -46,29 +46,13 @@ FAKES = (
 
 
 GROUP = ALERT_GROUP  # Sumber Jaya's officers' group
-
-
 PARENT_GROUP = -1009000000017  # Kampung Melayu's group: where escalations go
-
-
 WA_REPORTER = "+6281377712345"
-
-
 WA_NAME = "Wiryo Sukamto"
-
-
 TG_REPORTER = 7300000123
-
-
 TG_FIRST, TG_LAST = "Ratna", "Kusumawati"
-
-
 WA_OFFICER = "+6281311112222"
-
-
 OFFICER = 4001
-
-
 COORDINATOR = 4003
 
 

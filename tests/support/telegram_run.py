@@ -24,14 +24,8 @@ from storage.types import Role, utcnow
 from tests.support.chats import SUMBER_JAYA, load_areas
 
 GROUP = -1001234567890
-
-
 BASIC_GROUP = -4001
-
-
 RESIDENT = 501
-
-
 WEBHOOK_SECRET = "s3cret-webhook-token"
 
 

@@ -29,11 +29,7 @@ from handlers.types import (
 )
 
 log = logging.getLogger(__name__)
-
-
 TEXT_LIMIT = 4096
-
-
 CAPTION_LIMIT = 1024
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,6 @@ from bot.channels.telegram.render import (
 )
 from bot.delivery.dispatcher import Envelope, SendError, save_progress
 from handlers.types import (
-    Inbound,
     Media,
     MediaKind,
     Reply,
@@ -51,15 +49,8 @@ from storage.db import Sessions
 from storage.types import OutboxKind
 
 log = logging.getLogger(__name__)
-
-
 PARTS_KEY = "tg_parts_sent"  # payload: how many parts of a reply went out already
-
-
 PRIMARY_KEY = "tg_primary_id"  # payload: the primary message's id, once it went out
-
-
-Handler = Callable[[Inbound], Awaitable[Any]]
 
 
 async def send_part(bot: Bot, chat_id: int, part: Part) -> Message:

@@ -23,14 +23,8 @@ from handlers.types import (
 )
 
 WA_PREFIX = "whatsapp:"
-
-
 DEFAULT_REGION = "ID"
-
-
 MESSAGE_ID_PREFIX = "wa:"
-
-
 MAX_MEDIA = 10
 
 

@@ -19,8 +19,6 @@ from handlers.types import (
 )
 
 BODY_LIMIT = 1600  # Twilio's limit for one WhatsApp body (counted here in UTF-16 units, safely)
-
-
 TEMPLATE_VARIABLE_LIMIT = 900  # Meta's body limit is 1024 for the whole template
 
 
