@@ -42,7 +42,6 @@ LIVE_STATUSES = (
     OutboxStatus.DELIVERED.value,
     OutboxStatus.READ.value,
 )
-CAPTION_LIMIT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,8 +346,6 @@ async def _edits(
                     "edit_of": original.id,
                     "ticket": report.ticket,
                     "lang": lang,
-                    "caption": before.get("media") is not None
-                    and len(str(before["text"])) <= CAPTION_LIMIT,
                 },
                 bot=original.bot,
             )

@@ -93,6 +93,11 @@ class Part:
     markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | None = None
     document: Document | None = None
 
+    @property
+    def is_caption(self) -> bool:
+        """Its text is a caption on a medium or document (edited with editMessageCaption)."""
+        return self.text is not None and (self.media is not None or self.document is not None)
+
 
 def reply_parts(reply: Reply) -> list[Part]:
     """The Bot API calls that send a reply, in order (see ``primary_index``)."""
