@@ -47,7 +47,6 @@ from bot.config import (
     WhatsAppSettings,
 )
 from bot.sandbox.telegram_fake import DEFAULT_TOKEN, TelegramFake
-from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.escalation import escalate_due
 from handlers.types import Channel, Outcome
@@ -59,6 +58,7 @@ from tests.support.chats import (
     SUMBER_JAYA,
     WIYONO,
     FakeChat,
+    core_config,
     link_group,
     load_areas,
     texts,
@@ -705,7 +705,7 @@ async def test_r5_an_anonymous_reporter_is_in_no_group_message_outbox_row_or_log
     await wait_for_whatsapp(twilio, WA_REPORTER, "puskesmas")
     # Nobody claims the Telegram report: it escalates to Kampung Melayu.
     async with sessions() as session:
-        later = Context(CoreConfig.default(), now=utcnow() + timedelta(hours=6))
+        later = Context(core_config(), now=utcnow() + timedelta(hours=6))
         assert await escalate_due(session, later)
         await session.commit()
     await telegram.wait_for_message(PARENT_GROUP, contains=tg_ticket, since=0, timeout=10)

@@ -23,6 +23,7 @@ from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.types import Inbound, MediaKind, Outcome
 from storage.models import Contact, Outbox, ProcessedInbound
+from tests.support.chats import core_config
 from tests.support.twilio_fake import DEFAULT_SENDER, TwilioFake
 
 PUBLIC = "https://ktn.example.id"
@@ -71,7 +72,7 @@ async def hook(sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -> As
         channel = WhatsAppChannel(
             config,
             sessions,
-            CoreConfig.default(),
+            core_config(),
             notify=lambda: woken.append(1),
             metrics=Metrics(),
         )
