@@ -149,12 +149,16 @@ def fit_keeping_tail(text: str, limit: int) -> str:
     return head[: limit - len(tail) - 3] + "…\n\n" + tail
 
 
-def bot_commands(catalog_lookup: Callable[[str, str], str]) -> dict[str, list[BotCommand]]:
-    """The command menu per language: the core's MENU words, described from the catalog."""
+def bot_commands(
+    catalog_lookup: Callable[[str, str], str],
+    menu: tuple[tuple[str, str], ...] = MENU,
+) -> dict[str, list[BotCommand]]:
+    """A command menu per language: the core's words (MENU for private chats, GROUP_MENU for
+    groups), described from the catalog."""
     return {
         lang: [
             BotCommand(english if lang == "en" else word, catalog_lookup(lang, f"commands.{word}"))
-            for word, english in MENU
+            for word, english in menu
         ]
         for lang in ("id", "en")
     }
