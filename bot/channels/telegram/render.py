@@ -19,6 +19,7 @@ from telegram import (
     ReplyKeyboardMarkup,
 )
 
+from bot.channels.telegram.capabilities import TELEGRAM
 from handlers.commands import MENU
 from handlers.types import (
     Document,
@@ -31,10 +32,8 @@ from handlers.types import (
 log = logging.getLogger(__name__)
 
 
-TEXT_LIMIT = 4096
-
-
-CAPTION_LIMIT = 1024
+TEXT_LIMIT = TELEGRAM.text_limit  # 4096, as declared in capabilities.py
+CAPTION_LIMIT = TELEGRAM.caption_limit  # 1024
 
 
 def keyboard(options: tuple[Option, ...]) -> InlineKeyboardMarkup | None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from bot.channels.whatsapp.capabilities import WHATSAPP
 from handlers.i18n import Catalog
 from handlers.types import (
     Location,
@@ -19,7 +20,9 @@ from handlers.types import (
     Reply,
 )
 
-BODY_LIMIT = 1600  # Twilio's limit for one WhatsApp body (counted here in UTF-16 units, safely)
+# Twilio's limit for one WhatsApp body (1600, capabilities.py), counted here in UTF-16 units,
+# safely.
+BODY_LIMIT = WHATSAPP.text_limit
 
 
 TEMPLATE_VARIABLE_LIMIT = 900  # Meta's body limit is 1024 for the whole template
