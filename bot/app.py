@@ -49,6 +49,7 @@ from bot.roles.scheduler import ReminderScheduler
 from bot.web.app import build_app
 from bot.web.serving import bind_socket, make_server
 from bot.wiring import core_config_from
+from handlers.commands import GROUP_MENU
 from handlers.config import CoreConfig
 from storage.areas import known_codes
 from storage.db import is_sqlite
@@ -203,6 +204,7 @@ def make_telegram(
         ),
         poll_timeout=settings.telegram.poll_timeout,
         commands=bot_commands(core.catalog.text),
+        group_commands=bot_commands(core.catalog.text, GROUP_MENU),
         on_migrate=make_on_migrate(db),
         on_undelivered=make_on_undelivered(db, dispatcher, bot.key),
         max_body=settings.http.max_body_bytes,

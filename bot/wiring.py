@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from bot.channels.telegram.capabilities import TELEGRAM
+from bot.channels.whatsapp.capabilities import WHATSAPP
 from bot.config import Settings, bot_areas
+from handlers.capabilities import Capabilities
 from handlers.config import Category, CoreConfig
 from handlers.i18n import Catalog
+from storage.types import Channel
+
+# Every channel's capabilities, whether or not this deployment runs it: its contacts, groups
+# and outbox rows stay in the database when a channel is switched off.
+CHANNELS: Mapping[str, Capabilities] = MappingProxyType(
+    {Channel.TELEGRAM.value: TELEGRAM, Channel.WHATSAPP.value: WHATSAPP}
+)
 
 
 def core_config_from(settings: Settings) -> CoreConfig:
@@ -25,4 +38,5 @@ def core_config_from(settings: Settings) -> CoreConfig:
         max_text_length=reports.max_text_length,
         default_language=settings.locale.default,
         bot_areas=bot_areas(settings),
+        channels=CHANNELS,
     )

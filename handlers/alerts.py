@@ -1,12 +1,13 @@
 """The officers' alert for a report, its routing, escalation copies and in-place edits.
 
 Routing: the area's alert group(s); without one, each officer of the area in a private chat
-(officers on a channel without group chats, WhatsApp through Twilio, get it 1:1 either way: they
-cannot see the Telegram group); without officers, the coordinators of the nearest area (the
+(officers on a channel without group chats, e.g. WhatsApp through Twilio, get it 1:1 either way:
+they cannot see the group); without officers, the coordinators of the nearest area (the
 report's own, then its parents) that has any; with nobody at all the report is still kept,
 with an "unrouted" event, and shows as "menunggu petugas". An anonymous reporter's name, id and
 phone never go into an alert, an escalation or an edit.
-WhatsApp recipients get the text without buttons, with a line saying how to answer.
+Recipients on a channel without buttons (WhatsApp) get the text with a line saying how to
+answer instead. What a channel can do comes from ``CoreConfig.channels``, never its name.
 """
 
 from __future__ import annotations
@@ -25,15 +26,11 @@ from handlers.types import Location, Media, MediaKind, Option, Reply
 from storage import contacts, outbox, reports
 from storage.group_links import alert_groups
 from storage.models import Area, Contact, GroupChat, Outbox, Report
-from storage.types import Channel, OutboxKind, OutboxStatus, ReportStatus, Role
+from storage.types import OutboxKind, OutboxStatus, ReportStatus, Role
 
 log = logging.getLogger(__name__)
 
 ALERT_PURPOSE = "alerts"
-# Channels whose sent messages can be edited in place (WhatsApp messages cannot).
-EDITABLE_CHANNELS = frozenset({Channel.TELEGRAM.value})
-# Channels without group chats: their officers get every alert of their area 1:1.
-GROUPLESS_CHANNELS = frozenset({Channel.WHATSAPP.value})
 LIVE_STATUSES = (
     OutboxStatus.PENDING.value,
     OutboxStatus.SENDING.value,
@@ -41,7 +38,6 @@ LIVE_STATUSES = (
     OutboxStatus.DELIVERED.value,
     OutboxStatus.READ.value,
 )
-CAPTION_LIMIT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +72,14 @@ async def _private_recipients(
 
 
 async def alert_recipients(session: AsyncSession, report: Report, ctx: Context) -> list[Recipient]:
-    """The area's group(s) plus its WhatsApp officers 1:1; without a group all its officers
-    1:1; else the nearest coordinators 1:1."""
+    """The area's group(s) plus its officers on channels without group chats 1:1; without a
+    group all its officers 1:1; else the nearest coordinators 1:1."""
     lang = ctx.config.default_language
     routes = BotRoutes(session, ctx.config)
     groups = await alert_groups(session, report.area_id)
     officers = await contacts.staff_in_area(session, report.area_id, [Role.OFFICER.value])
     if groups:
-        groupless = [o for o in officers if o.channel in GROUPLESS_CHANNELS]
+        groupless = [o for o in officers if not ctx.config.capabilities(o.channel).group_chats]
         return await _group_recipients(routes, groups, lang) + await _private_recipients(
             routes, groupless, "officer", lang
         )
@@ -246,10 +242,14 @@ def _minutes_waiting(report: Report, ctx: Context) -> int:
 def _for_channel(
     reply: Reply, refs: list[dict[str, Any]], to: Recipient, ctx: Context, report: Report
 ) -> Reply:
-    """Drop media the channel cannot send; WhatsApp gets words instead of buttons."""
-    if reply.media is not None and not any(r["channel"] == to.channel for r in refs):
+    """Drop media the channel cannot send (a file id of another channel, or a kind it does
+    not send); a channel without buttons gets words instead."""
+    caps = ctx.config.capabilities(to.channel)
+    if reply.media is not None and not (
+        caps.can_send(reply.media.kind) and any(r["channel"] == to.channel for r in refs)
+    ):
         reply = Reply(reply.text, reply.options, reply.location, None, reply.ask_location)
-    if to.channel == Channel.WHATSAPP.value:
+    if not caps.has_buttons:
         howto = ctx.config.catalog.text(to.lang, "alert.whatsapp_howto", ticket=report.ticket)
         reply = Reply(f"{reply.text}\n\n{howto}", (), reply.location, reply.media)
     return reply
@@ -268,14 +268,16 @@ async def enqueue_alert_edits(
     return rows + await _followups(session, report, ctx, actor)
 
 
-async def _live_alerts(session: AsyncSession, report: Report, *, editable: bool) -> list[Outbox]:
+async def _live_alerts(
+    session: AsyncSession, report: Report, ctx: Context, *, editable: bool
+) -> list[Outbox]:
     """The report's alert/escalation messages not given up on, on editable channels or not."""
     return await outbox.of_report(
         session,
         report.id,
         kinds=(OutboxKind.ALERT.value, OutboxKind.ESCALATION.value),
         statuses=LIVE_STATUSES,
-        channels=EDITABLE_CHANNELS,
+        channels=sorted(ctx.config.channels_where(lambda caps: caps.edits_messages)),
         on_channels=editable,
     )
 
@@ -284,7 +286,7 @@ async def _followups(
     session: AsyncSession, report: Report, ctx: Context, actor: Contact
 ) -> list[Outbox]:
     """'Tiket: KTN-…' and the status lines, once per chat that got an uneditable copy."""
-    copies = await _live_alerts(session, report, editable=False)
+    copies = await _live_alerts(session, report, ctx, editable=False)
     rows = []
     seen: set[tuple[str, int]] = set()
     for copy in copies:
@@ -315,7 +317,7 @@ async def _edits(
     session: AsyncSession, report: Report, ctx: Context, actor: Contact
 ) -> list[Outbox]:
     """One alert_edit row per live alert/escalation message on an editable channel."""
-    originals = await _live_alerts(session, report, editable=True)
+    originals = await _live_alerts(session, report, ctx, editable=True)
     rows = []
     for original in originals:
         lang = str(original.payload.get("lang") or ctx.config.default_language)
@@ -339,8 +341,6 @@ async def _edits(
                     "edit_of": original.id,
                     "ticket": report.ticket,
                     "lang": lang,
-                    "caption": before.get("media") is not None
-                    and len(str(before["text"])) <= CAPTION_LIMIT,
                 },
                 bot=original.bot,
             )

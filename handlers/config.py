@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from handlers.capabilities import Capabilities
 from handlers.i18n import Catalog
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
@@ -66,6 +67,9 @@ class CoreConfig:
     # Area code -> key of the Telegram bot that serves it (``[[telegram.bots]]``); the area's
     # sub-areas too, unless claimed themselves. Unclaimed areas: the default bot.
     bot_areas: Mapping[str, str] = field(default_factory=dict)
+    # Channel name -> what that channel can do, declared by its adapter (bot.wiring gives
+    # every channel's); the core decides by these, never by a channel's name.
+    channels: Mapping[str, Capabilities] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.categories:
@@ -93,6 +97,19 @@ class CoreConfig:
             catalog=Catalog.load(overrides_path),
             polsek_numbers={"17.71.08": "(0736) 000000", "18.09.01": "(0721) 000000"},
         )
+
+    def capabilities(self, channel: str) -> Capabilities:
+        """What the channel can do; LookupError for a channel the wiring did not describe."""
+        try:
+            return self.channels[str(channel)]
+        except KeyError:
+            raise LookupError(
+                f"no capabilities for channel {str(channel)!r} (CoreConfig.channels)"
+            ) from None
+
+    def channels_where(self, test: Callable[[Capabilities], bool]) -> frozenset[str]:
+        """The names of the described channels that pass ``test`` (for a query's IN)."""
+        return frozenset(name for name, caps in self.channels.items() if test(caps))
 
     def category(self, key: str | None) -> Category | None:
         """The category with this key, or None."""

@@ -1,15 +1,16 @@
 """/ekspor (/export) [csv|geojson]: a coordinator's reports as a file in the chat.
 
-Only coordinators/admins, and only their own area and the areas below it. On Telegram the file
-arrives as a document; WhatsApp through Twilio cannot send our files, so there the answer says
-where exports are (Telegram or the ``ktn-bot export`` command).
+Only coordinators/admins, and only their own area and the areas below it. On a channel that
+sends documents (Telegram) the file arrives as one; where it cannot (WhatsApp through Twilio
+sends media only from a URL) the answer says where exports are (Telegram or the
+``ktn-bot export`` command).
 """
 
 from __future__ import annotations
 
 from handlers.permissions import coordinated_area_ids
 from handlers.turn import Turn
-from handlers.types import Channel, Document, Reply
+from handlers.types import Document, Reply
 from storage import exports
 from storage.models import Area
 
@@ -23,7 +24,7 @@ async def export_in_chat(turn: Turn, arg: str | None) -> None:
         turn.say(turn.t("export.only_coordinators"))
         await turn.reprompt_if_busy()
         return
-    if turn.msg.channel is Channel.WHATSAPP:
+    if not turn.config.capabilities(turn.msg.channel).sends_documents:
         turn.say(turn.t("export.on_telegram"))
         await turn.reprompt_if_busy()
         return

@@ -4,8 +4,9 @@ A bot can write to a person only after they pressed Start on *that* bot, so a co
 through the bot of their latest private message (``Contact.bot``), and a group through the bot
 that was told ``/hubungkan`` there (``GroupChat.bot``). Only when neither is known (a contact or
 group made without a message, e.g. seeded) does the area decide: the bot that claims the area
-or its nearest parent in ``[[telegram.bots]]``, else the default bot. Channels without bots
-(WhatsApp has one sender number) always use the default key, so their rate limit stays one.
+or its nearest parent in ``[[telegram.bots]]``, else the default bot. Channels that cannot run
+several bots (``Capabilities.several_bots``; WhatsApp has one sender number) always use the
+default key, so their rate limit stays one.
 
 Outbox rows carry the result in their ``bot`` column; the dispatcher sends each row through
 that bot within that bot's own limits, so a broadcast over areas of several bots goes out over
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.config import CoreConfig
 from storage.areas import code_and_parent
 from storage.models import Contact, GroupChat
-from storage.types import DEFAULT_BOT, Channel
+from storage.types import DEFAULT_BOT
 
 __all__ = ["DEFAULT_BOT", "MAX_DEPTH", "BotRoutes"]
 
@@ -52,7 +53,7 @@ class BotRoutes:
         return self._by_area[area_id]
 
     async def _pick(self, channel: str, recorded: str | None, area_id: int | None) -> str:
-        if channel != Channel.TELEGRAM.value:
+        if not self.config.capabilities(channel).several_bots:
             return DEFAULT_BOT
         return recorded or await self.area(area_id)
 

@@ -303,3 +303,9 @@ async def of_report(
             )
         ).all()
     )
+
+
+async def payload_of(session: AsyncSession, row_id: int) -> dict[str, Any] | None:
+    """A row's payload as it is now (with what its sender recorded), or None if it is gone."""
+    payload = await session.scalar(select(Outbox.payload).where(Outbox.id == row_id))
+    return dict(payload) if isinstance(payload, dict) else None

@@ -77,6 +77,21 @@ async def test_unknown_command_gets_help_and_commands_are_registered(running: Ru
     assert "report" in {c["command"] for c in fake.commands_for(language_code="en")}
 
 
+async def test_group_chats_get_the_officers_menu(running: Running) -> None:
+    """In a group the "/" menu lists the officers' commands, per language (Indonesian for the
+    others); the private menu stays the residents'."""
+    fake = running.fake
+
+    def menu(language_code: str, scope: str = "all_group_chats") -> list[str]:
+        return [c["command"] for c in fake.commands_for(language_code, scope)]
+
+    await fake.wait_for(lambda: menu(""))  # the last menu the bot registers as it starts
+    assert menu("id") == menu("") == ["hubungkan", "laporan", "darurat", "bantuan"]
+    assert menu("en") == ["link", "reports", "emergency", "help"]
+    assert "Petugas" in fake.commands_for("id", "all_group_chats")[0]["description"]
+    assert "hubungkan" not in menu("id", "default") and "lapor" in menu("id", "default")
+
+
 async def test_dispatcher_stays_within_telegram_flood_limits(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:

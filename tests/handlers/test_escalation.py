@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.database import Database
 from bot.metrics import Metrics
 from bot.roles.duties import make_escalation_job
+from bot.wiring import CHANNELS
 from handlers.config import Category, CoreConfig
 from handlers.context import Context
 from handlers.escalation import escalate_due
@@ -26,6 +27,7 @@ from tests.support.chats import (
     KAMPUNG_MELAYU,
     Cast,
     FakeChat,
+    core_config,
     link_group,
     load_areas,
     photo,
@@ -46,7 +48,7 @@ async def sweep(
     sessions: async_sessionmaker[AsyncSession], at: datetime, config: CoreConfig | None = None
 ) -> list[int]:
     async with sessions() as session:
-        done = await escalate_due(session, Context(config or CoreConfig.default(), now=at))
+        done = await escalate_due(session, Context(config or core_config(), now=at))
         await session.commit()
         return done
 
@@ -152,6 +154,7 @@ async def test_per_category_minutes_and_walking_up_when_the_parent_has_nobody(
     config = CoreConfig(
         catalog=CoreConfig.default().catalog,
         categories=(Category("keamanan", escalate_after_minutes=5), Category("lainnya")),
+        channels=CHANNELS,
     )
     await load_areas(sessions)
     reporter = FakeChat(sessions, config=config)
@@ -172,7 +175,7 @@ def broken_media_line(tmp_path: Path) -> CoreConfig:
     alert with a photo has that line, so only reports with a photo fail to escalate."""
     overrides = tmp_path / "texts.toml"
     overrides.write_text('[id]\n"alert.media" = "Foto/file: {count:q}"\n', encoding="utf-8")
-    return CoreConfig(catalog=Catalog.load(overrides))
+    return CoreConfig(catalog=Catalog.load(overrides), channels=CHANNELS)
 
 
 async def file_with_photo(chat: FakeChat) -> dict[str, Any]:

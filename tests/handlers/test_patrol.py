@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.wiring import CHANNELS
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.i18n import Catalog
@@ -25,6 +26,7 @@ from tests.support.chats import (
     WIYONO,
     Cast,
     FakeChat,
+    core_config,
     link_group,
     staff_cast,
     texts,
@@ -51,7 +53,7 @@ async def cast(sessions: async_sessionmaker[AsyncSession]) -> Cast:
 
 async def announce(sessions: async_sessionmaker[AsyncSession], at: datetime) -> list[int]:
     async with sessions() as session:
-        done = await announce_due(session, Context(CoreConfig.default(), now=at), grace=GRACE)
+        done = await announce_due(session, Context(core_config(), now=at), grace=GRACE)
         await session.commit()
         return done
 
@@ -227,7 +229,7 @@ async def test_an_area_whose_announcement_fails_does_not_hold_back_the_others(
     await cast.reporter.send("/bahasa en")
     overrides = tmp_path / "texts.toml"
     overrides.write_text('[en]\n"patrol.dm" = "Tonight ({date:q}) with {team}"\n', encoding="utf-8")
-    broken = CoreConfig(catalog=Catalog.load(overrides))
+    broken = CoreConfig(catalog=Catalog.load(overrides), channels=CHANNELS)
 
     async def announce_with(config: CoreConfig, at: datetime) -> list[int]:
         async with sessions() as session:
@@ -253,7 +255,7 @@ async def test_an_area_whose_announcement_fails_does_not_hold_back_the_others(
     assert not [r for r in caplog.records if "failed" in r.getMessage()]
     assert any("skipped" in r.getMessage() for r in caplog.records), "past the grace: skipped"
 
-    tomorrow = await announce_with(CoreConfig.default(), TONIGHT_21_WIB + timedelta(days=1))
+    tomorrow = await announce_with(core_config(), TONIGHT_21_WIB + timedelta(days=1))
     assert {r.chat_id for r in await patrol_rows(sessions) if r.id in tomorrow} == {
         ALERT_GROUP,
         wiyono_group,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.metrics import Metrics
 from bot.roles.recaps import RecapJob
+from bot.wiring import CHANNELS
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.i18n import Catalog
@@ -28,11 +29,12 @@ from tests.support.chats import (
     SUMBER_JAYA,
     WIYONO,
     FakeChat,
+    core_config,
     load_areas,
     make_invite,
 )
 
-CONFIG = CoreConfig.default()
+CONFIG = core_config()
 
 
 def test_due_periods_in_the_three_zones_and_over_a_month_end() -> None:
@@ -268,7 +270,7 @@ async def test_a_coordinators_recap_that_fails_does_not_hold_back_the_others(
     await FakeChat(sessions, user_id=7001).send("/bahasa en")
     overrides = tmp_path / "texts.toml"
     overrides.write_text('[en]\n"recap.new" = "New reports: {count:q}"\n', encoding="utf-8")
-    broken = CoreConfig(catalog=Catalog.load(overrides))
+    broken = CoreConfig(catalog=Catalog.load(overrides), channels=CHANNELS)
     metrics = Metrics()
 
     def clock() -> datetime:

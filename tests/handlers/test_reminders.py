@@ -12,13 +12,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.wiring import CHANNELS
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.i18n import Catalog
 from handlers.reminders import Sweep, send_due
 from storage.models import Outbox, Reminder
 from storage.types import Role
-from tests.support.chats import ALERT_GROUP, WIYONO, Cast, FakeChat, staff_cast, texts
+from tests.support.chats import ALERT_GROUP, WIYONO, Cast, FakeChat, core_config, staff_cast, texts
 
 GRACE = timedelta(minutes=30)
 # FakeChat's clock starts at 2025-05-12 03:00 UTC = 10:00 WIB (Sumber Jaya is WIB).
@@ -32,7 +33,7 @@ async def cast(sessions: async_sessionmaker[AsyncSession]) -> Cast:
 
 async def sweep(sessions: async_sessionmaker[AsyncSession], at: datetime) -> Sweep:
     async with sessions() as session:
-        done = await send_due(session, Context(CoreConfig.default(), now=at), grace=GRACE)
+        done = await send_due(session, Context(core_config(), now=at), grace=GRACE)
         await session.commit()
         return done
 
@@ -233,7 +234,7 @@ async def test_a_deployment_rewrites_and_adds_health_templates_without_code(
         '"template.jumantik" = "Jumat bersih: periksa jentik di bak mandi."\n',
         encoding="utf-8",
     )
-    config = CoreConfig(catalog=Catalog.load(overrides))
+    config = CoreConfig(catalog=Catalog.load(overrides), channels=CHANNELS)
     coordinator = dataclasses.replace(cast.coordinator, config=config, history=[])
     assert "#jumantik" in texts(await coordinator.send("/pengingat template"))
     await add(coordinator, "setiap Jumat 07:00 | grup | #jumantik")
@@ -256,7 +257,7 @@ def broken_english(tmp_path: Path, key: str, text: str) -> CoreConfig:
     """A deployment's English override that loads (same placeholders) but cannot be formatted."""
     overrides = tmp_path / "texts.toml"
     overrides.write_text(f'[en]\n"{key}" = "{text}"\n', encoding="utf-8")
-    return CoreConfig(catalog=Catalog.load(overrides))
+    return CoreConfig(catalog=Catalog.load(overrides), channels=CHANNELS)
 
 
 async def test_a_reminder_that_fails_does_not_hold_back_the_others(
@@ -302,7 +303,7 @@ async def test_a_reminder_that_fails_does_not_hold_back_the_others(
     assert any(f"reminder {bad}: missed" in r.getMessage() for r in caplog.records)
     assert len(await reminder_rows(sessions)) == 2
 
-    fixed = CoreConfig.default()
+    fixed = core_config()
     tomorrow = await sweep_with(fixed, TODAY_19_WIB + timedelta(days=1))
     assert sorted(r for r, _ in tomorrow.sent) == sorted([bad, *good]) and tomorrow.failed == []
     texts_by_chat = {

@@ -26,7 +26,7 @@ from storage import reminders
 from storage.areas import get_by_code
 from storage.models import Contact, GroupChat, Outbox, Report
 from storage.types import Role
-from tests.support.chats import FakeChat, link_group, load_areas, texts
+from tests.support.chats import FakeChat, core_config, link_group, load_areas, texts
 
 AREAS = """code,name,level,parent_code,timezone
 17,Bengkulu,provinsi,,Asia/Jakarta
@@ -45,7 +45,7 @@ CLAIMS = {SUMBER_JAYA: "bot_a", PADANG_SERAI: "bot_b", "18": "lampung"}
 
 
 def config() -> CoreConfig:
-    return dataclasses.replace(CoreConfig.default(), bot_areas=CLAIMS)
+    return dataclasses.replace(core_config(), bot_areas=CLAIMS)
 
 
 async def area_id(sessions: async_sessionmaker[AsyncSession], code: str) -> int:
@@ -81,7 +81,7 @@ async def test_an_area_is_served_by_its_own_claim_or_its_nearest_parents(
         found = {code: await routes.area(ids[code]) for code in codes}
         assert await routes.area(None) == "default"
         assert await routes.area(987654) == "default"  # no such area
-        plain = BotRoutes(s, CoreConfig.default())  # a one-bot deployment asks nothing
+        plain = BotRoutes(s, core_config())  # a one-bot deployment asks nothing
         assert await plain.area(ids[SUMBER_JAYA]) == "default"
     assert found == {
         SUMBER_JAYA: "bot_a",

@@ -34,7 +34,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from twilio.request_validator import RequestValidator
 
 from bot.cli import PRIVATE_LOGGERS, configure_logging
-from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.escalation import escalate_due
 from handlers.types import Channel, Outcome
@@ -45,6 +44,7 @@ from tests.support.chats import (
     SUMBER_JAYA,
     WIYONO,
     FakeChat,
+    core_config,
     link_group,
     load_areas,
     texts,
@@ -588,7 +588,7 @@ async def test_r5_an_anonymous_reporter_is_in_no_group_message_outbox_row_or_log
     await wait_for_whatsapp(twilio, WA_REPORTER, "puskesmas")
     # Nobody claims the Telegram report: it escalates to Kampung Melayu.
     async with sessions() as session:
-        later = Context(CoreConfig.default(), now=utcnow() + timedelta(hours=6))
+        later = Context(core_config(), now=utcnow() + timedelta(hours=6))
         assert await escalate_due(session, later)
         await session.commit()
     await telegram.wait_for_message(PARENT_GROUP, contains=tg_ticket, since=0, timeout=10)

@@ -19,13 +19,12 @@ from bot.metrics import Metrics
 from bot.roles.scheduler import ReminderScheduler, ScheduleTrigger
 from bot.sandbox.telegram_fake import TelegramFake
 from handlers import reminders as reminder_sweep
-from handlers.config import CoreConfig
 from handlers.schedule import parse_schedule
 from storage import reminders as store
 from storage.areas import get_by_code
 from storage.models import Contact, Outbox
 from storage.types import Role
-from tests.support.chats import FakeChat, link_group, load_areas, texts
+from tests.support.chats import FakeChat, core_config, link_group, load_areas, texts
 from tests.support.telegram_run import GROUP, bot_running, link_alert_group, settings_for
 
 CSV = """code,name,level,parent_code,timezone
@@ -72,7 +71,7 @@ def scheduler(
 ) -> ReminderScheduler:
     return ReminderScheduler(
         sessions,
-        CoreConfig.default(),
+        core_config(),
         misfire_grace=GRACE,
         clock=clock,
         notify=lambda: (notified if notified is not None else []).append(1),
@@ -183,7 +182,7 @@ async def test_one_failing_reminder_is_counted_and_the_other_zones_still_get_the
     clock = Clock(datetime(2025, 5, 12, 12, 0, tzinfo=UTC))  # 19:00 WIB, 20:00 WITA, 21:00 WIT
     sched = ReminderScheduler(
         sessions,
-        CoreConfig.default(),
+        core_config(),
         misfire_grace=timedelta(hours=3),  # all three within it
         clock=clock,
         notify=lambda: notified.append(1),

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.wiring import CHANNELS
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.core import process
@@ -29,6 +30,11 @@ WIYONO = "18.09.01.2006"
 KAMPUNG_MELAYU = "17.71.08"
 ALERT_GROUP = -1001234567890
 _ids = itertools.count(1)
+
+
+def core_config() -> CoreConfig:
+    """The shipped defaults with every channel's capabilities, as ``bot.wiring`` gives them."""
+    return dataclasses.replace(CoreConfig.default(), channels=CHANNELS)
 
 
 async def load_areas(
@@ -99,7 +105,7 @@ class FakeChat:
     """One user in one chat, with a clock the test moves."""
 
     sessions: async_sessionmaker[AsyncSession]
-    config: CoreConfig = field(default_factory=CoreConfig.default)
+    config: CoreConfig = field(default_factory=core_config)
     channel: Channel = Channel.TELEGRAM
     user_id: int = 1001
     chat_id: int | None = None

@@ -16,7 +16,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from telegram import Bot, BotCommand, BotCommandScopeDefault, CallbackQuery, Update
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScope,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeDefault,
+    CallbackQuery,
+    Update,
+)
 from telegram.error import TelegramError, TimedOut
 from telegram.ext import (
     Application,
@@ -83,6 +91,7 @@ class TelegramChannel:
         webhook_secret: str | None = None,
         poll_timeout: int = 30,
         commands: Mapping[str, list[BotCommand]] | None = None,
+        group_commands: Mapping[str, list[BotCommand]] | None = None,
         bot_key: str = DEFAULT_BOT,
         on_migrate: OnMigrate | None = None,
         on_undelivered: OnUndelivered | None = None,
@@ -95,6 +104,7 @@ class TelegramChannel:
         self.webhook_secret = webhook_secret
         self.poll_timeout = poll_timeout
         self.commands = commands or {}
+        self.group_commands = group_commands or {}
         self.bot_key = bot_key
         self._on_inbound = on_inbound
         self._on_migrate = on_migrate
@@ -196,15 +206,22 @@ class TelegramChannel:
         return Response(status_code=400)
 
     async def _set_commands(self) -> None:
+        """The "/" menus: ``commands`` everywhere (private chats), ``group_commands`` in group
+        chats (Telegram prefers the narrower scope); per language, and Indonesian for the
+        rest. A menu Telegram refuses is left out: the commands work without it."""
+        await self._set_menu(self.commands, BotCommandScopeDefault())
+        await self._set_menu(self.group_commands, BotCommandScopeAllGroupChats())
+
+    async def _set_menu(
+        self, commands: Mapping[str, list[BotCommand]], scope: BotCommandScope
+    ) -> None:
         bot = self.application.bot
-        for lang, commands in self.commands.items():
+        for lang, listed in commands.items():
             with contextlib.suppress(TelegramError):
-                await bot.set_my_commands(
-                    commands, scope=BotCommandScopeDefault(), language_code=lang
-                )
-        if "id" in self.commands:
+                await bot.set_my_commands(listed, scope=scope, language_code=lang)
+        if "id" in commands:
             with contextlib.suppress(TelegramError):
-                await bot.set_my_commands(self.commands["id"])
+                await bot.set_my_commands(commands["id"], scope=scope)
 
     async def _handle(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         """Translate, hand it to the seam (which runs the core, counts and times it), send the

@@ -19,6 +19,7 @@ from telegram import (
     ReplyKeyboardMarkup,
 )
 
+from bot.channels.telegram.capabilities import TELEGRAM
 from handlers.commands import MENU
 from handlers.types import (
     Document,
@@ -29,8 +30,10 @@ from handlers.types import (
 )
 
 log = logging.getLogger(__name__)
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
+
+
+TEXT_LIMIT = TELEGRAM.text_limit  # 4096, as declared in capabilities.py
+CAPTION_LIMIT = TELEGRAM.caption_limit  # 1024
 
 
 def keyboard(options: tuple[Option, ...]) -> InlineKeyboardMarkup | None:
@@ -68,6 +71,11 @@ class Part:
     location: Location | None = None
     markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | None = None
     document: Document | None = None
+
+    @property
+    def is_caption(self) -> bool:
+        """Its text is a caption on a medium or document (edited with editMessageCaption)."""
+        return self.text is not None and (self.media is not None or self.document is not None)
 
 
 def reply_parts(reply: Reply) -> list[Part]:
@@ -120,12 +128,16 @@ def fit_keeping_tail(text: str, limit: int) -> str:
     return head[: limit - len(tail) - 3] + "…\n\n" + tail
 
 
-def bot_commands(catalog_lookup: Callable[[str, str], str]) -> dict[str, list[BotCommand]]:
-    """The command menu per language: the core's MENU words, described from the catalog."""
+def bot_commands(
+    catalog_lookup: Callable[[str, str], str],
+    menu: tuple[tuple[str, str], ...] = MENU,
+) -> dict[str, list[BotCommand]]:
+    """A command menu per language: the core's words (MENU for private chats, GROUP_MENU for
+    groups), described from the catalog."""
     return {
         lang: [
             BotCommand(english if lang == "en" else word, catalog_lookup(lang, f"commands.{word}"))
-            for word, english in MENU
+            for word, english in menu
         ]
         for lang in ("id", "en")
     }

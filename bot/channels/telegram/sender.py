@@ -45,12 +45,20 @@ from handlers.types import (
     MediaKind,
     Reply,
 )
+from storage import outbox
 from storage.db import Sessions
 from storage.types import OutboxKind
 
 log = logging.getLogger(__name__)
 PARTS_KEY = "tg_parts_sent"  # payload: how many parts of a reply went out already
 PRIMARY_KEY = "tg_primary_id"  # payload: the primary message's id, once it went out
+
+
+# payload: whether the primary message is a caption (on a photo, video or document) rather than
+# a text, recorded on rows that are edited later before their first part goes out, so the edit
+# calls editMessageCaption or editMessageText as the message really is.
+CAPTION_KEY = "tg_primary_caption"
+EDITED_KINDS = frozenset({OutboxKind.ALERT.value, OutboxKind.ESCALATION.value})
 
 
 async def send_part(bot: Bot, chat_id: int, part: Part) -> Message:
@@ -123,6 +131,22 @@ def is_not_modified(exc: TelegramError) -> bool:
     return isinstance(exc, BadRequest) and "message is not modified" in exc.message
 
 
+def primary_is_caption(payload: dict[str, Any] | None) -> bool:
+    """Whether a sent row's primary message is a caption: what its send recorded, or, for a row
+    sent before sends recorded it, what this renderer makes of its reply."""
+    if payload is None:
+        return False
+    recorded = payload.get(CAPTION_KEY)
+    if isinstance(recorded, bool):
+        return recorded
+    try:
+        parts = reply_parts(Reply.from_json(payload["reply"]))
+    except (KeyError, TypeError, ValueError):
+        return False
+    at = primary_index(parts)
+    return at is not None and parts[at].is_caption
+
+
 def retry_seconds(exc: RetryAfter) -> float:
     """RetryAfter's delay in seconds (PTB is moving it from int to timedelta)."""
     with warnings.catch_warnings():
@@ -171,22 +195,35 @@ class TelegramSender:
         primary_at = primary_index(parts)
         done = int(envelope.payload.get(PARTS_KEY) or 0)
         primary = envelope.payload.get(PRIMARY_KEY)
+        recorded: dict[str, Any] = {}
+        if envelope.kind in EDITED_KINDS and CAPTION_KEY not in envelope.payload:
+            # Before anything is sent: a failure here is a plain retry, never a second copy.
+            recorded[CAPTION_KEY] = primary_at is not None and parts[primary_at].is_caption
+            await save_progress(self.sessions, envelope, **recorded)
         for i in range(done, len(parts)):
             message = await send_part(self.bot, envelope.chat_id, parts[i])
             if i == primary_at:
                 primary = str(message.message_id)
             if i < len(parts) - 1:
                 await save_progress(
-                    self.sessions, envelope, **{PARTS_KEY: i + 1, PRIMARY_KEY: primary}
+                    self.sessions,
+                    envelope,
+                    **{**recorded, PARTS_KEY: i + 1, PRIMARY_KEY: primary},
                 )
         return None if primary is None else str(primary)
+
+    async def _edits_caption(self, envelope: Envelope) -> bool:
+        """Whether the message an edit changes is a caption, as its send recorded it."""
+        async with self.sessions() as session:
+            original = await outbox.payload_of(session, int(envelope.payload["edit_of"]))
+        return primary_is_caption(original)
 
     async def _edit(self, envelope: Envelope, reply: Reply) -> None:
         """Edit an alert in place: its caption when it was sent as a photo, else its text."""
         assert envelope.edit_target is not None
         message_id = int(envelope.edit_target)
         markup = keyboard(reply.options)
-        if envelope.payload.get("caption"):
+        if await self._edits_caption(envelope):
             await self.bot.edit_message_caption(
                 chat_id=envelope.chat_id,
                 message_id=message_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot.channels.whatsapp.capabilities import WHATSAPP
 from handlers.i18n import Catalog
 from handlers.types import (
     Location,
@@ -18,7 +19,11 @@ from handlers.types import (
     Reply,
 )
 
-BODY_LIMIT = 1600  # Twilio's limit for one WhatsApp body (counted here in UTF-16 units, safely)
+# Twilio's limit for one WhatsApp body (1600, capabilities.py), counted here in UTF-16 units,
+# safely.
+BODY_LIMIT = WHATSAPP.text_limit
+
+
 TEMPLATE_VARIABLE_LIMIT = 900  # Meta's body limit is 1024 for the whole template
 
 

@@ -842,7 +842,7 @@ class TelegramFake:
     def commands_for(
         self, language_code: str = "", scope: str = "default", *, bot: BotRef = None
     ) -> list[JSON]:
-        """Commands set for a scope key ("default", "all_private_chats", "chat:ID"...)."""
+        """Commands set for a scope key ("default", "all_group_chats", "chat:ID"...)."""
         return list(self.get_bot(bot).commands.get((scope, language_code), []))
 
     @property

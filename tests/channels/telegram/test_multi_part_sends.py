@@ -158,3 +158,67 @@ async def test_a_photo_alert_resumes_at_the_text_after_a_429(
     assert messages[1].content == text and messages[1].button_data() == ["claim:1"]
     [row] = await outbox_rows(sessions)
     assert (row.status, row.external_id) == (OutboxStatus.SENT, str(messages[1].message_id))
+
+
+async def add_edit(sessions: async_sessionmaker[AsyncSession], alert_id: int, text: str) -> None:
+    """An officer claimed the report: the core asks for the alert to be edited in place."""
+    async with sessions() as s:
+        reply = Reply(text, (Option("Selesai", "resolve:1"),))
+        payload = {"edit_of": alert_id, "reply": reply.to_json()}
+        s.add(Outbox(channel="telegram", chat_id=GROUP, kind="alert_edit", payload=payload))
+        await s.commit()
+
+
+@pytest.mark.parametrize(
+    ("words", "where"),
+    [(1, "the photo's caption"), (200, "the text after the photo")],
+    ids=["caption", "too long for a caption"],
+)
+async def test_a_photo_alert_is_edited_where_its_text_is(
+    fake: TelegramFake,
+    sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    words: int,
+    where: str,
+) -> None:
+    """The sender recorded how the alert went out; the claim edits that message, whichever."""
+    photo = tmp_path / "foto.png"
+    photo.write_bytes(png(64, 48))
+    text = "Alert: jalan rusak." + " Keterangan warga." * words
+    media = Media(MediaKind.PHOTO, str(photo), "image/png")
+    alert = Reply(text, (Option("Tangani", "claim:1"),), media=media)
+    [alert_id] = await add_alerts(sessions, alert)
+    async with Bot(DEFAULT_TOKEN, base_url=fake.bot_api_url) as bot:
+        outbox = dispatcher(sessions, bot)
+        await outbox.drain()
+        await add_edit(sessions, alert_id, f"{text}\n\nDitangani oleh Bripka Andi")
+        await outbox.drain()
+    messages = fake.messages(GROUP)
+    edited = messages[0] if where == "the photo's caption" else messages[1]
+    assert [m for m in messages if m.edits] == [edited], where
+    assert edited.content.endswith("Ditangani oleh Bripka Andi")
+    assert edited.button_data() == ["resolve:1"]
+    assert [r.status for r in await outbox_rows(sessions)] == [OutboxStatus.SENT] * 2
+
+
+async def test_an_alert_sent_before_sends_recorded_its_form_is_still_edited(
+    fake: TelegramFake, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """A photo alert sent by an older version (nothing recorded about its caption) that is
+    claimed after the upgrade: its caption is edited, as before."""
+    photo = tmp_path / "foto.png"
+    photo.write_bytes(png(64, 48))
+    media = Media(MediaKind.PHOTO, str(photo), "image/png")
+    [alert_id] = await add_alerts(sessions, Reply("Alert: pohon tumbang", media=media))
+    async with Bot(DEFAULT_TOKEN, base_url=fake.bot_api_url) as bot:
+        outbox = dispatcher(sessions, bot)
+        await outbox.drain()
+        async with sessions() as s:
+            alert = await s.get_one(Outbox, alert_id)
+            alert.payload = {"reply": alert.payload["reply"]}  # as the older version left it
+            await s.commit()
+        await add_edit(sessions, alert_id, "Alert: pohon tumbang\n\nDitangani oleh Bripka Andi")
+        await outbox.drain()
+    [message] = fake.messages(GROUP)
+    assert message.kind == "photo" and message.edits
+    assert message.content == "Alert: pohon tumbang\n\nDitangani oleh Bripka Andi"

@@ -18,12 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import SchedulerSettings
 from bot.sandbox.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
-from handlers.config import CoreConfig
 from handlers.types import Reply
 from storage.models import Outbox, Report
 from storage.types import OutboxStatus, utcnow
 from tests.conftest import ROOT
-from tests.support.chats import FakeChat
+from tests.support.chats import FakeChat, core_config
 from tests.support.telegram_run import (
     GROUP,
     RESIDENT,
@@ -108,9 +107,7 @@ async def test_killed_mid_report_resumes_and_delivers_committed_alerts(
             await kill(proc)
 
         # While the bot is down, another resident's report is committed (as "Kirim" does).
-        other = FakeChat(
-            sessions, config=CoreConfig.default(), user_id=777, name="Rahmat", now=utcnow()
-        )
+        other = FakeChat(sessions, config=core_config(), user_id=777, name="Rahmat", now=utcnow())
         await other.onboard()
         submitted = await other.file_report(description="Lampu jalan mati satu gang")
         waiting_ticket = submitted.recorded.filed["ticket"]

@@ -20,10 +20,10 @@ from bot.channels.whatsapp.channel import REPLIES, WhatsAppChannel, WhatsAppConf
 from bot.inbound import make_on_inbound
 from bot.metrics import Metrics
 from handlers import core
-from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.types import Inbound, MediaKind, Outcome
 from storage.models import Contact, Outbox, ProcessedInbound
+from tests.support.chats import core_config
 from tests.support.twilio_fake import DEFAULT_SENDER, TwilioFake
 
 PUBLIC = "https://ktn.example.id"
@@ -79,14 +79,14 @@ async def hook(sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -> As
             templates={},
         )
         woken: list[int] = []
-        core_config = CoreConfig.default()
+        core = core_config()
         metrics = Metrics()
         channel = WhatsAppChannel(
             config,
             sessions,
-            core_config,
+            core,
             on_inbound=make_on_inbound(
-                sessions, core_config, Woken(woken), metrics=metrics, queued=REPLIES
+                sessions, core, Woken(woken), metrics=metrics, queued=REPLIES
             ),
             metrics=metrics,
         )
@@ -190,7 +190,7 @@ async def test_the_signature_covers_the_public_url_and_its_query(hook: Hook) -> 
 async def test_a_stale_button_gets_its_notice_as_text(hook: Hook) -> None:
     await hook.post(hook.fake.inbound_button(USER, "cat:keamanan", "Keamanan"))
     [row] = await hook.rows(Outbox)
-    catalog = CoreConfig.default().catalog
+    catalog = core_config().catalog
     assert row.payload["reply"]["text"] == catalog.text("id", "common.stale_button")
 
 
@@ -199,7 +199,7 @@ async def test_berhenti_opts_out_of_broadcasts(hook: Hook) -> None:
     [contact] = await hook.rows(Contact)
     assert contact.opted_out_at is not None
     [row] = await hook.rows(Outbox)
-    assert row.payload["reply"]["text"] == CoreConfig.default().catalog.text("id", "stop.done")
+    assert row.payload["reply"]["text"] == core_config().catalog.text("id", "stop.done")
 
 
 async def test_a_failing_core_records_nothing_keeps_the_media_and_says_sorry(
