@@ -233,7 +233,7 @@ class SchedulerSettings(Section):
     enabled: bool = True
     timezone: str = "Asia/Jakarta"
     misfire_grace_minutes: int = Field(default=30, ge=0)
-    recap_hour: int = Field(default=7, ge=0, le=23)  # coordinators' recaps (branch bc)
+    recap_hour: int = Field(default=7, ge=0, le=23)  # coordinators' recaps
     takeover_seconds: float = Field(default=10.0, ge=1, le=300)
 
     @field_validator("timezone")

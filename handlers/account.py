@@ -24,7 +24,7 @@ async def cancel(turn: Turn) -> None:
     if previous is State.STAFF_NOTE:  # the note is not written; the report stays as it was
         await staff.cancel_note(turn)
         return
-    if previous.value.startswith("broadcast_"):  # coordinators' /umumkan (branch bc)
+    if previous.value.startswith("broadcast_"):  # coordinators' /umumkan
         turn.draft.pop("broadcast", None)
         turn.state = State.IDLE
         turn.say(turn.t("broadcast.cancelled"))

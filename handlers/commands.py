@@ -35,11 +35,11 @@ class Command(StrEnum):
     CLAIM = "claim"
     RESOLVE = "resolve"
     REJECT = "reject"
-    # --- coordinators part A: reminders and patrol (branch rem) ---
+    # --- coordinators: reminders and patrol ---
     REMINDERS = "reminders"
     PATROL = "patrol"
     # --- end rem ---
-    # --- coordinators: broadcasts and exports (branch bc) ---
+    # --- coordinators: broadcasts and exports ---
     ANNOUNCE = "announce"
     EXPORT = "export"
     # --- end coordinators: broadcasts and exports ---
@@ -80,13 +80,13 @@ WORDS: dict[str, Command] = {
     "resolve": Command.RESOLVE,
     "tolak": Command.REJECT,
     "reject": Command.REJECT,
-    # --- coordinators part A: reminders and patrol (branch rem) ---
+    # --- coordinators: reminders and patrol ---
     "pengingat": Command.REMINDERS,
     "reminders": Command.REMINDERS,
     "ronda": Command.PATROL,
     "patrol": Command.PATROL,
     # --- end rem ---
-    # --- coordinators: broadcasts and exports (branch bc) ---
+    # --- coordinators: broadcasts and exports ---
     "umumkan": Command.ANNOUNCE,
     "announce": Command.ANNOUNCE,
     "ekspor": Command.EXPORT,
@@ -129,7 +129,7 @@ LANGUAGE_WORDS: dict[str, str] = {
     "english": "en",
     "inggris": "en",
 }
-# --- coordinators: broadcasts and exports (branch bc) ---
+# --- coordinators: broadcasts and exports ---
 ANNOUNCE_STATUS_WORDS = frozenset({"status"})
 EXPORT_FORMATS = frozenset({"csv", "geojson"})
 # --- end coordinators: broadcasts and exports ---
@@ -140,7 +140,7 @@ _TYPED_ACTION = re.compile(
     r"(KTN[\s\-_.#]*[A-Z0-9]{6}(?=[\s.,!?]|$).*)$",
     re.IGNORECASE | re.DOTALL,
 )
-# --- coordinators part A (branch rem): typed without a slash, "pengingat"/"ronda" take any of
+# --- coordinators: typed without a slash, "pengingat"/"ronda" take any of
 # their sub-commands ("ronda ikut 2", "pengingat tambah ...") so they work on WhatsApp too.
 SUBCOMMAND_WORDS: dict[Command, frozenset[str]] = {
     Command.REMINDERS: frozenset(
@@ -177,7 +177,7 @@ def _arg_is_valid(command: Command, arg: str) -> bool:
         return bool(_AREA_CODE.match(arg)) and any(ch.isdigit() for ch in arg)
     if command is Command.REGISTER:
         return bool(_INVITE_CODE.match(re.sub(r"[\s\-]", "", arg).upper()))
-    # --- coordinators: broadcasts and exports (branch bc) ---
+    # --- coordinators: broadcasts and exports ---
     if command is Command.ANNOUNCE:
         return arg.lower() in ANNOUNCE_STATUS_WORDS
     if command is Command.EXPORT:
@@ -237,7 +237,7 @@ def parse_command(
 
 
 def _with_subcommand(stripped: str, lowered: str) -> ParsedCommand | None:
-    """'ronda ikut 2' / 'pengingat tambah ...' typed without a slash (branch rem)."""
+    """'ronda ikut 2' / 'pengingat tambah ...' typed without a slash."""
     words = lowered.split(" ")
     command = WORDS.get(words[0])
     if command not in SUBCOMMAND_WORDS or len(words) < 2:

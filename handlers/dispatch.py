@@ -59,13 +59,13 @@ async def run_command(turn: Turn, cmd: ParsedCommand) -> None:
         case Command.STOP:
             await account.opt_out(turn)
             await turn.reprompt_if_busy()
-        # --- coordinators part A: reminders and patrol (branch rem) ---
+        # --- coordinators: reminders and patrol ---
         case Command.REMINDERS:
             await reminders.command(turn, cmd.arg)
         case Command.PATROL:
             await patrol.command(turn, cmd.arg)
         # --- end rem ---
-        # --- coordinators: broadcasts and exports (branch bc) ---
+        # --- coordinators: broadcasts and exports ---
         case Command.ANNOUNCE:
             await broadcast.begin(turn, cmd.arg)
         case Command.EXPORT:

@@ -26,10 +26,10 @@ PRIVATE_ONLY = frozenset(
         Command.STOP,
         Command.ERASE,
         Command.AREA,
-        Command.REMINDERS,  # branch rem
-        Command.PATROL,  # branch rem
-        Command.ANNOUNCE,  # coordinators (branch bc)
-        Command.EXPORT,  # coordinators (branch bc)
+        Command.REMINDERS,
+        Command.PATROL,
+        Command.ANNOUNCE,  # coordinators
+        Command.EXPORT,  # coordinators
     }
 )
 

@@ -61,7 +61,7 @@ def may_close_claimed(contact: Contact, report: Report) -> bool:
     return report.assignee_id in (None, contact.id) or is_supervisor(contact)
 
 
-# --- coordinators: broadcasts, recaps and exports (branch bc) ------------------------------
+# --- coordinators: broadcasts, recaps and exports ------------------------------
 
 
 async def coordinated_area_ids(session: AsyncSession, contact: Contact | None) -> list[int]:

@@ -21,7 +21,7 @@ class State(StrEnum):
     EDIT = "edit"
     ERASE_CONFIRM = "erase_confirm"
     STAFF_NOTE = "staff_note"
-    # --- coordinators: broadcasts (branch bc) ---
+    # --- coordinators: broadcasts ---
     BROADCAST_AREA = "broadcast_area"
     BROADCAST_AUDIENCE = "broadcast_audience"
     BROADCAST_TEXT = "broadcast_text"

@@ -1,6 +1,6 @@
 """The recap job: every minute (``bot.periodic.Periodic``), ask the database which coordinators'
 recaps are due and write them to the outbox (``handlers.recap``). Runs only where schedules run
-(``[scheduler] enabled``; later behind leader election).
+(``[scheduler] enabled``), on the worker that holds the leader role (``bot.roles.leader``).
 
 A recap that fails (``handlers.sweep``: rolled back alone, the others written) is reported to
 ``on_failure`` and not tried again while this process runs: it would fail the same way every

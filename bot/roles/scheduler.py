@@ -7,9 +7,9 @@ carry the message: it asks the database what is due (``handlers.reminders.send_d
 ``handlers.patrol.announce_due``), which sends each occurrence once however often it runs. So a
 restart loses nothing and duplicates nothing: the start-up sweep sends what came due while the
 process was down, within ``misfire_grace``, and logs what is older. Start and stop live here
-alone, so a leader election can later decide which process calls ``start``. One reminder or area
-that fails is rolled back alone (``handlers.sweep``) and reported to ``on_failure``; the others
-go out.
+alone: the worker holding the leader role (``bot.roles.leader``) calls ``start``. One reminder
+or area that fails is rolled back alone (``handlers.sweep``) and reported to ``on_failure``; the
+others go out.
 """
 
 from __future__ import annotations

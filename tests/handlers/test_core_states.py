@@ -139,7 +139,7 @@ TABLE: dict[State, tuple[Step, State, Step]] = {
         lambda c: c.send(location=PIN),
     ),
 }
-# --- coordinators: /umumkan (branch bc) ---
+# --- coordinators: /umumkan ---
 
 
 async def _to_broadcast_area(chat: FakeChat) -> None:
