@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from handlers import staff
 from handlers.commands import LANGUAGE_WORDS
-from handlers.permissions import may_act
+from handlers.permissions import is_staff, may_act
 from handlers.render import category_label, format_time, status_label
 from handlers.states import State
 from handlers.turn import Turn, expects, fallback, prompt
@@ -134,12 +134,16 @@ async def switch_language(turn: Turn, arg: str | None) -> None:
 
 
 async def opt_out(turn: Turn) -> None:
-    """Stop broadcasts; reports keep working."""
+    """Stop announcements to residents; reports keep working. A staff member's duty messages
+    (alerts, escalations, the officers' group's announcements and reminders, patrol, recaps)
+    are not announcements: they come with the role, as the group's messages do on Telegram."""
     if turn.contact.opted_out_at is not None:
         turn.say(turn.t("stop.already"))
-        return
-    turn.contact.opted_out_at = turn.now
-    turn.say(turn.t("stop.done"))
+    else:
+        turn.contact.opted_out_at = turn.now
+        turn.say(turn.t("stop.done"))
+    if is_staff(turn.contact):  # duties come with the role, not with announcements
+        turn.say(turn.t("stop.staff"))
 
 
 # --- /hapusdata ----------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The officers' alert for a report, its routing, escalation copies and in-place edits.
 
-Routing: the area's alert group(s); without one, each officer of the area in a private chat
-(officers on a channel without group chats, e.g. WhatsApp through Twilio, get it 1:1 either way:
-they cannot see the group); without officers, the coordinators of the nearest area (the
-report's own, then its parents) that has any; with nobody at all the report is still kept,
+Routing: the area's officers' group (``handlers.audience``): its alert group(s), and 1:1 each
+officer no group reaches (on a channel without group chats, e.g. WhatsApp through Twilio, or in
+an area without a group); without officers or a group, the coordinators of the nearest area (the
+report's own, then its parents) that has any. Escalations go to the parent area's officers'
+group the same way, and to its coordinators; with nobody at all the report is still kept,
 with an "unrouted" event, and shows as "menunggu petugas". An anonymous reporter's name, id and
 phone never go into an alert, an escalation or an edit.
 Recipients on a channel without buttons (WhatsApp) get the text with a line saying how to
@@ -18,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.audience import officers_group, one_per_person
 from handlers.context import Context
 from handlers.permissions import area_chain_ids
 from handlers.render import category_label, format_clock, format_time
@@ -72,39 +74,41 @@ async def _private_recipients(
 
 
 async def alert_recipients(session: AsyncSession, report: Report, ctx: Context) -> list[Recipient]:
-    """The area's group(s) plus its officers on channels without group chats 1:1; without a
-    group all its officers 1:1; else the nearest coordinators 1:1."""
+    """The area's officers' group (``handlers.audience``: its group(s), and 1:1 every officer
+    no group reaches); without any officer or group, the nearest coordinators 1:1."""
     lang = ctx.config.default_language
     routes = BotRoutes(session, ctx.config)
     groups = await alert_groups(session, report.area_id)
-    officers = await contacts.staff_in_area(session, report.area_id, [Role.OFFICER.value])
-    if groups:
-        groupless = [o for o in officers if not ctx.config.capabilities(o.channel).group_chats]
-        return await _group_recipients(routes, groups, lang) + await _private_recipients(
-            routes, groupless, "officer", lang
+    reach = await officers_group(session, ctx.config, [report.area_id], groups)
+    if reach.groups or reach.people:
+        return await _group_recipients(routes, reach.groups, lang) + await _private_recipients(
+            routes, reach.people, "officer", lang
         )
-    if officers:
-        return await _private_recipients(routes, officers, "officer", lang)
     for area_id in await area_chain_ids(session, report.area_id):
         found = await contacts.staff_in_area(session, area_id, [Role.COORDINATOR.value])
         if found:
-            return await _private_recipients(routes, found, "coordinator", lang)
+            return await _private_recipients(routes, one_per_person(found), "coordinator", lang)
     return []
 
 
 async def escalation_recipients(
     session: AsyncSession, report: Report, ctx: Context
 ) -> list[Recipient]:
-    """The parent area's group(s) and coordinators (or the next area up that has any)."""
+    """The parent area's officers' group (its group(s), and 1:1 every officer of it no group
+    reaches, e.g. on WhatsApp) and its coordinators; or the next area up that has any."""
     lang = ctx.config.default_language
     routes = BotRoutes(session, ctx.config)
     for area_id in (await area_chain_ids(session, report.area_id))[1:]:
-        found = await _group_recipients(routes, await alert_groups(session, area_id), lang)
+        reach = await officers_group(
+            session, ctx.config, [area_id], await alert_groups(session, area_id)
+        )
+        coordinators = await contacts.staff_in_area(session, area_id, [Role.COORDINATOR.value])
+        people = one_per_person([*reach.people, *coordinators], reached=reach.via_groups)
+        officers = [p for p in people if p.role == Role.OFFICER.value]
+        found = await _group_recipients(routes, reach.groups, lang)
+        found += await _private_recipients(routes, officers, "officer", lang)
         found += await _private_recipients(
-            routes,
-            await contacts.staff_in_area(session, area_id, [Role.COORDINATOR.value]),
-            "coordinator",
-            lang,
+            routes, [p for p in people if p.role != Role.OFFICER.value], "coordinator", lang
         )
         if found:
             return found

@@ -1,17 +1,23 @@
 """/umumkan (/announce): a coordinator's announcement to an area and every area below it.
 
 The flow: choose the area (own area or one below it), the audience (residents, officers' groups,
-or both), write the text (a photo with it is optional), see the preview with the recipient
-count, send or cancel. Sending writes the broadcast and one outbox row per recipient in the same
-transaction, each keyed ``broadcast:<id>:<recipient>``; the dispatcher paces them within the
-channels' limits, WhatsApp contacts outside the 24-hour window get the ``broadcast`` template, and
-opted-out residents are skipped (here, and again by the WhatsApp sender at send time).
+or both; an officer no group reaches, e.g. on WhatsApp, gets the groups' copy 1:1, see
+``handlers.audience``), write the text (a photo with it is optional), see the preview with the
+recipient count, send or cancel. Sending writes the broadcast and one outbox row per recipient
+in the same transaction, each keyed ``broadcast:<id>:<recipient>``; the dispatcher paces them
+within the channels' limits, WhatsApp contacts outside the 24-hour window get the ``broadcast``
+template, and opted-out residents are skipped (here, and again by the WhatsApp sender at send
+time); an officer's copy is a duty and goes all the same (marked ``duty`` in its row).
 ``/umumkan status`` shows sent / failed / pending for the latest broadcasts. Every step checks
 that the contact is a coordinator/admin of the chosen area.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+from handlers.audience import officers_group, one_per_person
 from handlers.permissions import coordinated_area_ids, may_coordinate
 from handlers.render import format_time
 from handlers.routing import BotRoutes
@@ -22,8 +28,8 @@ from storage import broadcasts, outbox
 from storage.areas import children, descendant_ids
 from storage.broadcasts import Audience
 from storage.drafts import BroadcastDraft
-from storage.models import Area, Broadcast, Outbox
-from storage.types import OutboxKind
+from storage.models import Area, Broadcast, Contact, GroupChat, Outbox
+from storage.types import OutboxKind, Role
 
 AREA_CHOICES = 12
 STATUS_LIMIT = 5
@@ -221,8 +227,7 @@ async def show_preview(turn: Turn) -> None:
     area = await turn.session.get(Area, area_id)
     assert area is not None
     audience = Audience(draft.get("audience") or Audience.RESIDENTS)
-    area_ids = await _target_ids(turn, area_id)
-    count = await broadcasts.count_recipients(turn.session, area_ids, audience)
+    count = len(await recipients(turn, area, audience))
     text = _announcement(turn, turn.lang, area, str(draft.get("text", "")), resident=True)
     turn.say(text, media=_photo(draft))
     turn.say(
@@ -300,56 +305,86 @@ async def send(turn: Turn) -> None:
     await turn.enter(State.IDLE)
 
 
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One copy of a broadcast: a group chat, or a person 1:1 (a resident, or an officer no
+    group reaches, who reads the officers' version)."""
+
+    channel: str
+    chat_id: int
+    lang: str
+    who: str  # "g<group id>" or "c<contact id>": the row's key
+    bot: str
+    contact_id: int | None = None
+    resident: bool = False
+
+
+async def recipients(turn: Turn, area: Area, audience: Audience) -> list[Recipient]:
+    """Everyone the broadcast reaches, once each (``handlers.audience``): the residents of the
+    area and below (consented, not opted out), and/or their officers' groups with, 1:1, every
+    officer no group reaches. The preview counts exactly these."""
+    area_ids = await _target_ids(turn, area.id)
+    routes = BotRoutes(turn.session, turn.config)
+    default = turn.config.default_language
+    groups: list[GroupChat] = []
+    staff: list[Contact] = []
+    via_groups: list[Contact] = []
+    residents: list[Contact] = []
+    if audience.groups:
+        reach = await officers_group(turn.session, turn.config, area_ids)
+        groups, staff, via_groups = reach.groups, reach.people, reach.via_groups
+    if audience.residents:
+        residents = await broadcasts.residents_in(turn.session, area_ids)
+    people = one_per_person([*staff, *residents], reached=via_groups)
+    found = [
+        Recipient(g.channel, g.chat_id, default, f"g{g.id}", await routes.group(g)) for g in groups
+    ]
+    for person in people:
+        found.append(
+            Recipient(
+                person.channel,
+                person.external_id,
+                person.language or default,
+                f"c{person.id}",
+                await routes.contact(person),
+                person.id,
+                resident=person.role == Role.RESIDENT.value,
+            )
+        )
+    return found
+
+
 async def enqueue_recipients(
     turn: Turn, item: Broadcast, area: Area, photo: Media | None
 ) -> list[Outbox]:
-    """One outbox row per resident and per group, keyed so nobody can get it twice."""
-    area_ids = await _target_ids(turn, area.id)
-    audience = Audience(item.audience)
-    routes = BotRoutes(turn.session, turn.config)
+    """One outbox row per recipient, keyed so nobody can get it twice. Residents read it with
+    the BERHENTI footer; groups and officers without one (a staff duty: BERHENTI does not stop
+    it, see README)."""
+    replies: dict[tuple[str, bool], Reply] = {}
     rows: list[Outbox] = []
-    if audience.residents:
-        replies: dict[str, Reply] = {}
-        for person in await broadcasts.residents_in(turn.session, area_ids):
-            lang = person.language or turn.config.default_language
-            if lang not in replies:
-                text = _announcement(turn, lang, area, item.text, resident=True)
-                replies[lang] = Reply(text, media=photo)
-            reply = replies[lang]
-            bot = await routes.contact(person)
-            chat = person.external_id
-            rows.append(_row(turn, item, person.channel, chat, reply, lang, f"c{person.id}", bot))
-            rows[-1].contact_id = person.id
-    if audience.groups:
-        lang = turn.config.default_language
-        reply = Reply(_announcement(turn, lang, area, item.text, resident=False), media=photo)
-        for group in await broadcasts.groups_in(turn.session, area_ids):
-            bot = await routes.group(group)
-            rows.append(
-                _row(turn, item, group.channel, group.chat_id, reply, lang, f"g{group.id}", bot)
-            )
+    for to in await recipients(turn, area, Audience(item.audience)):
+        if (to.lang, to.resident) not in replies:
+            text = _announcement(turn, to.lang, area, item.text, resident=to.resident)
+            replies[to.lang, to.resident] = Reply(text, media=photo)
+        row = _row(turn, item, to, replies[to.lang, to.resident])
+        row.contact_id = to.contact_id
+        rows.append(row)
     return rows
 
 
-def _row(
-    turn: Turn,
-    item: Broadcast,
-    channel: str,
-    chat_id: int,
-    reply: Reply,
-    lang: str,
-    who: str,
-    bot: str,
-) -> Outbox:
+def _row(turn: Turn, item: Broadcast, to: Recipient, reply: Reply) -> Outbox:
+    extra: dict[str, Any] = {"lang": to.lang, "broadcast": item.id}
+    if to.contact_id is not None and not to.resident:
+        extra["duty"] = True  # a staff member's copy: not subject to BERHENTI
     row = outbox.enqueue(
         turn.session,
-        channel=channel,
-        chat_id=chat_id,
+        channel=to.channel,
+        chat_id=to.chat_id,
         kind=OutboxKind.BROADCAST.value,
         reply=reply,
-        dedupe_key=f"broadcast:{item.id}:{who}",
-        extra={"lang": lang, "broadcast": item.id},
-        bot=bot,
+        dedupe_key=f"broadcast:{item.id}:{to.who}",
+        extra=extra,
+        bot=to.bot,
     )
     row.broadcast_id = item.id
     return row

@@ -143,8 +143,8 @@ async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
 
 
 async def run_turn(turn: Turn) -> None:
-    """Expire an old draft, then: staff button, stale button, over-long text, command, or the
-    state's turn."""
+    """Expire an old draft, then: staff button, stale button, over-long text, command, a typed
+    patrol answer, or the state's turn."""
     _expire_idle_draft(turn)
     msg = turn.msg
     if parse_button(msg.button) is not None:  # an alert's button, pressed in a private chat
@@ -169,9 +169,12 @@ async def run_turn(turn: Turn) -> None:
         if cmd is not None and (cmd.slash or option is None):
             await run_command(turn, cmd)
             return
-        turn.option = option
+        turn.option = await patrol.typed_answer(turn, text, option) or option
     if not turn.consented and turn.state not in NO_CONSENT_NEEDED:
         await onboarding.begin(turn)
+        return
+    if patrol.is_patrol_button(turn.option):  # "hadir", "aman" or its number, typed
+        await patrol.answer(turn, turn.option or "")
         return
     if not await EXPECTS[turn.state](turn):
         await FALLBACKS[turn.state](turn)

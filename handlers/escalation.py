@@ -1,5 +1,6 @@
-"""Escalation: a report nobody claimed in time goes, once, to the parent area's group and its
-coordinators.
+"""Escalation: a report nobody claimed in time goes, once, to the parent area's officers' group
+(its groups, and 1:1 every officer of it no group reaches, e.g. on WhatsApp) and its
+coordinators (``handlers.alerts.escalation_recipients``).
 
 Driven by the database, not by timers: ``reports.escalate_at`` is set when the report is filed
 (per category, urgent much sooner) and ``escalate_due`` is called periodically by the process. A

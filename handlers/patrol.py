@@ -1,6 +1,6 @@
 """/ronda (/patrol): the night patrol's teams and rotation, tonight's team, "Hadir" and "Aman".
 
-    /ronda                              teams, rotation and tonight's team
+    /ronda                              teams, rotation, tonight's team and its answers so far
     /ronda tim NAMA: Andi, Budi, Cici   add a team (coordinator)
     /ronda hapus N                      remove team N (coordinator)
     /ronda jadwal harian 21:00          rotation daily or weekly (mingguan), announced at 21:00
@@ -8,8 +8,11 @@
     /ronda ikut N                       a resident joins team N (or claims their name in it)
     /ronda 17.71.08.1004 tim ...        a coordinator above the village manages the village's
 
-At the set time, in the area's time zone, the area's group gets tonight's team and every member
+At the set time, in the area's time zone, the area's officers' group gets tonight's team (an
+officer no group reaches, e.g. on WhatsApp, gets it 1:1: ``handlers.audience``) and every member
 who uses the bot a private message with "Hadir"; after it they answer "Aman" or start a report.
+Pressed, or typed: the word ("hadir", "aman") or, on a channel that shows options as numbered
+lines, the number (``typed_answer``).
 The shift row (unique per area and night) makes the announcement happen once.
 
 Each area is announced in its own savepoint (``handlers.sweep``): one that fails (a broken text
@@ -26,18 +29,21 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.audience import officers_group
 from handlers.context import Context
 from handlers.onboarding import begin_report
+from handlers.options import normalise
 from handlers.permissions import area_chain_ids, is_supervisor
+from handlers.render import format_clock
 from handlers.routing import BotRoutes
 from handlers.schedule import Schedule, parse_time, zone
+from handlers.states import State
 from handlers.sweep import FailureHook, ItemGuard
 from handlers.turn import Turn
 from handlers.types import Option, Reply
 from storage import outbox
 from storage import patrol as store
 from storage.areas import descendant_ids, get_by_code
-from storage.broadcasts import groups_in
 from storage.models import Area, Contact, PatrolRota, PatrolShift
 from storage.types import OutboxKind
 
@@ -134,25 +140,36 @@ async def _announce_tonight(
 async def _announce(
     session: AsyncSession, ctx: Context, shift: PatrolShift, team: store.Team
 ) -> list[int]:
+    """Tonight's team to the area's officers' group (its groups, and 1:1 every officer no group
+    reaches: ``handlers.audience``), and to each member on the bot a message with "Hadir"."""
     catalog = ctx.config.catalog
     lang = ctx.config.default_language
     names = "\n".join(f"• {m.name}" for m in team.members) or "-"
     when = shift.shift_date
     routes = BotRoutes(session, ctx.config)
+    reach = await officers_group(session, ctx.config, [shift.area_id])
+    tonight = [
+        (group.channel, group.chat_id, lang, None, await routes.group(group))
+        for group in reach.groups
+    ] + [
+        (o.channel, o.external_id, o.language or lang, o.id, await routes.contact(o))
+        for o in reach.people
+    ]
     rows = [
         outbox.enqueue(
             session,
-            channel=group.channel,
-            chat_id=group.chat_id,
+            channel=channel,
+            chat_id=chat_id,
             kind=OutboxKind.PATROL.value,
             reply=Reply(
-                catalog.text(lang, "patrol.tonight", date=when, team=team.team.name, members=names)
+                catalog.text(tlang, "patrol.tonight", date=when, team=team.team.name, members=names)
             ),
-            dedupe_key=f"ronda:{shift.id}:{group.channel}:{group.chat_id}",
-            extra={"shift_id": shift.id, "lang": lang},
-            bot=await routes.group(group),
+            contact_id=contact_id,
+            dedupe_key=f"ronda:{shift.id}:{channel}:{chat_id}",
+            extra={"shift_id": shift.id, "lang": tlang},
+            bot=bot,
         )
-        for group in await groups_in(session, [shift.area_id])
+        for channel, chat_id, tlang, contact_id, bot in tonight
     ]
     for member in team.members:
         person = await session.get(Contact, member.contact_id) if member.contact_id else None
@@ -170,7 +187,7 @@ async def _announce(
                     (Option(catalog.text(mlang, "patrol.btn_present"), f"ronda:hadir:{shift.id}"),),
                 ),
                 contact_id=person.id,
-                dedupe_key=f"ronda:{shift.id}:{person.channel}:{person.external_id}",
+                dedupe_key=f"ronda:{shift.id}:dm:{person.channel}:{person.external_id}",
                 extra={"shift_id": shift.id, "lang": mlang},
                 bot=await routes.contact(person),
             )
@@ -179,18 +196,83 @@ async def _announce(
     return [row.id for row in rows]
 
 
-# --- the member's buttons ------------------------------------------------------------------
+# --- the member's answers ------------------------------------------------------------------
+
+# Typed answers (a channel without buttons shows them as numbered lines; any channel may type).
+WORDS: dict[str, str] = {
+    "hadir": "hadir",
+    "present": "hadir",
+    "aman": "aman",
+    "safe": "aman",
+    "allsafe": "aman",
+    "laporkejadian": "lapor",
+    "reportanincident": "lapor",
+    "reportincident": "lapor",
+}
+# How long after the announcement a member's typed "hadir"/"aman" still answers it.
+ANSWER_WINDOW = timedelta(hours=24)
+
+
+async def _pending(turn: Turn) -> tuple[PatrolShift, tuple[str, ...]] | None:
+    """The member's newest shift (within the window) and what its message asks them now:
+    ("hadir",) before they are present, ("aman", "lapor") after, () when answered."""
+    found = await store.latest_shift_of_member(
+        turn.session, turn.contact.id, turn.now - ANSWER_WINDOW
+    )
+    if found is None:
+        return None
+    shift, member = found
+    answer = await store.answer_of(turn.session, shift.id, member.id)
+    if answer is None or answer.confirmed_at is None:
+        return shift, ("hadir",)
+    if answer.outcome is None:
+        return shift, ("aman", "lapor")
+    return shift, ()
+
+
+async def typed_answer(turn: Turn, text: str, option: str | None) -> str | None:
+    """The patrol answer a typed text stands for ("ronda:<action>:<shift>"), or None.
+
+    "hadir", "aman" (or the options' words) answer the member's newest shift whatever they
+    are doing, unless the question in front of them offers that word. A number answers the
+    patrol message only when nothing else is going on and that message is the newest thing
+    they were shown (it came after their last message); otherwise numbers keep answering
+    the question in front of them. Only such texts cost a look-up.
+    """
+    word = normalise(text)
+    number = word.isdigit()
+    if number and turn.state is not State.IDLE:
+        return None
+    if not number and (word not in WORDS or option is not None):
+        return None
+    pending = await _pending(turn)
+    if pending is None:
+        return None
+    shift, asked = pending
+    if not number:
+        return f"ronda:{WORDS[word]}:{shift.id}"
+    if shift.created_at <= turn.conversation.updated_at or not 1 <= int(word) <= len(asked):
+        return None
+    return f"ronda:{asked[int(word) - 1]}:{shift.id}"
 
 
 async def private_button(turn: Turn) -> None:
     """Hadir / Aman / Lapor kejadian pressed on a patrol message."""
-    match = BUTTON.match(turn.msg.button or "")
+    await answer(turn, turn.msg.button or "")
+
+
+async def answer(turn: Turn, data: str) -> None:
+    """Hadir / Aman / Lapor kejadian, pressed or typed (``typed_answer``)."""
+    match = BUTTON.match(data)
     assert match is not None
     action, shift_id = match.group(1), int(match.group(2))
     shift = await turn.session.get(PatrolShift, shift_id)
     member = await store.member_of_shift(turn.session, shift, turn.contact.id) if shift else None
     if shift is None or member is None:
         turn.outcome.notice = turn.t("patrol.not_your_shift")
+        if turn.msg.button is None:  # typed: nothing shows a notice, say it
+            turn.say(turn.outcome.notice)
+            await turn.reprompt_if_busy()
         return
     after = (
         Option(turn.t("patrol.btn_safe"), f"ronda:aman:{shift.id}"),
@@ -201,6 +283,7 @@ async def private_button(turn: Turn) -> None:
         turn.outcome.notice = turn.t("patrol.present_noted")
         turn.outcome.recorded.patrol = {"shift_id": shift.id, "present": changed}
         turn.say(turn.t("patrol.present", date=shift.shift_date), after)
+        await turn.reprompt_if_busy()
         return
     outcome = "aman" if action == "aman" else "incident"
     row, changed = await store.record_answer(
@@ -299,7 +382,33 @@ async def _show(turn: Turn, area_id: int) -> None:
             )
             + (" " + turn.t("patrol.paused_mark") if rota.paused else "")
         )
+    lines.extend(await _answers(turn, area_id, teams))
     turn.say("\n".join(lines))
+
+
+async def _answers(turn: Turn, area_id: int, teams: list[store.Team]) -> list[str]:
+    """The newest shift of the last day and each member's answer so far (whatever channel or
+    way they answered: pressed, typed or by number)."""
+    shift = await store.latest_shift(turn.session, area_id, turn.now - ANSWER_WINDOW)
+    team = next((t for t in teams if shift is not None and t.team.id == shift.team_id), None)
+    if shift is None or team is None:
+        return []
+    area = await turn.session.get(Area, area_id)
+    zone_name = area.timezone if area else None
+    lines = [turn.t("patrol.shift_title", date=shift.shift_date, team=team.team.name)]
+    for member in team.members:
+        row = await store.answer_of(turn.session, shift.id, member.id)
+        if member.contact_id is None:
+            status = turn.t("patrol.status_not_on_bot")
+        elif row is None or row.confirmed_at is None:
+            status = turn.t("patrol.status_waiting")
+        else:
+            status = turn.t("patrol.status_present", time=format_clock(row.confirmed_at, zone_name))
+            if row.outcome is not None and row.outcome_at is not None:
+                key = "patrol.status_safe" if row.outcome == "aman" else "patrol.status_incident"
+                status += ", " + turn.t(key, time=format_clock(row.outcome_at, zone_name))
+        lines.append(turn.t("patrol.member_status", name=member.name, status=status))
+    return lines
 
 
 async def _add_team(turn: Turn, area_id: int, rest: str) -> None:

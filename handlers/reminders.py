@@ -6,6 +6,10 @@
     /pengingat jeda N, lanjut N, hapus N         pause, resume, delete
     /pengingat template                          the health templates
 
+SASARAN ``grup`` reaches the officers' groups of the area and below, and 1:1 every officer no
+group reaches (e.g. on WhatsApp: ``handlers.audience``); ``warga`` the residents who did not
+opt out; ``semua`` both, each person once.
+
 Only a coordinator or admin manages reminders, and only those of their own area and the areas
 below it; anyone else is told so and nothing changes. Every occurrence goes out once
 (``storage.reminders.advance``); one missed by downtime shorter than the grace still goes out,
@@ -27,6 +31,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.audience import officers_group, one_per_person
 from handlers.context import Context
 from handlers.permissions import is_supervisor
 from handlers.routing import BotRoutes
@@ -37,7 +42,7 @@ from handlers.types import Reply
 from storage import broadcasts, outbox
 from storage import reminders as store
 from storage.areas import descendant_ids
-from storage.models import Area, Reminder
+from storage.models import Area, Contact, Reminder
 from storage.types import OutboxKind
 
 log = logging.getLogger(__name__)
@@ -184,14 +189,20 @@ async def deliver(
     routes = BotRoutes(session, ctx.config)
     # channel, chat id, language, contact, bot
     chats: list[tuple[str, int, str, int | None, str]] = []
+    staff: list[Contact] = []
+    via_groups: list[Contact] = []
+    residents: list[Contact] = []
     if reminder.target in ("groups", "both"):
-        for g in await broadcasts.groups_in(session, area_ids):
+        reach = await officers_group(session, ctx.config, area_ids)
+        staff, via_groups = reach.people, reach.via_groups
+        for g in reach.groups:
             chats.append((g.channel, g.chat_id, default, None, await routes.group(g)))
     if reminder.target in ("residents", "both"):
-        for p in await broadcasts.residents_in(session, area_ids):
-            chats.append(
-                (p.channel, p.external_id, p.language or default, p.id, await routes.contact(p))
-            )
+        residents = await broadcasts.residents_in(session, area_ids)
+    for p in one_per_person([*staff, *residents], reached=via_groups):
+        chats.append(
+            (p.channel, p.external_id, p.language or default, p.id, await routes.contact(p))
+        )
     rows = [
         outbox.enqueue(
             session,

@@ -58,18 +58,6 @@ async def groups_in(session: AsyncSession, area_ids: Sequence[int]) -> list[Grou
     return list((await session.scalars(stmt)).all())
 
 
-async def count_recipients(
-    session: AsyncSession, area_ids: Sequence[int], audience: Audience
-) -> int:
-    """How many messages the broadcast would send."""
-    total = 0
-    if audience.residents:
-        total += len(await residents_in(session, area_ids))
-    if audience.groups:
-        total += len(await groups_in(session, area_ids))
-    return total
-
-
 @dataclass(frozen=True, slots=True)
 class Progress:
     """Delivery of one broadcast: messages sent, given up on, and still to go."""

@@ -139,6 +139,23 @@ async def staff_in_area(session: AsyncSession, area_id: int, roles: Sequence[str
     return list((await session.scalars(stmt)).all())
 
 
+async def staff_in_areas(
+    session: AsyncSession, area_ids: Sequence[int], roles: Sequence[str]
+) -> list[Contact]:
+    """Contacts with one of these roles in any of these areas who can be written to, by id."""
+    stmt = (
+        select(Contact)
+        .where(
+            Contact.area_id.in_(list(area_ids)),
+            Contact.role.in_(list(roles)),
+            Contact.erased_at.is_(None),
+            Contact.blocked_at.is_(None),
+        )
+        .order_by(Contact.id)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
 async def mark_blocked(session: AsyncSession, contact_ids: Collection[int], now: datetime) -> None:
     """These contacts blocked the bot (a send was refused): nothing more is sent to them.
     The caller commits."""

@@ -257,3 +257,38 @@ async def patrol_confirmations(
             )
         )
     return rows
+
+
+async def latest_shift_of_member(
+    session: AsyncSession, contact_id: int, since: datetime
+) -> tuple[PatrolShift, PatrolMember] | None:
+    """The newest shift announced since then whose team has the contact as a member (not one
+    skipped), with their member row; None if there is none."""
+    stmt = (
+        select(PatrolShift, PatrolMember)
+        .join(PatrolMember, PatrolMember.team_id == PatrolShift.team_id)
+        .where(
+            PatrolMember.contact_id == contact_id,
+            PatrolShift.created_at >= since,
+            or_(PatrolShift.outcome.is_(None), PatrolShift.outcome != SKIPPED),
+        )
+        .order_by(PatrolShift.created_at.desc(), PatrolShift.id.desc())
+        .limit(1)
+    )
+    row = (await session.execute(stmt)).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def latest_shift(session: AsyncSession, area_id: int, since: datetime) -> PatrolShift | None:
+    """The area's newest shift announced since then (not one skipped), if any."""
+    found: PatrolShift | None = await session.scalar(
+        select(PatrolShift)
+        .where(
+            PatrolShift.area_id == area_id,
+            PatrolShift.created_at >= since,
+            or_(PatrolShift.outcome.is_(None), PatrolShift.outcome != SKIPPED),
+        )
+        .order_by(PatrolShift.created_at.desc(), PatrolShift.id.desc())
+        .limit(1)
+    )
+    return found

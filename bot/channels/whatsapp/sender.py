@@ -128,7 +128,12 @@ class WhatsAppSender:
             raise SendError("WhatsApp messages cannot be edited", permanent=True)
         reply = Reply.from_json(envelope.payload["reply"])
         contact = await self._contact(envelope)
-        if envelope.kind in OPT_OUT_KINDS and contact is not None and contact.opted_out_at:
+        if (
+            envelope.kind in OPT_OUT_KINDS
+            and not envelope.payload.get("duty")  # a staff member's copy (handlers.broadcast)
+            and contact is not None
+            and contact.opted_out_at
+        ):
             raise SendError("the recipient opted out of broadcasts (STOP)", permanent=True)
         if not self.in_window(contact):
             return await self._send_template(envelope, reply)
