@@ -150,7 +150,8 @@ class WhatsAppSender:
             return await self._send_template(envelope, reply)
         lang = str(envelope.payload.get("lang") or (contact.language if contact else None) or "")
         lang = lang or self.default_language
-        if reply.options and reply.media is None and self.menus is not None:
+        media = public_media_url(reply.media, self.private_prefixes)
+        if reply.options and not media and self.menus is not None:  # buttons carry no medium
             tapped = await self._send_buttons(envelope, reply, lang)
             if tapped is not None:
                 self.sent_log.add(tapped, envelope.id)
@@ -159,7 +160,6 @@ class WhatsAppSender:
         text = render_text(
             reply, self.catalog, lang, numbered_options=envelope.kind == OutboxKind.REPLY.value
         )
-        media = public_media_url(reply.media, self.private_prefixes)
         parts = message_parts(text) or ([""] if media else [])
         if not parts:
             raise SendError("nothing to send: empty text", permanent=True)

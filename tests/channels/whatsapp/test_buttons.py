@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels.telegram.capabilities import TELEGRAM
+from bot.channels.whatsapp.capabilities import WHATSAPP
 from bot.channels.whatsapp.content import (
     LIST_PICKER,
     QUICK_REPLY,
@@ -219,7 +221,18 @@ async def test_options_that_do_not_fit_go_as_numbered_text(rig: Rig) -> None:
     poster = Media(MediaKind.PHOTO, "https://cdn.example.id/poster.jpg", "image/jpeg")
     with_media = await rig.send(sender, Reply("Poster", CONSENT, media=poster))
     assert with_media.content_sid is None and with_media.media_urls == [poster.ref]
+    assert with_media.body.endswith("Balas 1-2"), "a medium goes along: buttons carry none"
     assert rig.posts == 0, "nothing that cannot fit is asked of the Content API"
+
+
+def test_the_capabilities_say_what_whatsapp_can_do() -> None:
+    """Ten options (a list), each label shown whole up to 24; but only inside the window, so a
+    button that only makes sense pressed needs words beside it. Telegram's always arrive."""
+    assert (WHATSAPP.max_buttons, WHATSAPP.button_label_limit) == (10, 24)
+    assert WHATSAPP.has_buttons and WHATSAPP.buttons_need_words
+    assert TELEGRAM.has_buttons and not TELEGRAM.buttons_need_words
+    assert plan_menu("Teks", tuple(Option(f"{i}", f"d:{i}") for i in range(10)), "id", "Pilih")
+    assert plan_menu("Teks", (Option("x" * 24, "d"),), "id", "Pilih") is not None
 
 
 def shape(options: tuple[Option, ...], text: str = "Teks", button: str = "Pilih") -> str | None:
@@ -248,6 +261,12 @@ def test_what_fits_where() -> None:
     menu = plan_menu("Teks", CATEGORIES, "id", "Daftar pilihan kelurahan")
     assert menu is not None and menu.spec["button"] == "Daftar pilihan kelu…"
     assert len(menu.spec["button"]) == 20
+
+
+async def test_a_medium_that_cannot_go_along_does_not_stop_the_buttons(rig: Rig) -> None:
+    local = Media(MediaKind.PHOTO, "/srv/ktn/data/media/SM1-0.jpg", "image/jpeg")
+    message = await rig.send(rig.sender(), Reply("Foto laporan", CONSENT, media=local))
+    assert message.content_type == QUICK_REPLY and message.media_urls == []
 
 
 async def test_a_location_goes_in_the_text_above_the_buttons(rig: Rig) -> None:
