@@ -273,6 +273,11 @@ def test_whatsapp_settings_are_checked() -> None:
         WhatsAppSettings(templates={"statsu": "HX" + "ab" * 16})
     with pytest.raises(ValueError, match="Content Template SID"):
         WhatsAppSettings(templates={"alert": "template-1"})
+    with pytest.raises(ValueError, match="http"):
+        WhatsAppSettings(content_base_url="content.twilio.com")
+    assert WhatsAppSettings(content_base_url="http://127.0.0.1:9/").content_base_url == (
+        "http://127.0.0.1:9"
+    )
 
 
 def test_enabled_whatsapp_needs_its_url_number_and_secrets(
