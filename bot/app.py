@@ -97,6 +97,8 @@ def whatsapp_config(settings: Settings) -> WhatsAppConfig:
         from_number=wa.from_number,
         public_url=wa.public_url,
         api_base_url=wa.api_base_url,
+        buttons=wa.buttons,
+        content_base_url=wa.content_base_url,
         media_dir=settings.data_dir / "media",
         delete_media_at_twilio=wa.delete_media_at_twilio,
         request_timeout=wa.request_timeout,

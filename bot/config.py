@@ -140,6 +140,9 @@ class WhatsAppSettings(Section):
     from_number: str | None = None
     public_url: str | None = None
     api_base_url: str = "https://api.twilio.com"
+    # Options as buttons (quick replies, lists) inside the 24-hour window; false: numbered text.
+    buttons: bool = True
+    content_base_url: str = "https://content.twilio.com"  # the Content API's own host
     messages_per_second: float = Field(default=10.0, gt=0)
     templates: dict[str, str] = Field(default_factory=dict)
     delete_media_at_twilio: bool = True
@@ -159,7 +162,7 @@ class WhatsAppSettings(Section):
             raise ValueError("must be a phone number, in E.164 such as +6281100000000")
         return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
-    @field_validator("public_url", "api_base_url")
+    @field_validator("public_url", "api_base_url", "content_base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:

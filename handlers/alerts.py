@@ -7,8 +7,9 @@ report's own, then its parents) that has any. Escalations go to the parent area'
 group the same way, and to its coordinators; with nobody at all the report is still kept,
 with an "unrouted" event, and shows as "menunggu petugas". An anonymous reporter's name, id and
 phone never go into an alert, an escalation or an edit.
-Recipients on a channel without buttons (WhatsApp) get the text with a line saying how to
-answer instead. What a channel can do comes from ``CoreConfig.channels``, never its name.
+Recipients on a channel whose buttons may not reach them (WhatsApp: buttons inside the 24-hour
+window only) get the text with a line saying how to answer, beside the buttons. What a channel
+can do comes from ``CoreConfig.channels``, never its name.
 """
 
 from __future__ import annotations
@@ -247,15 +248,17 @@ def _for_channel(
     reply: Reply, refs: list[dict[str, Any]], to: Recipient, ctx: Context, report: Report
 ) -> Reply:
     """Drop media the channel cannot send (a file id of another channel, or a kind it does
-    not send); a channel without buttons gets words instead."""
+    not send); where buttons may not reach the reader, words say how to answer (beside the
+    buttons, or instead of them on a channel without any)."""
     caps = ctx.config.capabilities(to.channel)
     if reply.media is not None and not (
         caps.can_send(reply.media.kind) and any(r["channel"] == to.channel for r in refs)
     ):
         reply = Reply(reply.text, reply.options, reply.location, None, reply.ask_location)
-    if not caps.has_buttons:
+    if caps.buttons_need_words:
         howto = ctx.config.catalog.text(to.lang, "alert.whatsapp_howto", ticket=report.ticket)
-        reply = Reply(f"{reply.text}\n\n{howto}", (), reply.location, reply.media)
+        options = reply.options if caps.has_buttons else ()
+        reply = Reply(f"{reply.text}\n\n{howto}", options, reply.location, reply.media)
     return reply
 
 

@@ -72,6 +72,13 @@ class Capabilities:
         """Options can be pressed (carried back as ``Inbound.button``), not only typed."""
         return self.max_buttons > 0
 
+    @property
+    def buttons_need_words(self) -> bool:
+        """A button that only makes sense pressed (an alert's "Tangani") needs words beside
+        it: the channel has no buttons, or shows them only inside its messaging window (a
+        template outside it carries none)."""
+        return not self.has_buttons or self.template_window_hours is not None
+
     def can_send(self, kind: MediaKind, size: int | None = None) -> bool:
         """The channel can send a medium of this kind (and, if given, this many bytes)."""
         limit = self.sends.get(kind)

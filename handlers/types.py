@@ -1,8 +1,9 @@
 """The neutral vocabulary between channel adapters and the conversation core.
 
 An adapter turns a Telegram update or a Twilio form into an ``Inbound``; the core answers with
-``Reply`` objects. Options are data: Telegram draws them as inline buttons, WhatsApp as numbered
-lines ("1. Keamanan"). Nothing here knows about a channel's SDK.
+``Reply`` objects. Options are data: Telegram draws them as inline buttons, WhatsApp as quick
+replies or a list (or numbered lines, "1. Keamanan", where those cannot go). Nothing here knows
+about a channel's SDK.
 """
 
 from __future__ import annotations

@@ -394,3 +394,21 @@ class SendSlot(Base):
     until: Mapped[datetime] = mapped_column()
 
     __table_args__ = (Index("ix_send_slots_scope_until", "scope", "until"),)
+
+
+class WhatsAppContent(Base):
+    """A Twilio Content API resource made for buttons (``twilio/quick-reply``,
+    ``twilio/list-picker``), found by the hash of the body it was created from, so every worker
+    and every restart sends the same one. The message text is a variable of the content: one
+    resource serves every message with the same options. A body Twilio refused keeps the reason
+    instead of a SID; ``retry_at`` says when it may be tried again (None: never, e.g. a 400)."""
+
+    __tablename__ = "whatsapp_contents"
+
+    body_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    content_sid: Mapped[str | None] = mapped_column(String(34))
+    refused: Mapped[str | None] = mapped_column(String(255))
+    retry_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

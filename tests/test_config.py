@@ -26,6 +26,8 @@ def test_shipped_config_is_a_working_default(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.telegram.base_url == "https://api.telegram.org/bot"
     assert settings.telegram.mode == "polling"
     assert settings.whatsapp.api_base_url == "https://api.twilio.com"
+    assert settings.whatsapp.content_base_url == "https://content.twilio.com"
+    assert settings.whatsapp.buttons is True
     assert settings.whatsapp.enabled is False
     assert (settings.http.host, settings.http.port) == ("127.0.0.1", 8080)
     assert [c.key for c in settings.reports.categories][:2] == ["keamanan", "kesehatan"]
@@ -42,6 +44,8 @@ def test_every_documented_key_exists(tmp_path: Path) -> None:
         ("whatsapp", "from_number"),
         ("whatsapp", "public_url"),
         ("whatsapp", "api_base_url"),
+        ("whatsapp", "buttons"),
+        ("whatsapp", "content_base_url"),
         ("http", "host"),
         ("http", "port"),
         ("locale", "default"),

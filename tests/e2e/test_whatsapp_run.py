@@ -38,7 +38,15 @@ from bot.sandbox.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
 from handlers.types import Reply
 from storage import delivery
 from storage.areas import get_by_code
-from storage.models import Contact, GroupChat, Outbox, ProcessedInbound, Report, ReportMedia
+from storage.models import (
+    Contact,
+    Conversation,
+    GroupChat,
+    Outbox,
+    ProcessedInbound,
+    Report,
+    ReportMedia,
+)
 from storage.types import utcnow
 from tests.support.chats import SUMBER_JAYA, WIYONO, load_areas, make_invite
 from tests.support.net import free_port, until_healthy
@@ -86,17 +94,33 @@ class Bots:
         return await self.twilio.post_inbound(self.inbound_url, form, signature)
 
     async def say(self, number: str, body: str, *, name: str = "Siti Aminah") -> str:
-        """The user writes; returns the bot's answer (the next WhatsApp message to them)."""
-        return await self.deliver(number, self.twilio.inbound_text(number, body, name))
+        """The user writes; returns the bot's answer as they see it (the next WhatsApp message
+        to them, with its buttons)."""
+        return (await self.answer(number, self.twilio.inbound_text(number, body, name))).shown
 
     async def deliver(self, number: str, form: dict[str, str]) -> str:
-        """Post a prepared form and wait for the answer."""
+        """Post a prepared form and wait for the answer, as the user sees it."""
+        return (await self.answer(number, form)).shown
+
+    async def answer(self, number: str, form: dict[str, str]) -> FakeMessage:
+        """Post a prepared form; the bot's next message to the number."""
         before = len(self.twilio.messages_to(number))
         response = await self.post(form)
         assert response.status_code == 200, response.text
         assert response.text.endswith("<Response />")
         messages = await self.twilio.wait_for_messages(number, count=before + 1, timeout=10)
-        return messages[before].body
+        return messages[before]
+
+    async def tap(
+        self, message: FakeMessage, choice: str | int, *, name: str = "Siti Aminah"
+    ) -> FakeMessage:
+        """The user taps a button (or picks a list item) of a message they got; the answer."""
+        number = message.to.removeprefix("whatsapp:")
+        return await self.answer(number, self.twilio.tap(message, choice, profile_name=name))
+
+    async def message(self, number: str, body: str, *, name: str = "Siti Aminah") -> FakeMessage:
+        """The user writes; the bot's answer as a message (its buttons can be tapped)."""
+        return await self.answer(number, self.twilio.inbound_text(number, body, name))
 
     async def row_status(self, sid: str, wanted: str, timeout: float = 30.0) -> Outbox:  # noqa: ASYNC109
         """Wait until the outbox row of this SID has the wanted status."""
@@ -169,6 +193,7 @@ def settings_for(
             from_number=DEFAULT_SENDER,
             public_url=f"http://127.0.0.1:{port}",
             api_base_url=twilio.base_url,
+            content_base_url=twilio.base_url,
             templates={"status": STATUS_TEMPLATE},
         ),
         http=HttpSettings(port=port),
@@ -212,13 +237,13 @@ async def bots(
 async def onboard(
     bots: Bots, number: str, name: str = "Siti Aminah", village: str = "Sumber Jaya"
 ) -> None:
-    """First contact: the privacy notice (numbered), consent by "1", the village by name."""
+    """First contact: the privacy notice (with buttons), consent by typing "1" (the number
+    of a button still names it), the village by name, then "1" for the one place listed."""
     notice = await bots.say(number, "Halo", name=name)
-    assert "Apakah Anda setuju?" in notice and "1. Setuju" in notice
-    assert notice.endswith("Balas 1-2")
+    assert "Apakah Anda setuju?" in notice and notice.endswith("[Setuju] [Tidak]")
     assert "kelurahan/desa" in await bots.say(number, "1", name=name)
     choices = await bots.say(number, village.lower(), name=name)
-    assert f"1. {village}" in choices
+    assert "[≡ Pilih]" in choices and f"- {village} (" in choices
     assert village in await bots.say(number, "1", name=name)
 
 
@@ -226,7 +251,7 @@ async def file_report(bots: Bots, number: str = RESIDENT, village: str = "Sumber
     """A full report by WhatsApp: LAPOR, "1", words, a pin (empty Body), a photo, send."""
     await onboard(bots, number, village=village)
     categories = await bots.say(number, "LAPOR")
-    assert "1. Keamanan" in categories and categories.endswith("Balas 1-6")
+    assert "[≡ Pilih]\n- Keamanan\n- Kesehatan" in categories and categories.endswith("- Lainnya")
     assert "Ceritakan" in await bots.say(number, "1")
     await bots.say(number, "Jalan di depan balai desa banjir setinggi lutut")
     pin = bots.twilio.inbound_location(
@@ -375,7 +400,7 @@ async def test_commands_without_a_slash_and_stop_then_start_again(bots: Bots) ->
     report = await report_row(bots)
     status = await bots.say(RESIDENT, f"Status {report.ticket.lower()}")
     assert report.ticket in status and "menunggu petugas" in status
-    assert "1. Keamanan" in await bots.say(RESIDENT, "lapor")
+    assert "- Keamanan" in await bots.say(RESIDENT, "lapor")
     assert (await bots.say(RESIDENT, "BATAL")).startswith("Laporan dibatalkan.")
 
     assert (await bots.say(RESIDENT, "BERHENTI")).startswith("Baik, Anda tidak akan menerima")
@@ -708,3 +733,110 @@ async def test_every_channel_is_counted_by_the_one_seam_and_a_failure_is_an_apol
     }
     assert counted['ktn_handling_seconds_count{channel="whatsapp"}'] == 5
     assert counted['ktn_handling_seconds_count{channel="telegram"}'] == 1
+
+
+# --- buttons: quick replies and lists inside the window ---------------------------------------
+
+
+def titles(message: FakeMessage) -> list[str]:
+    return [b.title for b in message.buttons]
+
+
+async def test_a_resident_taps_through_the_report_flow(bots: Bots) -> None:
+    notice = await bots.message(RESIDENT, "Halo")
+    assert titles(notice) == ["Setuju", "Tidak"] and notice.list_button is None
+    asked = await bots.tap(notice, "Setuju")
+    assert "kelurahan/desa" in asked.body
+    places = await bots.message(RESIDENT, "sumber jaya")
+    assert places.list_button == "Pilih" and places.buttons[0].description == (
+        "Sumber Jaya (Kampung Melayu, Kota Bengkulu)"
+    )
+    menu = await bots.tap(places, 1)
+    assert "Sumber Jaya" in menu.body and "Lapor kejadian" in titles(menu)
+    categories = await bots.tap(menu, "Lapor kejadian")
+    assert categories.list_button == "Pilih"
+    assert titles(categories) == [
+        "Keamanan",
+        "Kesehatan",
+        "Sosial-Ekonomi",
+        "Ketahanan Pangan",
+        "Bencana",
+        "Lainnya",
+    ]
+    told = await bots.tap(categories, "Kesehatan")
+    assert told.body.startswith("Ceritakan")
+
+    stale = await bots.tap(notice, "Tidak")  # the consent asked long ago
+    assert stale.body == "Tombol ini sudah tidak berlaku. Silakan pakai pesan terbaru."
+    await bots.say(RESIDENT, "Warga demam tinggi tiga hari")
+    photo = await bots.message(RESIDENT, "Gang Kenanga 4")
+    assert titles(photo) == ["Lewati"]
+    anonymous = await bots.tap(photo, "Lewati")
+    assert titles(anonymous) == ["Ya", "Tidak"]
+    summary = await bots.tap(anonymous, "Tidak")
+    assert "Sudah benar?" in summary.body and titles(summary) == ["Kirim", "Ubah", "Batal"]
+    sent = await bots.tap(summary, "Kirim")
+    report = await report_row(bots)
+    assert report.ticket in sent.body and report.category == "kesehatan"
+    assert not report.anonymous
+
+
+async def test_a_tap_a_number_and_a_word_name_the_same_option(bots: Bots) -> None:
+    """The same list answered three ways by three residents: the same next step, the same
+    category; the contents made once serve all three."""
+    residents = {"+6281200000001": "tap", "+6281200000002": "2", "+6281200000003": "KESEHATAN"}
+    answers = []
+    for number, how in residents.items():
+        await onboard(bots, number)
+        categories = await bots.message(number, "lapor")
+        assert categories.list_button == "Pilih"
+        if how == "tap":
+            answer = await bots.tap(categories, "Kesehatan")
+        else:
+            answer = await bots.message(number, how)
+        answers.append(answer.body)
+        assert answer.body.startswith("Ceritakan"), (how, answer.body)
+        await bots.say(number, "Banyak warga diare")
+    assert len(set(answers)) == 1
+    async with bots.sessions() as s:
+        drafts = (await s.scalars(select(Conversation.draft))).all()
+    assert [d["report"]["category"] for d in drafts] == ["kesehatan"] * 3
+    # consent, the place list, the main menu, the categories: once each, not once a message
+    assert bots.twilio.counters["content_created"] == 4
+    assert bots.twilio.counters["content_requests"] == 4
+
+
+async def test_an_officer_taps_the_alert_and_the_permissions_hold(bots: Bots) -> None:
+    await register_officer(bots)
+    await register_officer(bots, OTHER_OFFICER, WIYONO, name="Bripda Joko")
+    officer_before = len(bots.twilio.messages_to(OFFICER))
+    await file_report(bots)
+    report = await report_row(bots)
+    alert = await wait_news(bots, OFFICER, officer_before)
+    assert titles(alert) == ["Tangani", "Selesai", "Tolak"]
+    assert [b.id for b in alert.buttons] == [
+        f"claim:{report.id}",
+        f"resolve:{report.id}",
+        f"reject:{report.id}",
+    ], "the same data as the Telegram group's buttons"
+    assert f"Balas TANGANI {report.ticket} untuk menangani" in alert.body, "words too"
+
+    # Another area's officer forges the tap: refused like the typed command; nothing changes.
+    forged = bots.twilio.inbound_button(OTHER_OFFICER, f"claim:{report.id}", "Tangani")
+    refused = await bots.deliver(OTHER_OFFICER, forged)
+    assert refused.startswith("Maaf, hanya petugas atau koordinator wilayah laporan ini")
+    nonsense = bots.twilio.inbound_button(OTHER_OFFICER, "claim:" + "9" * 300, "Tangani")
+    assert (await bots.deliver(OTHER_OFFICER, nonsense)).startswith("Tombol ini sudah tidak")
+    assert (await report_row(bots)).status == "new"
+
+    resident_before = len(bots.twilio.messages_to(RESIDENT))
+    claimed = await bots.tap(alert, "Tangani", name="Bripka Wati")
+    assert claimed.body == f"👍 Anda menangani {report.ticket}."
+    news = await wait_news(bots, RESIDENT, resident_before)
+    assert "Bripka Wati" in news.body and "ditangani" in news.body
+    asked = await bots.tap(alert, "Selesai", name="Bripka Wati")
+    assert asked.body.startswith(f"✍️ Tulis catatan singkat penyelesaian untuk {report.ticket}")
+    done = await bots.say(OFFICER, "Air sudah surut", name="Bripka Wati")
+    assert report.ticket in done
+    resolved = await report_row(bots)
+    assert (resolved.status, resolved.resolution_note) == ("resolved", "Air sudah surut")

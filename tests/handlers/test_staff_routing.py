@@ -165,7 +165,9 @@ async def test_the_other_whatsapp_officers_hear_who_acted(reporter: FakeChat) ->
     assert len(edits) == 2 and all(e.chat_id < 0 for e in edits), "the group's alert is edited"
 
 
-async def test_a_whatsapp_officer_gets_words_instead_of_buttons(reporter: FakeChat) -> None:
+async def test_a_whatsapp_officer_gets_words_beside_the_buttons(reporter: FakeChat) -> None:
+    """WhatsApp shows buttons only inside its 24-hour window: the words say how to answer
+    wherever the alert arrives as text (a template, or numbered text)."""
     officer = FakeChat(
         reporter.sessions, channel=Channel.WHATSAPP, user_id=6281234567890, name="Bripka Wati"
     )
@@ -175,7 +177,12 @@ async def test_a_whatsapp_officer_gets_words_instead_of_buttons(reporter: FakeCh
     [alert] = await all_rows(reporter.sessions, Outbox)
     assert (alert.channel, alert.chat_id) == ("whatsapp", 6281234567890)
     reply = alert.payload["reply"]
-    assert reply["options"] == []
+    report_id = out.recorded.filed["report_id"]
+    assert [data for _label, data in reply["options"]] == [
+        f"claim:{report_id}",
+        f"resolve:{report_id}",
+        f"reject:{report_id}",
+    ], "the same data as Telegram's buttons"
     assert f"Balas TANGANI {ticket} untuk menangani" in reply["text"]
 
     out = await officer.send(f"TANGANI {ticket}")

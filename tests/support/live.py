@@ -120,6 +120,7 @@ async def live(
                 from_number=DEFAULT_SENDER,
                 public_url=url,
                 api_base_url=twilio.base_url,
+                content_base_url=twilio.base_url,
             ),
             http=HttpSettings(port=port),
             outbox=OutboxSettings(sweep_seconds=0.2),

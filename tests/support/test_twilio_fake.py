@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import warnings
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -412,3 +413,214 @@ async def test_header_auth_client_has_no_deprecations_and_times_out(fake: Twilio
         await client.http_client.close()
     assert [w for w in caught if issubclass(w.category, DeprecationWarning)] == []
     assert [m.body for m in fake.messages] == ["x", "y"]
+
+
+# --- the Content API: buttons and lists in session ---------------------------------------------
+
+CONSENT_QR = {
+    "twilio/quick-reply": {
+        "body": "{{1}}",
+        "actions": [
+            {"type": "QUICK_REPLY", "title": "Setuju", "id": "consent:yes"},
+            {"type": "QUICK_REPLY", "title": "Tidak", "id": "consent:no"},
+        ],
+    }
+}
+CATEGORY_LIST = {
+    "twilio/list-picker": {
+        "body": "{{1}}",
+        "button": "Pilih",
+        "items": [
+            {"item": "Keamanan", "id": "cat:keamanan"},
+            {"item": "Kesehatan", "id": "cat:kesehatan", "description": "Sakit, wabah"},
+        ],
+    }
+}
+
+
+@pytest.fixture
+async def content_client(fake: TwilioFake) -> AsyncIterator[Client]:
+    """The real twilio client on the bot's HTTP client (which sends the Content API's JSON as
+    JSON), both hosts pointed at the fake."""
+    c = make_client(fake, http_client=TwilioHttpClient(timeout=1.0))
+    c.content.base_url = fake.base_url
+    yield c
+    await c.http_client.close()
+
+
+async def create(client: Client, types: dict[str, Any], **extra: Any) -> Any:
+    """POST /v1/Content through the twilio SDK with exactly this body."""
+    from twilio.rest.content.v1.content import ContentList
+
+    definition = {"friendly_name": "ktn", "language": "id", "types": types, **extra}
+
+    class Exact(ContentList.ContentCreateRequest):  # type: ignore[misc]
+        def to_dict(self) -> dict[str, Any]:
+            return definition
+
+    return await client.content.v1.contents.create_async(Exact(definition))
+
+
+async def test_a_quick_reply_is_created_fetched_sent_and_tapped(
+    fake: TwilioFake, content_client: Client, receiver: Receiver
+) -> None:
+    created = await create(content_client, CONSENT_QR, variables={"1": "contoh"})
+    assert re.fullmatch(r"HX[0-9a-f]{32}", created.sid)
+    fetched = await content_client.content.v1.contents(created.sid).fetch_async()
+    assert fetched.types == CONSENT_QR and fetched.variables == {"1": "contoh"}
+    fake.inbound_text(USER, "halo")
+    sent = await send(
+        content_client,
+        content_sid=created.sid,
+        content_variables=json.dumps({"1": "Apakah Anda setuju?"}),
+    )
+    message = fake.message(sent.sid)
+    assert message.body == "Apakah Anda setuju?"
+    assert message.shown == "Apakah Anda setuju?\n\n[Setuju] [Tidak]"
+    assert (message.content_type, message.list_button) == ("twilio/quick-reply", None)
+
+    form = fake.tap(message, "Tidak", profile_name="Siti")
+    assert (form["ButtonPayload"], form["ButtonText"], form["Body"]) == (
+        "consent:no",
+        "Tidak",
+        "Tidak",
+    )
+    assert (form["From"], form["OriginalRepliedMessageSid"]) == (USER_WA, message.sid)
+    assert fake.tap(message, 1)["ButtonPayload"] == "consent:yes"
+    assert (await fake.post_inbound(receiver.base_url + "/whatsapp", form)).status_code == 204
+    assert receiver.calls[0].valid and receiver.calls[0].form["ButtonPayload"] == "consent:no"
+    with pytest.raises(ValueError, match="no button"):
+        fake.tap(message, "Mungkin")
+
+
+async def test_a_list_picker_shows_its_items_and_a_pick_sends_the_item_id(
+    fake: TwilioFake, content_client: Client
+) -> None:
+    created = await create(content_client, CATEGORY_LIST)
+    fake.inbound_text(USER, "lapor")
+    sent = await send(
+        content_client, content_sid=created.sid, content_variables='{"1": "Tentang apa?"}'
+    )
+    message = fake.message(sent.sid)
+    assert message.shown == ("Tentang apa?\n\n[≡ Pilih]\n- Keamanan\n- Kesehatan (Sakit, wabah)")
+    form = fake.tap(message, 2)
+    assert (form["ButtonPayload"], form["ButtonText"]) == ("cat:kesehatan", "Kesehatan")
+    assert form["MessageType"] == "interactive"
+
+
+async def test_the_sdk_model_with_its_nulls_is_accepted(
+    fake: TwilioFake, content_client: Client
+) -> None:
+    """twilio's own ContentCreateRequest writes every type it knows (unset ones as null) and
+    each action's type and each item's description as null when not given."""
+    from twilio.rest.content.v1.content import ContentList
+
+    request = ContentList.ContentCreateRequest(
+        {"friendly_name": "sdk", "language": "en", "types": CATEGORY_LIST}
+    )
+    assert request.to_dict()["types"]["twilio/text"] is None
+    created = await content_client.content.v1.contents.create_async(request)
+    assert fake.contents[created.sid].types.keys() == {"twilio/list-picker"}
+
+
+def quick_reply(*titles: str, ids: list[str] | None = None, body: str = "{{1}}") -> dict[str, Any]:
+    ids = ids or [f"b:{i}" for i in range(len(titles))]
+    actions = [
+        {"type": "QUICK_REPLY", "title": t, "id": i} for t, i in zip(titles, ids, strict=True)
+    ]
+    return {"twilio/quick-reply": {"body": body, "actions": actions}}
+
+
+def list_picker(
+    *items: str, button: str = "Pilih", description: str | None = None, item_id: str = ""
+) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = [
+        {"item": item, "id": item_id or f"i:{n}"} for n, item in enumerate(items)
+    ]
+    if description is not None:
+        rows[0]["description"] = description
+    return {"twilio/list-picker": {"body": "{{1}}", "button": button, "items": rows}}
+
+
+@pytest.mark.parametrize(
+    ("types", "complaint"),
+    [
+        (quick_reply("A", "B", "C", "D"), "at most 3 buttons"),
+        (quick_reply("x" * 21), "title exceeds 20"),
+        (quick_reply("Ya", "Ya"), "title must be unique"),
+        (quick_reply("Ya", "Tidak", ids=["same", "same"]), "id must be unique"),
+        (quick_reply("Ya", ids=["x" * 257]), "id exceeds 256"),
+        (quick_reply(), "1 to 3 buttons"),
+        (quick_reply("Ya", body="x" * 1025), "body exceeds 1024"),
+        (list_picker(*[f"Desa {i}" for i in range(11)]), "1 to 10 items"),
+        (list_picker(), "1 to 10 items"),
+        (list_picker("x" * 25), "item exceeds 24"),
+        (list_picker("Ya", description="x" * 73), "description exceeds 72"),
+        (list_picker("Ya", item_id="x" * 201), "id exceeds 200"),
+        (list_picker("Ya", "Tidak", item_id="same"), "id must be unique"),
+        (list_picker("Ya", button="x" * 21), "button exceeds 20"),
+        (list_picker("Ya", button=""), "button is required"),
+        ({"twilio/carousel": {"body": "x"}}, "not supported"),
+        ({"twilio/quick-reply": None}, "one content type"),
+    ],
+)
+async def test_twilios_limits_are_enforced(
+    fake: TwilioFake, content_client: Client, types: dict[str, Any], complaint: str
+) -> None:
+    with pytest.raises(TwilioRestException) as info:
+        await create(content_client, types)
+    assert (info.value.status, info.value.code) == (400, 400)
+    assert complaint in info.value.msg
+    assert fake.contents == {} and fake.counters["content_requests"] == 1
+
+
+async def test_a_refusal_is_twilios_error_json_and_auth_is_checked(fake: TwilioFake) -> None:
+    async with httpx.AsyncClient(base_url=fake.base_url, trust_env=False) as http:
+        auth = (fake.account_sid, fake.auth_token)
+        bad = await http.post(
+            "/v1/Content", json={"language": "id", "types": quick_reply("A" * 30)}, auth=auth
+        )
+        assert bad.status_code == 400
+        body = bad.json()
+        assert body.keys() == {"code", "message", "more_info", "status"}
+        assert (body["code"], body["status"]) == (400, 400)
+        assert body["more_info"] == "https://www.twilio.com/docs/errors/400"
+        assert (await http.post("/v1/Content", content=b"not json", auth=auth)).status_code == 400
+        wrong = await http.post("/v1/Content", json={}, auth=(fake.account_sid, "wrong"))
+        assert (wrong.status_code, wrong.json()["code"]) == (401, 20003)
+        missing = await http.get("/v1/Content/HX" + "00" * 16, auth=auth)
+        assert (missing.status_code, missing.json()["code"]) == (404, 20404)
+
+
+@pytest.mark.parametrize("status", [400, 401, 429, 500, 503])
+async def test_the_content_api_fails_on_cue_then_recovers(
+    fake: TwilioFake, content_client: Client, status: int
+) -> None:
+    fake.fail_content(status)  # type: ignore[arg-type]
+    with pytest.raises(TwilioRestException) as info:
+        await create(content_client, CONSENT_QR)
+    assert info.value.status == status
+    assert fake.counters[f"content_fault_{status}"] == 1
+    assert (await create(content_client, CONSENT_QR)).sid in fake.contents
+
+
+async def test_session_content_needs_the_window_and_a_body_within_1024(
+    fake: TwilioFake, content_client: Client
+) -> None:
+    created = await create(content_client, CONSENT_QR)
+    late = await send(content_client, content_sid=created.sid, content_variables='{"1": "x"}')
+    await fake.deliver_status_callbacks()
+    assert (fake.message(late.sid).status, fake.message(late.sid).error_code) == (
+        "undelivered",
+        63016,
+    ), "a quick reply is no approved template: outside the window it is not delivered"
+    fake.inbound_text(USER, "halo")
+    long = json.dumps({"1": "x" * 1025})
+    refused = await send(content_client, content_sid=created.sid, content_variables=long)
+    ok = await send(content_client, content_sid=created.sid, content_variables='{"1": "x"}')
+    await fake.deliver_status_callbacks()
+    assert (fake.message(refused.sid).status, fake.message(refused.sid).error_code) == (
+        "failed",
+        63005,
+    )
+    assert fake.message(ok.sid).status == "delivered"

@@ -1,14 +1,27 @@
 """A local fake of Twilio's Messaging REST API for WhatsApp, plus a simulated WhatsApp user.
 
 The REST side is a Starlette app that the real ``twilio`` client can talk to over HTTP
-(``client.api.base_url = base_url``). The simulation side builds and signs inbound webhooks
-exactly as Twilio sends them. Used by the tests, the benchmarks and a local sandbox.
+(``client.api.base_url = base_url``, and ``client.content.base_url`` for the Content API, served
+on the same port). The simulation side builds and signs inbound webhooks exactly as Twilio sends
+them, and taps the buttons of a message it got. Used by the tests, the benchmarks and a local
+sandbox.
 
 Twilio behaviours modelled here: Basic auth with account SID + auth token;
 error JSON ``{"code", "message", "more_info", "status"}``; ``whatsapp:+E.164`` addresses; Body
 <= 1600 characters; free-form messages outside the 24 h window are accepted (201) but end
 ``undelivered`` with error 63016; Content templates are delivered regardless; status callbacks
 are form POSTs signed with ``X-Twilio-Signature``; media needs Basic auth and can be deleted.
+
+The Content API (``POST /v1/Content`` as JSON, ``GET /v1/Content/{sid}``) holds in-session
+content, none of it approved by WhatsApp, and enforces what Twilio and WhatsApp enforce for it:
+a ``twilio/quick-reply`` has a body of at most 1024 characters and 1-3 actions (three is the
+in-session limit), each title 1-20 characters and all different, each id at most 256; a
+``twilio/list-picker`` has a body, a ``button`` of 1-20 characters and 1-10 items, each item
+1-24 characters with a unique id of at most 200 and an optional description of at most 72.
+Anything else is answered 400 with Twilio's error JSON (the Content API's code is its status).
+A message sent with such a content shows its body with the variables filled in and its buttons
+(``FakeMessage.shown``); like free text it is for the 24-hour window only (else 63016), and a
+filled-in body over 1024 characters ends ``failed`` with 63005 (WhatsApp refuses it).
 """
 
 from __future__ import annotations
@@ -71,6 +84,23 @@ ERR_CONTENT_SID = 21655
 ERR_CONTENT_VARIABLES = 21656
 ERR_NO_CHANNEL = 63007  # "Twilio could not find a Channel with the specified 'From' address"
 ERR_OUTSIDE_WINDOW = 63016
+ERR_CHANNEL_REFUSED = 63005  # "Channel did not accept given content"
+
+# The Content API (a host of its own at Twilio: content.twilio.com).
+CONTENT_SID = re.compile(r"^HX[0-9a-f]{32}$")
+QUICK_REPLY = "twilio/quick-reply"
+LIST_PICKER = "twilio/list-picker"
+TEXT = "twilio/text"
+CONTENT_BODY_LIMIT = 1024
+SESSION_QUICK_REPLIES = 3  # in session, without WhatsApp's approval
+QUICK_REPLY_TITLE = 20
+QUICK_REPLY_ID = 256
+LIST_BUTTON = 20  # WhatsApp's limit for the button that opens the list
+LIST_ITEMS = 10
+LIST_ITEM = 24
+LIST_ITEM_ID = 200
+LIST_DESCRIPTION = 72
+ContentFault = Literal[400, 401, 429, 500, 503]
 
 FaultKind = Literal["500", "503", "429", "timeout"]
 FAULT_RESPONSES: dict[str, tuple[int, int, str]] = {
@@ -112,6 +142,79 @@ class TwilioApiError(Exception):
 
 
 @dataclass(frozen=True)
+class FakeButton:
+    """A button the user sees under a message: a quick reply, or an item of a list."""
+
+    title: str
+    id: str
+    description: str | None = None
+
+
+@dataclass
+class FakeContent:
+    """A content resource created on the Content API."""
+
+    sid: str
+    account_sid: str
+    friendly_name: str
+    language: str
+    variables: dict[str, str]
+    types: dict[str, dict[str, Any]]
+    date_created: float
+
+    @property
+    def content_type(self) -> str:
+        """The interactive type when there is one, else the first."""
+        for kind in (QUICK_REPLY, LIST_PICKER):
+            if kind in self.types:
+                return kind
+        return next(iter(self.types))
+
+    def render(self, given: Mapping[str, str]) -> tuple[str, list[FakeButton], str | None]:
+        """(body, buttons, list button) with the variables filled in (the content's samples
+        where the message gave none)."""
+        values = {**self.variables, **given}
+        spec = self.types[self.content_type]
+
+        def fill(text: str) -> str:
+            return render_template(text, values)
+
+        body = fill(str(spec.get("body") or ""))
+        if self.content_type == QUICK_REPLY:
+            buttons = [
+                FakeButton(fill(a["title"]), fill(str(a.get("id") or a["title"])))
+                for a in spec["actions"]
+            ]
+            return body, buttons, None
+        if self.content_type == LIST_PICKER:
+            items = [
+                FakeButton(
+                    fill(i["item"]),
+                    fill(i["id"]),
+                    fill(i["description"]) if i.get("description") else None,
+                )
+                for i in spec["items"]
+            ]
+            return body, items, fill(spec["button"])
+        return body, [], None
+
+    def resource(self, base_url: str) -> dict[str, Any]:
+        """The content resource JSON (parsed by twilio's ContentInstance)."""
+        return {
+            "sid": self.sid,
+            "account_sid": self.account_sid,
+            "friendly_name": self.friendly_name,
+            "language": self.language,
+            "variables": self.variables,
+            "types": self.types,
+            "date_created": rfc2822(self.date_created),
+            "date_updated": rfc2822(self.date_created),
+            "url": f"{base_url}/v1/Content/{self.sid}",
+            "links": {"approval_fetch": f"{base_url}/v1/Content/{self.sid}/ApprovalRequests"},
+        }
+
+
+@dataclass(frozen=True)
 class StatusEvent:
     """One step of a message's status progression."""
 
@@ -143,11 +246,40 @@ class FakeMessage:
     date_updated: float = 0.0
     date_sent: float | None = None
     planned: deque[StatusEvent] = field(default_factory=deque)
+    # A message sent with a quick-reply or list-picker content: what the user can tap.
+    content_type: str | None = None
+    buttons: list[FakeButton] = field(default_factory=list)
+    list_button: str | None = None
 
     @property
     def is_template(self) -> bool:
         """True for a Content template message (ContentSid)."""
         return self.content_sid is not None
+
+    @property
+    def shown(self) -> str:
+        """The message as the user sees it: the body, then ``[Title]`` per quick reply, or the
+        list's ``[≡ Button]`` and its items (with their descriptions)."""
+        if self.list_button is not None:
+            items = [
+                f"- {b.title}" + (f" ({b.description})" if b.description else "")
+                for b in self.buttons
+            ]
+            return "\n".join([self.body, "", f"[≡ {self.list_button}]", *items])
+        if self.buttons:
+            return self.body + "\n\n" + " ".join(f"[{b.title}]" for b in self.buttons)
+        return self.body
+
+    def button(self, choice: str | int) -> FakeButton:
+        """One of the message's buttons or list items, by its title or position (from 1)."""
+        if isinstance(choice, int):
+            if not 1 <= choice <= len(self.buttons):
+                raise ValueError(f"message {self.sid} has no button {choice}: {self.shown!r}")
+            return self.buttons[choice - 1]
+        for button in self.buttons:
+            if button.title == choice:
+                return button
+        raise ValueError(f"message {self.sid} has no button {choice!r}: {self.shown!r}")
 
     def uri(self) -> str:
         """The resource path Twilio reports in ``uri``."""
@@ -250,6 +382,88 @@ def parse_content_variables(raw: str | None) -> dict[str, str] | None:
     return {str(k): v for k, v in value.items()}
 
 
+CONTENT_FAULTS: dict[int, str] = {
+    400: "Invalid content: refused",
+    401: "Authenticate",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def content_error(message: str) -> TwilioApiError:
+    """A refused Content API request: 400, and (as Twilio's newer APIs do) code = status."""
+    return TwilioApiError(400, 400, message)
+
+
+def _text(spec: Mapping[str, Any], key: str, where: str, limit: int) -> str:
+    """A required string of 1..limit characters."""
+    value = spec.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise content_error(f"{where}.{key} is required")
+    if len(value) > limit:
+        raise content_error(f"{where}.{key} exceeds {limit} characters")
+    return value
+
+
+def _unique(values: Sequence[str], where: str) -> None:
+    if len(set(values)) != len(values):
+        raise content_error(f"{where} must be unique within the message")
+
+
+def check_quick_reply(spec: Mapping[str, Any]) -> None:
+    """twilio/quick-reply, sent in session without approval: 1-3 buttons."""
+    where = QUICK_REPLY
+    _text(spec, "body", where, CONTENT_BODY_LIMIT)
+    actions = spec.get("actions")
+    if not isinstance(actions, list) or not actions:
+        raise content_error(f"{where}.actions must hold 1 to {SESSION_QUICK_REPLIES} buttons")
+    if len(actions) > SESSION_QUICK_REPLIES:
+        raise content_error(
+            f"{where}.actions: at most {SESSION_QUICK_REPLIES} buttons in a WhatsApp session "
+            f"message without approval, got {len(actions)}"
+        )
+    titles, ids = [], []
+    for action in actions:
+        if not isinstance(action, dict) or action.get("type") not in (None, "QUICK_REPLY"):
+            raise content_error(f"{where}.actions: each is a QUICK_REPLY object")
+        titles.append(_text(action, "title", f"{where}.actions", QUICK_REPLY_TITLE))
+        ids.append(_text(action, "id", f"{where}.actions", QUICK_REPLY_ID))
+    _unique(titles, f"{where}.actions.title")
+    _unique(ids, f"{where}.actions.id")
+
+
+def check_list_picker(spec: Mapping[str, Any]) -> None:
+    """twilio/list-picker (in session only): 1-10 items behind one button."""
+    where = LIST_PICKER
+    _text(spec, "body", where, CONTENT_BODY_LIMIT)
+    _text(spec, "button", where, LIST_BUTTON)
+    items = spec.get("items")
+    if not isinstance(items, list) or not 1 <= len(items) <= LIST_ITEMS:
+        raise content_error(f"{where}.items must hold 1 to {LIST_ITEMS} items")
+    ids = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise content_error(f"{where}.items: each is an object")
+        _text(item, "item", f"{where}.items", LIST_ITEM)
+        ids.append(_text(item, "id", f"{where}.items", LIST_ITEM_ID))
+        if item.get("description") is not None:
+            _text(item, "description", f"{where}.items", LIST_DESCRIPTION)
+    _unique(ids, f"{where}.items.id")
+
+
+def check_text(spec: Mapping[str, Any]) -> None:
+    """twilio/text: a body."""
+    _text(spec, "body", TEXT, MAX_BODY)
+
+
+CONTENT_CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {
+    QUICK_REPLY: check_quick_reply,
+    LIST_PICKER: check_list_picker,
+    TEXT: check_text,
+}
+
+
 def basic_credentials(header: str) -> tuple[bytes, bytes] | None:
     """(user, password) from an ``Authorization: Basic`` header, or None."""
     scheme, _, encoded = header.partition(" ")
@@ -310,6 +524,8 @@ class TwilioFake:
         self.deleted_media: list[str] = []
         self.counters: Counter[str] = Counter()
         self.templates: dict[str, str] = {}
+        self.contents: dict[str, FakeContent] = {}  # made on the Content API
+        self._content_faults: deque[ContentFault | Literal["timeout"]] = deque()
         self.last_inbound: dict[str, float] = {}
         self.media: dict[str, MediaItem] = {}
         self._served_url: str | None = None
@@ -393,6 +609,13 @@ class TwilioFake:
         if kind not in ("500", "503", "429", "timeout"):
             raise ValueError(f"unsupported fault {status!r}: use 500, 503, 429 or 'timeout'")
         self._forced_faults.extend([cast(FaultKind, kind)] * times)
+
+    def fail_content(self, status: ContentFault | Literal["timeout"] = 500, times: int = 1) -> None:
+        """Make the next ``times`` Content API creations fail: 400 (the body refused), 401,
+        429, 500 or 503 with Twilio's error JSON, or hang ("timeout")."""
+        if status not in (400, 401, 429, 500, 503, "timeout"):
+            raise ValueError(f"unsupported content fault {status!r}")
+        self._content_faults.extend([status] * times)
 
     def set_fault_rate(
         self,
@@ -495,6 +718,8 @@ class TwilioFake:
                     self._media,
                     methods=["GET", "DELETE"],
                 ),
+                Route("/v1/Content", self._create_content, methods=["POST"]),
+                Route("/v1/Content/{content_sid}", self._fetch_content, methods=["GET"]),
             ]
         )
 
@@ -508,7 +733,7 @@ class TwilioFake:
         if not ok:
             self.counters["auth_failures"] += 1
             raise TwilioApiError(401, ERR_AUTH, "Authenticate")
-        if request.path_params["account_sid"] != self.account_sid:
+        if request.path_params.get("account_sid", self.account_sid) != self.account_sid:
             raise TwilioApiError(404, ERR_NOT_FOUND, f"The requested resource {request.url.path}")
 
     async def _create_message(self, request: Request) -> Response:
@@ -574,9 +799,19 @@ class TwilioFake:
         media_urls = [str(u) for u in form.getlist("MediaUrl")]
         content_sid = self._opt(form, "ContentSid")
         variables = parse_content_variables(self._opt(form, "ContentVariables"))
-        body = self._content(body, media_urls, content_sid, variables)
+        session = self.contents.get(content_sid or "")
+        buttons: list[FakeButton] = []
+        list_button = None
+        if session is not None:
+            body, buttons, list_button = session.render(variables or {})
+        else:
+            body = self._content(body, media_urls, content_sid, variables)
         now = self.clock()
-        outside = content_sid is None and not self.in_window(to)
+        # Free text and in-session content need the window; an approved template does not.
+        outside = (content_sid is None or session is not None) and not self.in_window(to)
+        planned = self._progression(outside)
+        if session is not None and not outside and len(body) > CONTENT_BODY_LIMIT:
+            planned = [StatusEvent("failed", ERR_CHANNEL_REFUSED)]
         return FakeMessage(
             sid=new_sid("MM" if media_urls else "SM"),
             account_sid=self.account_sid,
@@ -592,7 +827,10 @@ class TwilioFake:
             date_updated=now,
             accepted_monotonic=time.monotonic(),
             outside_window=outside,
-            planned=deque(self._progression(outside)),
+            planned=deque(planned),
+            content_type=session.content_type if session is not None else None,
+            buttons=buttons,
+            list_button=list_button,
         )
 
     @staticmethod
@@ -693,6 +931,82 @@ class TwilioFake:
         except KeyError:
             return error_response(404, ERR_NOT_FOUND, f"The requested resource {request.url.path}")
         return JSONResponse(msg.resource())
+
+    # ----------------------------------------------------------------- Content API
+
+    async def _create_content(self, request: Request) -> Response:
+        """POST /v1/Content (JSON): auth, faults, Twilio's limits, 201 with the resource."""
+        self.counters["content_requests"] += 1
+        try:
+            self._check_auth(request)
+            fault = self._content_faults.popleft() if self._content_faults else None
+            if fault == "timeout":
+                self.counters["content_fault_timeout"] += 1
+                await self._hang()
+                raise TwilioApiError(504, 504, "Gateway Timeout")
+            if fault is not None:
+                self.counters[f"content_fault_{fault}"] += 1
+                raise TwilioApiError(fault, fault, CONTENT_FAULTS[fault])
+            try:
+                payload = json.loads(await request.body())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise content_error("The request body must be JSON") from None
+            content = self._build_content(payload)
+        except TwilioApiError as exc:
+            return exc.response(self._auth_headers(exc))
+        self.contents[content.sid] = content
+        self.counters["content_created"] += 1
+        return JSONResponse(content.resource(self.base_url), status_code=201)
+
+    async def _fetch_content(self, request: Request) -> Response:
+        """GET /v1/Content/{sid}: the content resource, or 404."""
+        try:
+            self._check_auth(request)
+        except TwilioApiError as exc:
+            return exc.response(self._auth_headers(exc))
+        content = self.contents.get(request.path_params["content_sid"])
+        if content is None:
+            return error_response(404, ERR_NOT_FOUND, f"The requested resource {request.url.path}")
+        return JSONResponse(content.resource(self.base_url))
+
+    def _build_content(self, payload: object) -> FakeContent:
+        """Validate a create body like Twilio does (see the module's docstring)."""
+        if not isinstance(payload, dict):
+            raise content_error("The request body must be a JSON object")
+        language = payload.get("language")
+        if not isinstance(language, str) or not language:
+            raise content_error("Language is required")
+        name = payload.get("friendly_name") or ""
+        variables = payload.get("variables") or {}
+        if not isinstance(name, str):
+            raise content_error("FriendlyName must be a string")
+        if not isinstance(variables, dict) or not all(
+            isinstance(v, str) for v in variables.values()
+        ):
+            raise content_error("Variables must be an object of strings")
+        raw_types = payload.get("types")
+        if not isinstance(raw_types, dict):
+            raise content_error("Types is required")
+        # The twilio SDK's own model writes every type it knows, unset ones as null.
+        types = {kind: spec for kind, spec in raw_types.items() if spec is not None}
+        if not types:
+            raise content_error("Types must hold one content type")
+        for kind, spec in types.items():
+            check = CONTENT_CHECKS.get(kind)
+            if check is None:
+                raise content_error(f"Content type {kind} is not supported here")
+            if not isinstance(spec, dict):
+                raise content_error(f"{kind} must be an object")
+            check(spec)
+        return FakeContent(
+            sid=new_sid("HX"),
+            account_sid=self.account_sid,
+            friendly_name=name,
+            language=language,
+            variables={str(k): v for k, v in variables.items()},
+            types=types,
+            date_created=self.clock(),
+        )
 
     async def _media(self, request: Request) -> Response:
         """GET (bytes) or DELETE (204) a hosted media file; both need Basic auth."""
@@ -896,6 +1210,26 @@ class TwilioFake:
             form["OriginalRepliedMessageSid"] = replied_to_sid
             form["OriginalRepliedMessageSender"] = form["To"]
         return form
+
+    def tap(
+        self,
+        message: FakeMessage,
+        choice: str | int,
+        *,
+        profile_name: str = "Warga KTN",
+    ) -> dict[str, str]:
+        """The user taps a quick reply, or picks an item of the list, of a message they got (by
+        its title or position, from 1): ButtonPayload is its id, ButtonText (and Body) its title."""
+        button = message.button(choice)
+        return self.inbound_button(
+            message.to,
+            button.id,
+            button.title,
+            message_type="interactive" if message.list_button is not None else "button",
+            replied_to_sid=message.sid,
+            profile_name=profile_name,
+            to=message.from_,
+        )
 
     def _inbound(
         self,

@@ -13,8 +13,10 @@ _MEDIA = (MediaKind.PHOTO, MediaKind.VOICE, MediaKind.VIDEO, MediaKind.DOCUMENT)
 WHATSAPP = Capabilities(
     edits_messages=False,  # a sent WhatsApp message cannot be changed
     group_chats=False,  # Twilio's WhatsApp API reaches no group chats
-    max_buttons=0,  # options go out as numbered lines (render.numbered), answered by typing
-    button_label_limit=None,
+    # Inside the 24-hour window options go as buttons (content.py): up to 3 quick replies, or a
+    # list of up to 10; more, or outside the window, as numbered lines answered by typing.
+    max_buttons=10,
+    button_label_limit=24,  # a list item's title (a quick reply takes 20); longer: shortened
     text_limit=1600,  # Twilio's limit for one body
     caption_limit=1600,  # a medium goes with the first body
     receives={kind: 16 * MB for kind in (*_MEDIA, MediaKind.STICKER)},  # 16 MB per medium

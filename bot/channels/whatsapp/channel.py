@@ -33,6 +33,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.channels.ordering import ArrivalOrder
+from bot.channels.whatsapp.content import ContentMenus
 from bot.channels.whatsapp.inbound import MESSAGE_ID_PREFIX, FormError, to_inbound
 from bot.channels.whatsapp.render import BODY_LIMIT, utf16_units
 from bot.channels.whatsapp.sender import SentLog, WhatsAppSender, make_client
@@ -68,6 +69,8 @@ class WhatsAppConfig:
     from_number: str
     public_url: str
     api_base_url: str
+    buttons: bool  # options as buttons inside the window (content.py); else numbered text
+    content_base_url: str
     media_dir: Path
     delete_media_at_twilio: bool
     request_timeout: float
@@ -125,7 +128,18 @@ class WhatsAppChannel:
     async def start(self) -> None:
         """Open the REST client (aiohttp) and the media client (httpx)."""
         cfg = self.config
-        client = make_client(cfg.account_sid, cfg.auth_token, cfg.api_base_url, cfg.request_timeout)
+        client = make_client(
+            cfg.account_sid,
+            cfg.auth_token,
+            cfg.api_base_url,
+            cfg.request_timeout,
+            cfg.content_base_url,
+        )
+        menus = (
+            ContentMenus(client, self.sessions, catalog=self.core.catalog, clock=self.clock)
+            if cfg.buttons
+            else None
+        )
         self._sender = WhatsAppSender(
             client,
             self.sessions,
@@ -137,6 +151,7 @@ class WhatsAppChannel:
             messages_per_second=cfg.messages_per_second,
             sent_log=self.sent_log,
             clock=self.clock,
+            menus=menus,
         )
         self._http = httpx.AsyncClient(
             auth=(cfg.account_sid, cfg.auth_token),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -9,13 +10,16 @@ import aiohttp
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
+from bot.channels.whatsapp.content import CONTENT_API
+
 http_log = logging.getLogger("bot.channels.whatsapp.http")  # twilio logs every request at INFO
 
 
 class TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
-    """twilio's aiohttp client, minus its two problems: it passes ``auth=BasicAuth(...)``,
-    deprecated in aiohttp 3.14, and it ignores its own ``timeout``. Retries stay off: a retried
-    POST can send a message twice; the dispatcher retries instead."""
+    """twilio's aiohttp client, minus its three problems: it passes ``auth=BasicAuth(...)``,
+    deprecated in aiohttp 3.14, it ignores its own ``timeout``, and it sends a JSON
+    request (the Content API's) as a form. Retries stay off: a retried POST can send a message
+    twice; the dispatcher retries instead."""
 
     async def request(
         self,
@@ -28,15 +32,19 @@ class TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         timeout: float | None = None,  # noqa: ASYNC109 - twilio's signature
         allow_redirects: bool = False,
     ) -> Any:
-        """The same request, with the Authorization header set here and a real timeout."""
+        """The same request, with the Authorization header set here, a real timeout, and a JSON
+        body where twilio asks for one (its synchronous client does that, the async one not)."""
         headers = dict(headers or {})
         if auth is not None:
             headers["Authorization"] = aiohttp.encode_basic_auth(*auth)
+        body: object = data
+        if data is not None and headers.get("Content-Type") == "application/json":
+            body = json.dumps(data, ensure_ascii=False).encode("utf-8")
         return await super().request(
             method,
             url,
             params=params,
-            data=data,
+            data=body,
             headers=headers,
             auth=None,
             timeout=timeout or self.timeout,
@@ -44,9 +52,16 @@ class TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         )
 
 
-def make_client(account_sid: str, auth_token: str, api_base_url: str, timeout: float) -> Client:
-    """The twilio REST client on our HTTP client; ``api_base_url`` decides the host alone
-    (TWILIO_EDGE / TWILIO_REGION from the environment would rewrite it)."""
+def make_client(
+    account_sid: str,
+    auth_token: str,
+    api_base_url: str,
+    timeout: float,
+    content_base_url: str = CONTENT_API,
+) -> Client:
+    """The twilio REST client on our HTTP client; ``api_base_url`` (messages) and
+    ``content_base_url`` (the Content API's own host) decide the hosts alone (TWILIO_EDGE /
+    TWILIO_REGION from the environment would rewrite them)."""
     if not http_log.isEnabledFor(logging.DEBUG):
         http_log.setLevel(logging.WARNING)
     client = Client(
@@ -55,4 +70,5 @@ def make_client(account_sid: str, auth_token: str, api_base_url: str, timeout: f
     client.edge = None
     client.region = None
     client.api.base_url = api_base_url.rstrip("/")
+    client.content.base_url = content_base_url.rstrip("/")
     return client

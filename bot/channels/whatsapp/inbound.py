@@ -13,6 +13,7 @@ from datetime import datetime
 import phonenumbers
 
 from handlers.types import (
+    INBOUND_BUTTON_LIMIT,
     Channel,
     ChatKind,
     Inbound,
@@ -56,8 +57,9 @@ def to_inbound(form: Mapping[str, str], now: datetime) -> Inbound:
     """The neutral message for an inbound webhook form; FormError when it is not usable.
 
     A shared location has an empty Body and Latitude/Longitude (plus Address/Label for a
-    place); media come as NumMedia with MediaUrlN/MediaContentTypeN; a quick-reply button adds
-    ButtonPayload. The chat and user id are the sender's WaId (E.164 digits).
+    place); media come as NumMedia with MediaUrlN/MediaContentTypeN; a tapped quick reply or
+    list item adds ButtonPayload (its id: the option's data) and ButtonText (Body). The chat
+    and user id are the sender's WaId (E.164 digits).
     """
     sid = (form.get("MessageSid") or form.get("SmsMessageSid") or "").strip()
     sender = (form.get("From") or "").strip()
@@ -85,7 +87,10 @@ def _inbound(
         user_id=int(wa_id),
         display_name=(form.get("ProfileName") or "").strip(),
         text=body if body.strip() else None,
-        button=(form.get("ButtonPayload") or "").strip()[:64] or None,
+        # A tap on a quick reply or list item: the option's data. Kept whole up to what the core
+        # takes, never cut to 64: a forged payload longer than any option's data (<= 64 bytes)
+        # must not become one by the cut; it matches nothing and is answered as stale.
+        button=(form.get("ButtonPayload") or "").strip()[:INBOUND_BUTTON_LIMIT] or None,
         location=location_of(form),
         media=media_of(form),
         message_id=MESSAGE_ID_PREFIX + sid,

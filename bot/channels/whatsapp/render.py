@@ -1,8 +1,8 @@
 """WhatsApp rendering, pure: a ``Reply`` as WhatsApp bodies.
 
-Options as numbered lines, a location as a maps link, at most 1600 characters a body, the parts
-of a longer one numbered "(1/2)", "(2/2)"; ``template_variables`` fills a Content Template
-outside the 24-hour window.
+Options as numbered lines (where they do not go as buttons: ``content.py``), a location as a
+maps link, at most 1600 characters a body, the parts of a longer one numbered "(1/2)", "(2/2)";
+``template_variables`` fills a Content Template outside the 24-hour window.
 """
 
 from __future__ import annotations
@@ -43,12 +43,14 @@ def location_text(location: Location) -> str:
     return f"{named}\n{line}" if named else line
 
 
-def render_text(reply: Reply, catalog: Catalog, lang: str) -> str:
-    """The whole text of a reply as WhatsApp shows it (before splitting)."""
+def render_text(reply: Reply, catalog: Catalog, lang: str, *, numbered_options: bool = True) -> str:
+    """The whole text of a reply as WhatsApp shows it (before splitting); its options as
+    numbered lines unless ``numbered_options`` is false (they go as buttons, or a number
+    typed back would not name them: only a conversation's own reply offers what it matches)."""
     parts = [reply.text.strip()]
     if reply.location is not None:
         parts.append(location_text(reply.location))
-    if reply.options:
+    if reply.options and numbered_options:
         parts.append(numbered(reply.options, catalog, lang))
     return "\n\n".join(p for p in parts if p)
 

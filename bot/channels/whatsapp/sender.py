@@ -2,9 +2,11 @@
 
 The real ``twilio`` client, asynchronous (``create_async``; the blocking ``create`` would stall
 the event loop), pointed at ``[whatsapp] api_base_url``. Inside the 24-hour window a row goes
-as free text (numbered options; over 1600 characters as numbered parts); outside it as the
+as free text (over 1600 characters as numbered parts), its options as buttons (``content.py``:
+quick replies or a list, ``[whatsapp] buttons``) or else as numbered lines; outside it as the
 Content Template configured for its kind, or not at all: the row is recorded ``needs_template``
-for the admins.
+for the admins. Buttons that cannot go (they do not fit, Twilio refuses the content) go as
+numbered lines in the same send: one message either way.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from twilio.base.exceptions import TwilioRestException
 
+from bot.channels.whatsapp.content import (
+    CONTENT_API,
+    CONTENT_REFUSED_AT_SEND,
+    CONTENT_SID_UNKNOWN,
+    ContentMenus,
+)
 from bot.channels.whatsapp.inbound import address_for
 from bot.channels.whatsapp.render import (
     message_parts,
@@ -54,12 +62,18 @@ PHONE_LIKE = re.compile(r"whatsapp:\+?\d+|\+?\d[\d ()\-]{5,}\d")
 PARTS_KEY = "wa_parts_sent"  # payload: how many parts of a split message went out already
 
 
-def make_client(account_sid: str, auth_token: str, api_base_url: str, timeout: float) -> Client:
+def make_client(
+    account_sid: str,
+    auth_token: str,
+    api_base_url: str,
+    timeout: float,
+    content_base_url: str = CONTENT_API,
+) -> Client:
     """The twilio REST client (see ``bot.twilio_client``; imported here, on first use: twilio's
     REST client and aiohttp cost ~14 MB, which a Telegram-only deployment never needs)."""
     from bot.channels.whatsapp.client import make_client as make
 
-    return make(account_sid, auth_token, api_base_url, timeout)
+    return make(account_sid, auth_token, api_base_url, timeout, content_base_url)
 
 
 class SentLog:
@@ -105,8 +119,10 @@ class WhatsAppSender:
         messages_per_second: float,
         sent_log: SentLog | None = None,
         clock: Callable[[], datetime] = utcnow,
+        menus: ContentMenus | None = None,
     ) -> None:
         self.client = client
+        self.menus = menus  # None: options always go as numbered lines
         self.sessions = sessions
         self.from_address = "whatsapp:" + from_number
         self.catalog = catalog
@@ -138,8 +154,17 @@ class WhatsAppSender:
         if not self.in_window(contact):
             return await self._send_template(envelope, reply)
         lang = str(envelope.payload.get("lang") or (contact.language if contact else None) or "")
-        text = render_text(reply, self.catalog, lang or self.default_language)
+        lang = lang or self.default_language
         media = public_media_url(reply.media, self.private_prefixes)
+        if reply.options and not media and self.menus is not None:  # buttons carry no medium
+            tapped = await self._send_buttons(envelope, reply, lang)
+            if tapped is not None:
+                self.sent_log.add(tapped, envelope.id)
+                return tapped
+        # Numbers typed back name a conversation's own options only (handlers.options).
+        text = render_text(
+            reply, self.catalog, lang, numbered_options=envelope.kind == OutboxKind.REPLY.value
+        )
         parts = message_parts(text) or ([""] if media else [])
         if not parts:
             raise SendError("nothing to send: empty text", permanent=True)
@@ -156,6 +181,32 @@ class WhatsAppSender:
         assert sid is not None
         self.sent_log.add(sid, envelope.id)
         return sid
+
+    async def _send_buttons(self, envelope: Envelope, reply: Reply, lang: str) -> str | None:
+        """The row as one message with its options as buttons; None when they go as text
+        instead: they do not fit, Twilio refused the content, or the message's variables."""
+        assert self.menus is not None
+        body = render_text(reply, self.catalog, lang, numbered_options=False)
+        menu = self.menus.plan(body, reply.options, lang)
+        if menu is None:
+            return None
+        content_sid = await self.menus.sid_for(menu)
+        if content_sid is None:
+            return None
+        try:
+            return await self._create(
+                envelope, content_sid=content_sid, content_variables=menu.variables()
+            )
+        except SendError as exc:
+            refusal = exc.__cause__
+            if not isinstance(refusal, TwilioRestException):
+                raise
+            if refusal.code not in CONTENT_REFUSED_AT_SEND:
+                raise
+            log.warning("outbox row %d: buttons refused (%s); sent as text", envelope.id, exc)
+            if refusal.code == CONTENT_SID_UNKNOWN:
+                await self.menus.unknown_at_twilio(menu, content_sid)
+            return None
 
     def in_window(self, contact: Contact | None) -> bool:
         """Whether the contact wrote to us recently enough for free text."""

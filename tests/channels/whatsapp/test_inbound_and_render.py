@@ -86,6 +86,18 @@ def test_media_kind(content_type: str | None, message_type: str | None, kind: Me
 def test_button_payload_becomes_the_button(fake: TwilioFake) -> None:
     msg = to_inbound(fake.inbound_button(USER, "consent:yes", "Setuju"), NOW)
     assert (msg.button, msg.text) == ("consent:yes", "Setuju")
+    listed = to_inbound(
+        fake.inbound_button(USER, "cat:kesehatan", "Kesehatan", message_type="interactive"), NOW
+    )
+    assert (listed.button, listed.text) == ("cat:kesehatan", "Kesehatan")
+
+
+def test_an_overlong_payload_is_not_cut_into_an_option(fake: TwilioFake) -> None:
+    """Option data are at most 64 bytes: a longer payload is forged and must stay unlike any
+    (cut at 64 it could become one); it is kept to what the core takes, and matches nothing."""
+    data = "cat:" + "k" * 60  # 64 bytes: the longest data an option can have
+    msg = to_inbound(fake.inbound_button(USER, data + "x" * 500, "Keamanan"), NOW)
+    assert msg.button is not None and msg.button != data and len(msg.button) == 256
 
 
 @pytest.mark.parametrize("missing", ["From", "WaId", "MessageSid"])
@@ -119,6 +131,11 @@ def test_bad_coordinates_are_no_location(fake: TwilioFake) -> None:
 )
 def test_phone_numbers_become_e164_in_region_id(raw: str, e164: str | None) -> None:
     assert normalise_phone(raw) == e164
+
+
+def test_options_left_to_buttons_are_not_numbered() -> None:
+    reply = Reply("Apakah Anda setuju?", (Option("Setuju", "y"), Option("Tidak", "n")))
+    assert render_text(reply, CATALOG, "id", numbered_options=False) == "Apakah Anda setuju?"
 
 
 def test_options_become_numbered_lines_with_how_to_answer() -> None:
@@ -256,6 +273,11 @@ def test_whatsapp_settings_are_checked() -> None:
         WhatsAppSettings(templates={"statsu": "HX" + "ab" * 16})
     with pytest.raises(ValueError, match="Content Template SID"):
         WhatsAppSettings(templates={"alert": "template-1"})
+    with pytest.raises(ValueError, match="http"):
+        WhatsAppSettings(content_base_url="content.twilio.com")
+    assert WhatsAppSettings(content_base_url="http://127.0.0.1:9/").content_base_url == (
+        "http://127.0.0.1:9"
+    )
 
 
 def test_enabled_whatsapp_needs_its_url_number_and_secrets(

@@ -72,6 +72,8 @@ async def hook(sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -> As
             from_number=DEFAULT_SENDER.removeprefix("whatsapp:"),
             public_url=PUBLIC + "/",
             api_base_url=fake.base_url,
+            buttons=True,
+            content_base_url=fake.base_url,
             media_dir=tmp_path / "media",
             delete_media_at_twilio=True,
             request_timeout=2.0,
