@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 
 os.environ.setdefault("PTB_TIMEDELTA", "true")  # as bot.telegram does: PTB's non-deprecated form
 
@@ -26,6 +27,19 @@ from storage.db import create_engine, is_sqlite, session_factory
 from storage.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
+_getaddrinfo = socket.getaddrinfo
+
+
+def _loopback_only(host: object, *args: object, **kwargs: object) -> object:
+    """The tests reach no network but loopback: a name that is not this machine's fails at once
+    (a setting left at a real API's host shows up as a failing test, never as a request)."""
+    name = host.decode() if isinstance(host, bytes) else host
+    if name not in (None, "", "localhost", "::1") and not str(name).startswith("127."):
+        raise socket.gaierror(socket.EAI_NONAME, f"no network in tests: {name}")
+    return _getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+
+socket.getaddrinfo = _loopback_only  # type: ignore[assignment]
 # Fixtures shared by several test packages live in tests/support; loading them here makes them
 # available everywhere without importing a fixture by name (which linters read as unused).
 pytest_plugins = ["tests.support.telegram_run", "tests.support.live"]

@@ -235,7 +235,9 @@ async def test_an_escalation_from_a_child_area_reaches_the_parents_whatsapp_staf
     }
     wa = next(r for r in sent if r.chat_id == WA_OFFICER + 1)
     assert report.ticket in text_of(wa) and f"TANGANI {report.ticket}" in text_of(wa)
-    assert Reply.from_json(wa.payload["reply"]).options == (), "words, not buttons"
+    # Buttons (where the window lets them go) with the words beside them (where it does not).
+    options = Reply.from_json(wa.payload["reply"]).options
+    assert [o.data for o in options] == [f"{a}:{report.id}" for a in ("claim", "resolve", "reject")]
 
     # The parent's WhatsApp officer claims it by typing; he hears of it, the others too.
     officer = whatsapp(cast, WA_OFFICER + 1, "Iptu Bayu")

@@ -53,6 +53,7 @@ WINDOW = timedelta(hours=24)
 WINDOW_MARGIN = timedelta(minutes=10)  # a message queued at 23:59 may arrive after 24:00
 # A kind without its own template borrows this one's (an escalation is an alert, too).
 TEMPLATE_FALLBACK = {"escalation": "alert", "patrol": "reminder", "recap": "reminder"}
+NUMBERED_KINDS = frozenset({OutboxKind.REPLY.value, OutboxKind.PATROL.value})
 OPT_OUT_KINDS = frozenset({OutboxKind.BROADCAST.value})
 RATE_LIMITED = frozenset({20429, 63018})
 BLOCKED = frozenset({21610})  # the recipient unsubscribed (STOP)
@@ -161,9 +162,11 @@ class WhatsAppSender:
             if tapped is not None:
                 self.sent_log.add(tapped, envelope.id)
                 return tapped
-        # Numbers typed back name a conversation's own options only (handlers.options).
+        # Numbers typed back name a conversation's own options (handlers.options) and tonight's
+        # patrol message's (handlers.patrol answers "1" to it); on anyone else's message (an
+        # alert) a number would answer the reader's own last menu instead, so none is shown.
         text = render_text(
-            reply, self.catalog, lang, numbered_options=envelope.kind == OutboxKind.REPLY.value
+            reply, self.catalog, lang, numbered_options=envelope.kind in NUMBERED_KINDS
         )
         parts = message_parts(text) or ([""] if media else [])
         if not parts:
