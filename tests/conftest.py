@@ -28,7 +28,7 @@ from storage.models import Base
 ROOT = Path(__file__).resolve().parent.parent
 # Fixtures shared by several test packages live in tests/support; loading them here makes them
 # available everywhere without importing a fixture by name (which linters read as unused).
-pytest_plugins = ["tests.support.telegram_run", "tests.support.live"]
+pytest_plugins = ["tests.support.telegram_run", "tests.support.live", "tests.support.open311"]
 DB_FIXTURES = {"db_url", "engine", "sessions", "session", "migrated_url"}
 
 
