@@ -68,7 +68,6 @@ SPEC_REQUEST_FIELDS = (
 )
 # Added to reads with a key, for reports that are not anonymous (never to public reads).
 REPORTER_FIELDS = ("first_name", "last_name", "email", "phone", "account_id")
-MAX_FIELD = 128  # first_name, last_name, device_id, account_id (email 254, phone E.164)
 
 
 class Refused(Exception):

@@ -4,6 +4,7 @@ no reporter fields, a retried POST is one report, filters, rate limits and bad i
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -150,6 +151,15 @@ async def test_the_same_post_again_is_the_same_report(api: Api) -> None:
     assert later.json()[0]["service_request_id"] != first.json()[0]["service_request_id"]
     assert await count(api, Report) == 2
     assert len(await alerts(api)) == 2  # the retry alerted nobody
+
+
+async def test_two_identical_posts_at_once_are_one_report(api: Api) -> None:
+    form = report_form(api.key)
+    async with api.client() as client:
+        answers = await asyncio.gather(*(post(client, form) for _ in range(4)))
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201]
+    assert len({a.json()[0]["service_request_id"] for a in answers}) == 1
+    assert await count(api, Report) == 1 and len(await alerts(api)) == 1
 
 
 async def test_an_idempotency_key_says_which_posts_are_one_report(api: Api) -> None:
