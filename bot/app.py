@@ -47,6 +47,7 @@ from bot.roles.duties import make_leader_duties, make_sender_job
 from bot.roles.leader import SCHEDULER_LOCK, SENDER_LOCK, Leadership
 from bot.roles.scheduler import ReminderScheduler
 from bot.web.app import build_app
+from bot.web.open311 import Open311Api
 from bot.web.serving import bind_socket, make_server
 from bot.wiring import core_config_from
 from handlers.commands import GROUP_MENU
@@ -342,6 +343,17 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
             limits["whatsapp"] = whatsapp_limits(settings)
             routes.extend(whatsapp.routes())
 
+        if settings.open311.enabled:
+            routes.extend(
+                Open311Api(
+                    db.sessions,
+                    core,
+                    settings.open311,
+                    notify=waker.notify,
+                    news_by_phone=settings.whatsapp.enabled,
+                    max_body=settings.http.max_body_bytes,
+                ).routes()
+            )
         server = make_server(
             build_app(db, metrics.registry, routes, roles={"leader": leader, "sender": sender})
         )

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.database import Database, SchemaBehind, connect, prepare_schema
-from storage import delivery, exports, migrate
+from storage import delivery, exports, migrate, open311
 from storage.areas import (
     AreaImportError,
     descendant_ids,
@@ -88,6 +88,17 @@ def _parser() -> argparse.ArgumentParser:
         "--since", metavar="DATE", help="reports created on or after DATE (YYYY-MM-DD, local)"
     )
     exp.add_argument("-o", "--output", type=Path, metavar="FILE", help="file (default: stdout)")
+
+    o311 = sub.add_parser("open311", help="API keys of the Open311 GeoReport v2 API")
+    o311_sub = o311.add_subparsers(dest="open311_command", required=True, metavar="ACTION")
+    key = o311_sub.add_parser("key", help="make a key for an area's system (printed once)")
+    key.add_argument(
+        "--area", required=True, metavar="CODE", help="the area it files and reads reports of"
+    )
+    key.add_argument("--label", help="whose system it is, e.g. 'Call centre Polres Bengkulu'")
+    o311_sub.add_parser("keys", help="list the keys (never the keys themselves)")
+    revoke = o311_sub.add_parser("revoke", help="revoke a key: it is refused from now on")
+    revoke.add_argument("key_id", type=int, metavar="KEY_ID", help="the id `open311 keys` shows")
 
     run = sub.add_parser("run", help="run the bot (web server, channels, dispatcher, scheduler)")
     run.add_argument(
@@ -250,6 +261,55 @@ async def _outbox(settings: Settings, action: str, ids: list[int]) -> None:
         )
 
 
+async def _open311(
+    settings: Settings,
+    action: str,
+    area_code: str | None,
+    label: str | None,
+    key_id: int | None,
+) -> None:
+    db = await _with_db(settings)
+    try:
+        async with db.sessions() as session:
+            if action == "key":
+                area = await get_by_code(session, area_code or "")
+                if area is None:
+                    raise CommandError(
+                        f"--area: no area with code {area_code} (import areas first)"
+                    )
+                row, key = await open311.create_key(
+                    session, area_id=area.id, label=(label or "").strip() or None, now=utcnow()
+                )
+                await session.commit()
+                print(f"Open311 key {row.id} for {area.name} ({area.code}); shown only now:")
+                print(key)
+                return
+            if action == "revoke":
+                assert key_id is not None
+                revoked = await open311.revoke_key(session, key_id, utcnow())
+                if revoked is None:
+                    raise CommandError(f"no Open311 key with id {key_id} (see: open311 keys)")
+                await session.commit()
+                print(f"Open311 key {key_id} revoked at {revoked.revoked_at:%Y-%m-%d %H:%M} UTC")
+                return
+            keys = await open311.list_keys(session)
+    finally:
+        await db.close()
+    if not keys:
+        print("no Open311 keys")
+        return
+    print("id\tarea\tlabel\tcreated (UTC)\tlast used (UTC)\trevoked (UTC)")
+    for row, area in keys:
+        print(
+            f"{row.id}\t{area.code} {area.name}\t{row.label or ''}\t"
+            f"{_minute(row.created_at)}\t{_minute(row.last_used_at)}\t{_minute(row.revoked_at)}"
+        )
+
+
+def _minute(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment is not None else "-"
+
+
 def chat_label(row: Outbox) -> str:
     """A group's id as is; a person only as their contact number (a WhatsApp chat id is a phone
     number, a Telegram one identifies the person); a malformed id (SQLite keeps any value) as
@@ -301,6 +361,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
         asyncio.run(_invite(settings, args.role, args.area, args.expires))
     elif args.command == "outbox":
         asyncio.run(_outbox(settings, args.outbox_command, getattr(args, "ids", [])))
+    elif args.command == "open311":
+        asyncio.run(
+            _open311(
+                settings,
+                args.open311_command,
+                getattr(args, "area", None),
+                getattr(args, "label", None),
+                getattr(args, "key_id", None),
+            )
+        )
     elif args.command == "export":
         asyncio.run(_export_reports(settings, args.format, args.area, args.since, args.output))
     elif args.command == "run" and args.workers > 1:

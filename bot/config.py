@@ -199,10 +199,27 @@ class LocaleSettings(Section):
     overrides: Path | None = None
 
 
+Pillar = Literal["keamanan", "kesehatan", "sosial_ekonomi", "ketahanan_pangan"]
+
+
 class CategorySettings(Section):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")
     urgent: bool = False
     escalate_after_minutes: int | None = Field(default=None, ge=1)
+    # The KTN pillar (Open311 ``group``); unset: the shipped category's, else sosial_ekonomi.
+    pillar: Pillar | None = None
+    # Search words (Open311 ``keywords``); unset: the shipped category's, else none.
+    keywords: list[str] | None = None
+
+    @field_validator("keywords")
+    @classmethod
+    def _no_commas(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        words = [word.strip() for word in value]
+        if any(not word or "," in word for word in words):
+            raise ValueError("each keyword must be a non-empty word or phrase without commas")
+        return words
 
 
 def _default_categories() -> list[CategorySettings]:
@@ -257,6 +274,36 @@ class OutboxSettings(Section):
     telegram_chat_per_second: float = Field(default=1.0, gt=0)
 
 
+class Open311Settings(Section):
+    """The Open311 GeoReport v2 API (``/open311/v2/...``, bot/web/open311)."""
+
+    enabled: bool = True
+    # Reading reports without an api_key; off: every read of reports needs a key (its area's).
+    public: bool = False
+    # The one jurisdiction served; a request naming another is answered 404.
+    jurisdiction_id: str = Field(default="ktn", min_length=1, max_length=100)
+    # Decimal places of lat/long in reads without a key (3 ≈ 110 m; 8 = as stored).
+    round_location_digits: int = Field(default=3, ge=0, le=8)
+    per_key_per_minute: int = Field(default=120, ge=1, le=100_000)
+    per_address_per_minute: int = Field(default=60, ge=1, le=100_000)
+    # A POST repeating one of the same key within this time is the same report (a client's
+    # retry), not a second one; 0 turns this off.
+    resubmit_window_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    # The public base URL of the API in discovery (else the URL the request came to).
+    public_url: str | None = None
+    contact: str = "Admin KTN di wilayah Anda"
+    key_service: str = "Kunci API dibuat oleh admin KTN: ktn-bot open311 key --area KODE"
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return value.rstrip("/")
+
+
 class RetentionSettings(Section):
     # Redeliveries come within 24 h (Telegram) or minutes (Twilio): two days is the least.
     processed_inbound_days: int = Field(default=7, ge=2)
@@ -284,6 +331,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    open311: Open311Settings = Field(default_factory=Open311Settings)
 
     telegram_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None

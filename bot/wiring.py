@@ -9,7 +9,7 @@ from bot.channels.telegram.capabilities import TELEGRAM
 from bot.channels.whatsapp.capabilities import WHATSAPP
 from bot.config import Settings, bot_areas
 from handlers.capabilities import Capabilities
-from handlers.config import Category, CoreConfig
+from handlers.config import Category, CoreConfig, default_keywords, default_pillar
 from handlers.i18n import Catalog
 from storage.types import Channel
 
@@ -26,7 +26,13 @@ def core_config_from(settings: Settings) -> CoreConfig:
     return CoreConfig(
         catalog=Catalog.load(settings.locale.overrides),
         categories=tuple(
-            Category(c.key, urgent=c.urgent, escalate_after_minutes=c.escalate_after_minutes)
+            Category(
+                c.key,
+                urgent=c.urgent,
+                escalate_after_minutes=c.escalate_after_minutes,
+                pillar=c.pillar or default_pillar(c.key),
+                keywords=tuple(c.keywords) if c.keywords is not None else default_keywords(c.key),
+            )
             for c in reports.categories
         ),
         emergency_numbers=dict(settings.emergency.numbers),

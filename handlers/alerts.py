@@ -6,7 +6,8 @@ an area without a group); without officers or a group, the coordinators of the n
 report's own, then its parents) that has any. Escalations go to the parent area's officers'
 group the same way, and to its coordinators; with nobody at all the report is still kept,
 with an "unrouted" event, and shows as "menunggu petugas". An anonymous reporter's name, id and
-phone never go into an alert, an escalation or an edit.
+phone never go into an alert, an escalation or an edit. A report filed through the Open311 API
+names the person it was filed for (unless anonymous) and the system that filed it.
 Recipients on a channel whose buttons may not reach them (WhatsApp: buttons inside the 24-hour
 window only) get the text with a line saying how to answer, beside the buttons. What a channel
 can do comes from ``CoreConfig.channels``, never its name.
@@ -26,9 +27,9 @@ from handlers.permissions import area_chain_ids
 from handlers.render import category_label, format_clock, format_time
 from handlers.routing import DEFAULT_BOT, BotRoutes
 from handlers.types import Location, Media, MediaKind, Option, Reply
-from storage import contacts, outbox, reports
+from storage import contacts, open311, outbox, reports
 from storage.group_links import alert_groups
-from storage.models import Area, Contact, GroupChat, Outbox, Report
+from storage.models import Area, Contact, GroupChat, Open311Request, Outbox, Report
 from storage.types import OutboxKind, OutboxStatus, ReportStatus, Role
 
 log = logging.getLogger(__name__)
@@ -128,8 +129,15 @@ async def compose_alert(
 
     area = await session.get(Area, report.area_id)
     files = await reports.media_of(session, report.id)
-    if report.anonymous or report.reporter_id is None:
+    filed = (
+        (await open311.requests_of(session, [report.id])).get(report.id)
+        if report.reporter_id is None  # chat reports have a reporter (erased: anonymous)
+        else None
+    )
+    if report.anonymous or (report.reporter_id is None and filed is None):
         reporter = t("alert.reporter_anonymous")
+    elif filed is not None:  # filed through the Open311 API: the person it was filed for
+        reporter = _submitter(filed[0]) or t("alert.reporter_unnamed")
     else:
         contact = await session.get(Contact, report.reporter_id)
         reporter = (contact.display_name if contact else None) or t("alert.reporter_unnamed")
@@ -149,6 +157,9 @@ async def compose_alert(
         t("alert.where", where=where),
         t("alert.reporter", reporter=reporter),
     ]
+    if filed is not None:
+        key = filed[1]
+        lines.append(t("alert.via_api", source=(key.label if key else None) or "Open311"))
     if files:
         lines.append(t("alert.media", count=len(files)))
     location = (
@@ -169,6 +180,12 @@ async def compose_alert(
         media=media,
     )
     return reply, refs
+
+
+def _submitter(row: Open311Request) -> str | None:
+    """'Budi Santoso, +6281234567890' from what the submitting system said."""
+    name = " ".join(p for p in (row.first_name, row.last_name) if p)
+    return ", ".join(p for p in (name, row.phone) if p) or None
 
 
 def action_options(ctx: Context, lang: str, report: Report) -> tuple[Option, ...]:

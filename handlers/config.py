@@ -12,29 +12,69 @@ from handlers.i18n import Catalog
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 
+# The four pillars of Kampung Tangguh Nusantara; each category belongs to one (its name comes
+# from the catalog, ``pillar.<key>``). Open311 shows it as the service's ``group``.
+PILLARS = ("keamanan", "kesehatan", "sosial_ekonomi", "ketahanan_pangan")
+_DEFAULT_PILLARS: Mapping[str, str] = {
+    "keamanan": "keamanan",
+    "kesehatan": "kesehatan",
+    "sosial_ekonomi": "sosial_ekonomi",
+    "ketahanan_pangan": "ketahanan_pangan",
+    "bencana": "keamanan",
+    "lainnya": "sosial_ekonomi",
+}
+_DEFAULT_KEYWORDS: Mapping[str, tuple[str, ...]] = {
+    "keamanan": ("pencurian", "kriminal", "perkelahian", "narkoba", "kamtibmas"),
+    "kesehatan": ("sakit", "wabah", "demam berdarah", "posyandu", "puskesmas"),
+    "sosial_ekonomi": ("bansos", "pengangguran", "konflik warga", "kemiskinan"),
+    "ketahanan_pangan": ("sembako", "gagal panen", "harga pangan", "gizi buruk"),
+    "bencana": ("banjir", "longsor", "kebakaran", "gempa", "darurat"),
+    "lainnya": ("umum", "lain-lain"),
+}
+
+
+def default_pillar(key: str) -> str:
+    """The pillar of a shipped category; a category a deployment adds: sosial_ekonomi."""
+    return _DEFAULT_PILLARS.get(key, "sosial_ekonomi")
+
+
+def default_keywords(key: str) -> tuple[str, ...]:
+    """Search words for a shipped category (Open311 ``keywords``); none for others."""
+    return _DEFAULT_KEYWORDS.get(key, ())
+
 
 @dataclass(frozen=True, slots=True)
 class Category:
-    """A report category; its name comes from the catalog (``category.<key>``)."""
+    """A report category; its name comes from the catalog (``category.<key>``), its pillar's
+    from ``pillar.<pillar>``. ``keywords`` help other systems find it (Open311)."""
 
     key: str
     urgent: bool = False
     escalate_after_minutes: int | None = None
+    pillar: str = "sosial_ekonomi"
+    keywords: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _KEY.match(self.key):
             raise ValueError(f"category key {self.key!r} must be lower-case letters/digits/_")
         if self.escalate_after_minutes is not None and self.escalate_after_minutes < 1:
             raise ValueError(f"category {self.key}: escalate_after_minutes must be >= 1")
+        if self.pillar not in PILLARS:
+            raise ValueError(f"category {self.key}: pillar must be one of {', '.join(PILLARS)}")
+
+
+def shipped_category(key: str, *, urgent: bool = False) -> Category:
+    """A category with its default pillar and keywords."""
+    return Category(key, urgent=urgent, pillar=default_pillar(key), keywords=default_keywords(key))
 
 
 DEFAULT_CATEGORIES = (
-    Category("keamanan"),
-    Category("kesehatan"),
-    Category("sosial_ekonomi"),
-    Category("ketahanan_pangan"),
-    Category("bencana", urgent=True),
-    Category("lainnya"),
+    shipped_category("keamanan"),
+    shipped_category("kesehatan"),
+    shipped_category("sosial_ekonomi"),
+    shipped_category("ketahanan_pangan"),
+    shipped_category("bencana", urgent=True),
+    shipped_category("lainnya"),
 )
 DEFAULT_EMERGENCY_NUMBERS: Mapping[str, str] = {
     "polisi": "110",

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 # Importing the flow modules registers their states' prompt/expects/fallback functions.
-from handlers import account, onboarding, patrol, report, staff  # noqa: F401
+from handlers import account, onboarding, open311, patrol, report, staff  # noqa: F401
 from handlers.actions import parse_button
 from handlers.commands import parse_command
 from handlers.context import Context
@@ -132,6 +132,7 @@ async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
         draft=copy.deepcopy(conversation.draft or {}),
     )
     await run_turn(turn)
+    await open311.link_pending(turn)  # reports filed for this phone number through the API
     if turn.outcome.replies:
         last = turn.outcome.replies[-1]
         turn.draft["opts"] = [[o.label, o.data] for o in last.options]

@@ -7,9 +7,13 @@ still be changed from the summary). "Ubah" changes one field and comes back to t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from handlers.alerts import enqueue_alert
+from handlers.context import Context
 from handlers.render import (
     category_label,
     category_options,
@@ -23,7 +27,7 @@ from handlers.turn import Turn, expects, fallback, intent, prompt
 from handlers.types import Media, MediaKind, Option
 from storage import reports
 from storage.drafts import MediaJson, ReportDraft
-from storage.models import Area, Report
+from storage.models import Area, Outbox, Report
 
 PHOTO_KINDS = frozenset({MediaKind.PHOTO, MediaKind.VIDEO})
 EDITABLE = {
@@ -460,17 +464,16 @@ async def submit(turn: Turn) -> None:
         turn.say(turn.t("report.area_needed"))
         await turn.enter(State.AREA)
         return
-    category = str(draft.get("category"))
     urgent = bool(draft.get("urgent"))
-    report = await reports.create_report(
+    report, alerts = await file_report(
         turn.session,
-        category=category,
+        turn.ctx,
+        category=str(draft.get("category")),
         description=str(draft.get("description") or ""),
         area_id=turn.contact.area_id,
         reporter_id=turn.contact.id,
         anonymous=bool(draft.get("anonymous")),
         urgent=urgent,
-        now=turn.now,
         latitude=draft.get("lat"),
         longitude=draft.get("lon"),
         address_text=draft.get("address"),
@@ -484,10 +487,7 @@ async def submit(turn: Turn) -> None:
             for m in draft.get("media", [])
         ],
     )
-    report.escalate_at = turn.now + timedelta(
-        minutes=turn.config.escalation_minutes(category, urgent)
-    )
-    turn.outbox.extend(await enqueue_alert(turn.session, report, turn.ctx))
+    turn.outbox.extend(alerts)
     turn.draft = {}
     turn.state = State.IDLE
     turn.outcome.recorded.filed = {"ticket": report.ticket, "report_id": report.id}
@@ -495,6 +495,49 @@ async def submit(turn: Turn) -> None:
     if urgent:
         text = f"{text}\n\n{turn.t('report.submitted_urgent')}"
     turn.say(text)
+
+
+async def file_report(
+    session: AsyncSession,
+    ctx: Context,
+    *,
+    category: str,
+    description: str,
+    area_id: int,
+    reporter_id: int | None,
+    anonymous: bool,
+    urgent: bool,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    address_text: str | None = None,
+    media: Sequence[reports.MediaRef] = (),
+    before_alert: Callable[[Report], None] | None = None,
+) -> tuple[Report, list[Outbox]]:
+    """File a finished report, whichever door it came through (the chat flow, the Open311 API):
+    the report with its media and trail, its escalation time, and the officers' alert queued
+    (routing as ``handlers.alerts`` decides). ``before_alert`` adds what the alert should
+    show about the new report (the API's record of it). The caller commits."""
+    report = await reports.create_report(
+        session,
+        category=category,
+        description=description,
+        area_id=area_id,
+        reporter_id=reporter_id,
+        anonymous=anonymous,
+        urgent=urgent,
+        now=ctx.now,
+        latitude=latitude,
+        longitude=longitude,
+        address_text=address_text,
+        media=media,
+    )
+    report.escalate_at = ctx.now + timedelta(
+        minutes=ctx.config.escalation_minutes(category, urgent)
+    )
+    if before_alert is not None:
+        before_alert(report)
+        await session.flush()
+    return report, await enqueue_alert(session, report, ctx)
 
 
 # --- EDIT ----------------------------------------------------------------------------------

@@ -412,3 +412,55 @@ class WhatsAppContent(Base):
     retry_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Open311Key(Base):
+    """An Open311 API key of an area (``ktn-bot open311 key``): only its SHA-256 is kept.
+
+    It files reports in its area and the areas below it, and reads theirs. Revoked keys stay
+    (``revoked_at``) so the reports they filed keep their source.
+    """
+
+    __tablename__ = "open311_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    area_id: Mapped[int] = mapped_column(ForeignKey("areas.id", ondelete="CASCADE"))
+    label: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Open311Request(Base):
+    """A report filed through the Open311 API: the key that filed it, what the submitting
+    system said about the person (never shown for an anonymous report, never in public reads),
+    and the fingerprint that makes a retried POST answer with the same report.
+
+    ``phone`` (E.164) lets the person follow the report on a chat channel: when a contact with
+    that number, who consented, writes to the bot, it becomes a follower (``linked_contact_id``).
+    """
+
+    __tablename__ = "open311_requests"
+
+    report_id: Mapped[int] = mapped_column(
+        ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True
+    )
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("open311_keys.id", ondelete="SET NULL"))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    first_name: Mapped[str | None] = mapped_column(String(128))
+    last_name: Mapped[str | None] = mapped_column(String(128))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    device_id: Mapped[str | None] = mapped_column(String(128))
+    account_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    linked_contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL")
+    )
+    linked_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_open311_requests_fingerprint_created", "fingerprint", "created_at"),
+        Index("ix_open311_requests_phone", "phone"),
+    )

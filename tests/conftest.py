@@ -42,7 +42,7 @@ def _loopback_only(host: object, *args: object, **kwargs: object) -> object:
 socket.getaddrinfo = _loopback_only  # type: ignore[assignment]
 # Fixtures shared by several test packages live in tests/support; loading them here makes them
 # available everywhere without importing a fixture by name (which linters read as unused).
-pytest_plugins = ["tests.support.telegram_run", "tests.support.live"]
+pytest_plugins = ["tests.support.telegram_run", "tests.support.live", "tests.support.open311"]
 DB_FIXTURES = {"db_url", "engine", "sessions", "session", "migrated_url"}
 
 

@@ -181,3 +181,28 @@ def test_run_workers_share_one_port_and_stop_on_sigterm(migrated_url: str, cfg: 
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_open311_keys_are_made_listed_and_revoked(cfg: Path) -> None:
+    cli(cfg, "areas", "import", str(SAMPLE))
+    made = cli(cfg, "open311", "key", "--area", "17.71.08.1004", "--label", "Call centre Polres")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip().splitlines()[-1]
+    assert key.startswith("ktn311_") and len(key) > 40
+    assert "Open311 key 1 for Sumber Jaya (17.71.08.1004)" in made.stdout
+    stored = b"".join(
+        path.read_bytes() for path in (cfg.parent / "data").iterdir() if path.name.startswith("ktn")
+    )
+    assert key.encode() not in stored  # only its hash is kept
+    [header, row] = cli(cfg, "open311", "keys").stdout.strip().splitlines()
+    assert header.split("\t")[-1] == "revoked (UTC)"
+    assert row.split("\t")[:3] == ["1", "17.71.08.1004 Sumber Jaya", "Call centre Polres"]
+    assert row.split("\t")[-1] == "-" and key not in row
+    revoked = cli(cfg, "open311", "revoke", "1")
+    assert revoked.returncode == 0 and "Open311 key 1 revoked at" in revoked.stdout
+    [_, row] = cli(cfg, "open311", "keys").stdout.strip().splitlines()
+    assert row.split("\t")[-1].startswith("20")  # the time it was revoked
+    missing = cli(cfg, "open311", "revoke", "7")
+    assert missing.returncode == 1 and "no Open311 key with id 7" in missing.stderr
+    bad_area = cli(cfg, "open311", "key", "--area", "99")
+    assert bad_area.returncode == 1 and "no area with code 99" in bad_area.stderr

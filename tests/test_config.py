@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -268,3 +269,53 @@ def test_bots_can_come_from_the_environment(
     )
     settings = load_settings(write(tmp_path, ""))
     assert bot_areas(settings) == {"17": "polri"}
+
+
+def test_categories_have_a_pillar_and_keywords_by_default_or_as_configured(
+    tmp_path: Path,
+) -> None:
+    from bot.wiring import core_config_from
+
+    core = core_config_from(load_settings(ROOT / "config.toml"))
+    pillars = {c.key: c.pillar for c in core.categories}
+    assert pillars == {
+        "keamanan": "keamanan",
+        "kesehatan": "kesehatan",
+        "sosial_ekonomi": "sosial_ekonomi",
+        "ketahanan_pangan": "ketahanan_pangan",
+        "bencana": "keamanan",
+        "lainnya": "sosial_ekonomi",
+    }
+    assert "banjir" in core.category("bencana").keywords  # type: ignore[union-attr]
+    own = write(
+        tmp_path,
+        '[reports]\ncategories = [{ key = "bencana" }, { key = "gizi", pillar = "kesehatan",'
+        ' keywords = ["stunting", "gizi buruk"] }, { key = "parkir" }]\n',
+    )
+    core = core_config_from(load_settings(own))
+    assert [(c.key, c.pillar, c.keywords) for c in core.categories] == [
+        ("bencana", "keamanan", ("banjir", "longsor", "kebakaran", "gempa", "darurat")),
+        ("gizi", "kesehatan", ("stunting", "gizi buruk")),
+        ("parkir", "sosial_ekonomi", ()),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ('{ key = "a", pillar = "olahraga" }', "[reports] categories.0.pillar"),
+        ('{ key = "a", keywords = ["x,y"] }', "without commas"),
+    ],
+)
+def test_a_bad_pillar_or_keyword_is_refused(tmp_path: Path, entry: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_settings(write(tmp_path, f"[reports]\ncategories = [{entry}]\n"))
+
+
+def test_open311_settings_have_private_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ""))
+    o311 = settings.open311
+    assert (o311.enabled, o311.public, o311.round_location_digits) == (True, False, 3)
+    assert (o311.per_key_per_minute, o311.per_address_per_minute) == (120, 60)
+    with pytest.raises(ConfigError, match=r"\[open311\] round_location_digits"):
+        load_settings(write(tmp_path, "[open311]\nround_location_digits = 12\n"))
