@@ -1,12 +1,12 @@
 """`ktn-bot run`: the one async process, all wiring in one place.
 
-Start-up order: database (schema checked), web server, channels, then two roles that each run on
-one worker of the deployment (a PostgreSQL advisory lock; always this process on SQLite): the
-sender (the outbox dispatcher) and the leader (reminder/patrol scheduler, whose first sweep
-queues what came due while down, escalation sweeps and recaps; off with
-``[scheduler] enabled = false``). Shutdown on SIGTERM/SIGINT: the roles end (the sender finishes
-the sends in hand), channels stop taking updates, the web server closes, the database is
-disposed.
+Start-up order: database (schema checked), the media store, web server, channels, then two
+roles that each run on one worker of the deployment (a PostgreSQL advisory lock; always this
+process on SQLite): the sender (the outbox dispatcher) and the leader (reminder/patrol
+scheduler, whose first sweep queues what came due while down, escalation sweeps, recaps, the
+media store's sweep; off with ``[scheduler] enabled = false``). Shutdown on SIGTERM/SIGINT: the
+roles end (the sender finishes the sends in hand), channels stop taking updates, the web server
+closes, the media store and the database are closed.
 """
 
 from __future__ import annotations
@@ -22,13 +22,17 @@ from datetime import timedelta
 from starlette.routing import BaseRoute
 from telegram.error import TelegramError
 
+from bot.channels.telegram.capabilities import TELEGRAM
 from bot.channels.telegram.channel import WEBHOOK_PATH, TelegramChannel
+from bot.channels.telegram.files import TelegramFiles
 from bot.channels.telegram.limited import LimitedRequest
 from bot.channels.telegram.render import bot_commands
 from bot.channels.telegram.sender import TelegramSender
+from bot.channels.whatsapp.capabilities import WHATSAPP
 from bot.channels.whatsapp.channel import REPLIES as WHATSAPP_REPLIES
 from bot.channels.whatsapp.channel import WhatsAppChannel, WhatsAppConfig
 from bot.config import (
+    MEDIA_KINDS,
     BotToken,
     ConfigError,
     Settings,
@@ -42,6 +46,9 @@ from bot.delivery.shared_limits import SharedLimiter
 from bot.delivery.waker import Notifier, Waker
 from bot.delivery.windows import ChannelLimits
 from bot.inbound import make_on_inbound, make_on_undelivered
+from bot.media.intake import Limits
+from bot.media.library import MediaLibrary, make_library
+from bot.media.links import MediaLinks, link_key, media_routes
 from bot.metrics import Metrics
 from bot.roles.duties import make_leader_duties, make_sender_job
 from bot.roles.leader import SCHEDULER_LOCK, SENDER_LOCK, Leadership
@@ -100,12 +107,33 @@ def whatsapp_config(settings: Settings) -> WhatsAppConfig:
         api_base_url=wa.api_base_url,
         buttons=wa.buttons,
         content_base_url=wa.content_base_url,
-        media_dir=settings.data_dir / "media",
         delete_media_at_twilio=wa.delete_media_at_twilio,
         request_timeout=wa.request_timeout,
         messages_per_second=wa.messages_per_second,
         templates=dict(wa.templates),
     )
+
+
+def media_limits(settings: Settings) -> dict[str, int]:
+    """``[media] max_mb`` in bytes per kind (0: not accepted)."""
+    return {kind: settings.media.limit_bytes(kind) for kind in MEDIA_KINDS}
+
+
+def media_links(settings: Settings) -> MediaLinks | None:
+    """The signer of the links Twilio fetches outbound files from (WhatsApp only): keyed by
+    ``KTN_MEDIA_URL_SECRET``, else by a key derived from ``KTN_TWILIO_AUTH_TOKEN``."""
+    wa = settings.whatsapp
+    if not wa.enabled or wa.public_url is None:
+        return None
+    secret = settings.media_url_secret
+    token = settings.twilio_auth_token
+    key = link_key(
+        secret.get_secret_value() if secret else None,
+        token.get_secret_value() if token else None,
+    )
+    if key is None:
+        return None
+    return MediaLinks(key, wa.public_url, settings.media.url_ttl_seconds)
 
 
 def make_scheduler(
@@ -179,9 +207,15 @@ def make_telegram(
     metrics: Metrics,
     bot: BotToken,
     shared: bool,
+    media: MediaLibrary | None = None,
 ) -> TelegramChannel:
     """One bot's PTB Application: its own polling or webhook, updates tagged with its key."""
     holder: list[TelegramChannel] = []
+    files = (
+        None
+        if media is None
+        else TelegramFiles(media, bot.key, Limits.of(TELEGRAM, media_limits(settings)))
+    )
     channel = TelegramChannel(
         token=bot.token,
         bot_key=bot.key,
@@ -196,6 +230,7 @@ def make_telegram(
             scheduler=reminders,
             bot_key=bot.key,
             bot_username=lambda: holder[0].bot.username,
+            media=media,
         ),
         metrics=metrics,
         mode=settings.telegram.mode,
@@ -211,6 +246,7 @@ def make_telegram(
         on_migrate=make_on_migrate(db),
         on_undelivered=make_on_undelivered(db, dispatcher, bot.key),
         max_body=settings.http.max_body_bytes,
+        files=files,
     )
     holder.append(channel)
     return channel
@@ -256,6 +292,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     tasks: list[asyncio.Task[None]] = []
     telegrams: list[TelegramChannel] = []
     whatsapp: WhatsAppChannel | None = None
+    media: MediaLibrary | None = None
     sock: socket.socket | None = None
     try:
         wa_config = whatsapp_config(settings) if settings.whatsapp.enabled else None
@@ -265,6 +302,14 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
             raise StartupError(str(exc)) from None
         await prepare_schema(db, settings.database.url)
         await check_bot_areas(db, settings)
+        media = make_library(settings, db.sessions)
+        try:
+            await media.start()
+        except Exception as exc:  # an unreachable bucket, a folder that cannot be made
+            raise StartupError(
+                f"cannot open the media store ([media] backend = {settings.media.backend!r}): "
+                f"{exc.__class__.__name__}"
+            ) from None
         core = core_config_from(settings)
         senders: dict[str, Sender] = {}
         limits = {"telegram": telegram_limits(settings)}
@@ -309,9 +354,10 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 metrics=metrics,
                 bot=bot,
                 shared=shared,
+                media=media,
             )
             telegrams.append(channel)
-            by_bot.by_bot[bot.key] = TelegramSender(channel.bot, db.sessions)
+            by_bot.by_bot[bot.key] = TelegramSender(channel.bot, db.sessions, channel.files)
             if settings.telegram.mode == "webhook":
                 routes.append(channel.webhook_route(webhook_path(bot.key)))
         if telegrams:
@@ -323,6 +369,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
         else:
             log.warning("no KTN_TELEGRAM_TOKEN set: Telegram is off (README: Creating the bot)")
         if wa_config is not None:
+            links = media_links(settings)
             whatsapp = WhatsAppChannel(
                 wa_config,
                 db.sessions,
@@ -334,10 +381,16 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
                     metrics=metrics,
                     scheduler=reminders,
                     queued=WHATSAPP_REPLIES,
+                    media=media,
                 ),
                 metrics=metrics,
                 max_body=settings.http.max_body_bytes,
+                media=media,
+                links=links,
+                limits=Limits.of(WHATSAPP, media_limits(settings)),
             )
+            if links is not None:
+                routes.extend(media_routes(media, links))
             await whatsapp.start()
             senders["whatsapp"] = whatsapp.sender
             limits["whatsapp"] = whatsapp_limits(settings)
@@ -365,7 +418,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
         await start_telegram(settings, telegrams)
         sender_job = make_sender_job(db, dispatcher, shared, settings.scheduler.takeover_seconds)
         tasks.append(asyncio.create_task(sender.run(stop, sender_job), name="outbox"))
-        duties = make_leader_duties(settings, db, core, waker, metrics, reminders)
+        duties = make_leader_duties(settings, db, core, waker, metrics, reminders, media)
         tasks.append(asyncio.create_task(leader.run(stop, duties), name="scheduler"))
         await _until_stopped(stop, tasks)
         log.info("shutting down")
@@ -393,6 +446,9 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
         if whatsapp is not None:
             with contextlib.suppress(Exception):
                 await whatsapp.close()
+        if media is not None:  # after every channel and the dispatcher: they read from it
+            with contextlib.suppress(Exception):
+                await media.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

@@ -34,6 +34,9 @@ SECRET_FIELDS = (
     "telegram_webhook_secret",
     "twilio_account_sid",
     "twilio_auth_token",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "media_url_secret",
 )
 
 
@@ -304,6 +307,53 @@ class Open311Settings(Section):
         return value.rstrip("/")
 
 
+MEDIA_KINDS = ("photo", "video", "voice", "document")  # what a report or broadcast keeps
+
+
+class MediaSettings(Section):
+    """Where files are kept (``bot.media``) and how large they may be."""
+
+    backend: Literal["local", "s3"] = "local"
+    bucket: str | None = None
+    endpoint_url: str | None = None
+    region: str | None = None
+    prefix: str = "media/"
+    # The largest file taken, per kind, in MB (also capped by each channel's own limit:
+    # Telegram lets bots download 20 MB, WhatsApp 16 MB); a kind at 0 is not accepted.
+    max_mb: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(MEDIA_KINDS, 20.0))
+    url_ttl_seconds: int = Field(default=3600, ge=10, le=7 * 24 * 3600)
+    orphan_grace_hours: float = Field(default=24.0, gt=0)
+    sweep_seconds: float = Field(default=3600.0, gt=0)
+
+    @field_validator("max_mb")
+    @classmethod
+    def _kinds(cls, value: dict[str, float]) -> dict[str, float]:
+        for kind, mb in value.items():
+            if kind not in MEDIA_KINDS:
+                raise ValueError(f"unknown kind {kind!r}: use {', '.join(MEDIA_KINDS)}")
+            if not 0 <= mb <= 2048:
+                raise ValueError(f"{kind}: {mb} is not a size in MB from 0 to 2048")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError("must be a relative key prefix such as media/")
+        return value
+
+    def limit_bytes(self, kind: str) -> int:
+        """The configured cap for a kind in bytes (0: not accepted, also when not listed)."""
+        return int(self.max_mb.get(kind, 0) * 1024 * 1024)
+
+
 class RetentionSettings(Section):
     # Redeliveries come within 24 h (Telegram) or minutes (Twilio): two days is the least.
     processed_inbound_days: int = Field(default=7, ge=2)
@@ -332,11 +382,15 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     open311: Open311Settings = Field(default_factory=Open311Settings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
 
     telegram_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
     twilio_account_sid: SecretStr | None = None
     twilio_auth_token: SecretStr | None = None
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    media_url_secret: SecretStr | None = None
 
     config_path: Path | None = Field(default=None, exclude=True)
 
@@ -420,6 +474,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             lines.append(f"  {_key_name(loc)}: {msg} (from {origin})")
         raise ConfigError(f"invalid configuration in {cfg_path}:\n" + "\n".join(lines)) from None
     problems = telegram_bot_problems(settings) + whatsapp_problems(settings)
+    problems += media_problems(settings)
     if problems:
         raise ConfigError(
             f"invalid configuration in {cfg_path}:\n" + "\n".join(f"  {p}" for p in problems)
@@ -440,6 +495,27 @@ def whatsapp_problems(settings: Settings) -> list[str]:
     if not wa.from_number:
         problems.append(f"[whatsapp] from_number: {needed}")
     for secret in ("twilio_account_sid", "twilio_auth_token"):
+        if getattr(settings, secret) is None:
+            problems.append(f"{ENV_PREFIX}{secret.upper()}: {needed} (environment only)")
+    return problems
+
+
+def media_problems(settings: Settings) -> list[str]:
+    """What the media store still needs: a bucket and credentials for S3, a grace period longer
+    than a signed link lives (a file sent by link must still be there when it is fetched)."""
+    media = settings.media
+    problems = []
+    if media.orphan_grace_hours * 3600 <= media.url_ttl_seconds:
+        problems.append(
+            "[media] orphan_grace_hours: must be longer than url_ttl_seconds "
+            "(a file sent as a link must outlive the link)"
+        )
+    if media.backend != "s3":
+        return problems
+    needed = 'required when [media] backend = "s3"'
+    if not media.bucket:
+        problems.append(f"[media] bucket: {needed}")
+    for secret in ("s3_access_key_id", "s3_secret_access_key"):
         if getattr(settings, secret) is None:
             problems.append(f"{ENV_PREFIX}{secret.upper()}: {needed} (environment only)")
     return problems

@@ -9,7 +9,10 @@ the outcome is a short apology in the sender's language (``Outcome.failed``), lo
 channel delivers it as it can (Telegram as a message, Twilio in the webhook's answer).
 
 What stays with a channel is what only it knows: checking signatures, translating updates,
-downloading media (``prepare``), and delivering the outcome.
+downloading media (``prepare``, into the media store), and delivering the outcome. The files
+``prepare`` stored are held until the core is done; then the seam releases them, and a file the
+core did not keep (no consent yet, not in a report flow, a cancelled draft) is deleted at once
+unless something else refers to it (``bot.media.library``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.replies import coalesce
 from bot.database import Database
 from bot.delivery.waker import Notifier
+from bot.media.intake import held
+from bot.media.library import MediaLibrary
 from bot.metrics import Metrics
 from bot.roles.scheduler import ReminderScheduler
 from handlers.config import CoreConfig
@@ -85,20 +90,37 @@ def make_on_inbound(
     bot_username: Callable[[], str | None] = lambda: None,
     queued: QueuedReplies | None = None,
     clock: Callable[[], datetime] = utcnow,
+    media: MediaLibrary | None = None,
 ) -> OnInbound:
     """The seam for one channel (and, on Telegram, one bot): ``bot_key`` names the bot the
-    messages came to, ``bot_username`` its name once known, ``queued`` how its replies travel."""
+    messages came to, ``bot_username`` its name once known, ``queued`` how its replies travel,
+    ``media`` the store ``prepare`` downloads into (its holds are released here)."""
 
     async def run_core(inbound: Inbound, prepare: Prepare | None) -> Outcome:
+        stored: list[str] = []  # files prepare downloaded: held until the core is done
         if prepare is not None:
             if inbound.message_id is not None:  # checked again in the core's transaction
                 async with sessions() as session:
                     if await handled(session, str(inbound.channel), inbound.message_id):
                         return Outcome(duplicate=True)
-            inbound = await prepare(inbound)
+            prepared = await prepare(inbound)
+            stored = held(inbound, prepared)
+            inbound = prepared
         ctx = Context(config=core, now=clock(), bot_username=bot_username(), bot=bot_key)
         before_commit = None if queued is None else _queue_replies(inbound, queued, core, bot_key)
-        return await process(sessions, inbound, ctx, before_commit=before_commit)
+        outcome: Outcome | None = None
+        try:
+            outcome = await process(sessions, inbound, ctx, before_commit=before_commit)
+        finally:
+            # After the commit (or the failure): a file the core did not keep, or that left a
+            # draft (cancelled, expired), and that nothing else refers to is deleted now; a
+            # report's, a draft's or a broadcast's file stays.
+            if media is not None:
+                if stored:
+                    await media.release(stored, outcome.media_kept if outcome else ())
+                if outcome is not None and outcome.media_dropped:
+                    await media.release(outcome.media_dropped, held=False)
+        return outcome
 
     async def after_commit(outcome: Outcome) -> None:
         if outcome.outbox_ids:

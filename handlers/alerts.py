@@ -168,11 +168,23 @@ async def compose_alert(
         else None
     )
     refs = [
-        {"kind": m.kind, "ref": m.file_ref, "content_type": m.content_type, "channel": m.channel}
+        {
+            "kind": m.kind,
+            "ref": m.store_ref or m.file_ref,
+            "content_type": m.content_type,
+            "channel": m.channel,
+            "size": m.size,
+        }
         for m in files
     ]
     first = next((m for m in files if m.kind in (MediaKind.PHOTO, MediaKind.VIDEO)), None)
-    media = Media(MediaKind(first.kind), first.file_ref, first.content_type) if first else None
+    media = (
+        Media(
+            MediaKind(first.kind), first.store_ref or first.file_ref, first.content_type, first.size
+        )
+        if first
+        else None
+    )
     reply = Reply(
         text="\n".join(lines),
         options=action_options(ctx, lang, report),
@@ -264,12 +276,15 @@ def _minutes_waiting(report: Report, ctx: Context) -> int:
 def _for_channel(
     reply: Reply, refs: list[dict[str, Any]], to: Recipient, ctx: Context, report: Report
 ) -> Reply:
-    """Drop media the channel cannot send (a file id of another channel, or a kind it does
-    not send); where buttons may not reach the reader, words say how to answer (beside the
-    buttons, or instead of them on a channel without any)."""
+    """Drop media the channel cannot send (a kind it does not send, a file over its limit, or
+    a file kept before the media store as another channel's id); where buttons may not reach
+    the reader, words say how to answer (beside the buttons, or instead of them on a channel
+    without any). A file in the media store goes to every channel."""
     caps = ctx.config.capabilities(to.channel)
-    if reply.media is not None and not (
-        caps.can_send(reply.media.kind) and any(r["channel"] == to.channel for r in refs)
+    media = reply.media
+    if media is not None and not (
+        caps.can_send(media.kind, media.size)
+        and (media.stored or any(r["channel"] == to.channel for r in refs))
     ):
         reply = Reply(reply.text, reply.options, reply.location, None, reply.ask_location)
     if caps.buttons_need_words:

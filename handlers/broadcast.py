@@ -373,6 +373,10 @@ async def enqueue_recipients(
 
 
 def _row(turn: Turn, item: Broadcast, to: Recipient, reply: Reply) -> Outbox:
+    photo = reply.media
+    caps = turn.config.capabilities(to.channel)
+    if photo is not None and not caps.can_send(photo.kind, photo.size):
+        reply = Reply(reply.text)  # a photo over what this channel sends: the words still go
     extra: dict[str, Any] = {"lang": to.lang, "broadcast": item.id}
     if to.contact_id is not None and not to.resident:
         extra["duty"] = True  # a staff member's copy: not subject to BERHENTI

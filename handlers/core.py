@@ -29,10 +29,12 @@ from handlers.context import Context
 from handlers.dispatch import run_command
 from handlers.group import group_command, handle_group
 from handlers.options import match_option
+from handlers.render import format_size
 from handlers.states import State
 from handlers.turn import EXPECTS, FALLBACKS, Turn
-from handlers.types import ChatKind, Inbound, Outcome
+from handlers.types import ChatKind, Inbound, Media, MediaProblem, Outcome
 from storage import contacts, conversations, inbound
+from storage.drafts import media_refs
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,7 @@ async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
     contacts.record_inbound(
         contact, display_name=msg.display_name, phone=msg.phone, now=ctx.now, bot=ctx.bot
     )
+    before = media_refs(conversation.draft)  # the files the draft held
     turn = Turn(
         session=session,
         msg=msg,
@@ -140,6 +143,9 @@ async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
     await session.flush()
     turn.outcome.outbox_ids = [row.id for row in turn.outbox]
     turn.outcome.recorded.state = turn.state
+    after = media_refs(turn.draft) if before or msg.media else set()
+    turn.outcome.media_kept = [m.ref for m in msg.media if m.stored and m.ref in after]
+    turn.outcome.media_dropped = sorted(before - after)
     return turn.outcome
 
 
@@ -159,6 +165,11 @@ async def run_turn(turn: Turn) -> None:
             turn.outcome.notice = turn.t("common.stale_button")
             return
         turn.option = msg.button
+    refused = next((m for m in msg.media if m.problem is not None), None)
+    if refused is not None:  # nothing of the file was stored: say so, ask the question again
+        turn.say(media_refusal(turn, refused))
+        await turn.reprompt_if_busy()
+        return
     text = turn.text
     if text is not None and len(text) > turn.config.max_text_length:
         turn.say(turn.t("common.too_long", limit=turn.config.max_text_length, length=len(text)))
@@ -179,6 +190,15 @@ async def run_turn(turn: Turn) -> None:
         return
     if not await EXPECTS[turn.state](turn):
         await FALLBACKS[turn.state](turn)
+
+
+def media_refusal(turn: Turn, item: Media) -> str:
+    """Why the file was not taken, politely, with the limit for its kind when it was too big."""
+    if item.problem is MediaProblem.TOO_LARGE and item.limit is not None:
+        return turn.t("media.too_large", limit=format_size(item.limit))
+    if item.problem is MediaProblem.NOT_ACCEPTED:
+        return turn.t("media.not_accepted")
+    return turn.t("media.unavailable")
 
 
 def _expire_idle_draft(turn: Turn) -> None:

@@ -1,16 +1,18 @@
 """/ekspor (/export) [csv|geojson]: a coordinator's reports as a file in the chat.
 
 Only coordinators/admins, and only their own area and the areas below it. On a channel that
-sends documents (Telegram) the file arrives as one; where it cannot (WhatsApp through Twilio
-sends media only from a URL) the answer says where exports are (Telegram or the
+sends documents the file arrives as one (Telegram uploads it; WhatsApp through Twilio sends it
+from a short-lived signed URL to ktn-bot's media store); a channel that cannot, or a file over
+the channel's limit for documents, gets an answer saying where exports are (the
 ``ktn-bot export`` command).
 """
 
 from __future__ import annotations
 
 from handlers.permissions import coordinated_area_ids
+from handlers.render import format_size
 from handlers.turn import Turn
-from handlers.types import Document, Reply
+from handlers.types import Document, MediaKind, Reply
 from storage import exports
 from storage.models import Area
 
@@ -38,6 +40,12 @@ async def export_in_chat(turn: Turn, arg: str | None) -> None:
     code = area.code if area else "area"
     name = f"ktn-laporan-{code}-{turn.now:%Y%m%d}.{fmt}"
     data = exports.render(rows, fmt).encode("utf-8")
+    caps = turn.config.capabilities(turn.msg.channel)
+    if not caps.can_send(MediaKind.DOCUMENT, len(data)):
+        limit = caps.sends.get(MediaKind.DOCUMENT, 0)
+        turn.say(turn.t("export.too_large", limit=format_size(limit)))
+        await turn.reprompt_if_busy()
+        return
     caption = turn.t("export.caption", count=len(rows), area=area.name if area else "-")
     turn.outcome.replies.append(Reply(caption, document=Document(name, data, CONTENT_TYPES[fmt])))
     turn.outcome.recorded.export = {"format": fmt, "reports": len(rows)}

@@ -16,6 +16,16 @@ from storage.models import Area
 DEFAULT_ZONE = "Asia/Jakarta"
 
 
+def format_size(size: int) -> str:
+    """Bytes as people read them: "16 MB", "1.5 MB", "200 KB"."""
+    mb = size / (1024 * 1024)
+    if mb >= 10:
+        return f"{mb:.0f} MB"
+    if mb >= 1:
+        return f"{mb:.1f}".rstrip("0").rstrip(".") + " MB"
+    return f"{max(1, round(size / 1024))} KB"
+
+
 def category_label(catalog: Catalog, lang: str, key: str) -> str:
     """The category's name in the language ("Keamanan"); a key without a text is titled."""
     return catalog.get(lang, f"category.{key}") or key.replace("_", " ").title()

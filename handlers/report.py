@@ -27,6 +27,7 @@ from handlers.turn import Turn, expects, fallback, intent, prompt
 from handlers.types import Media, MediaKind, Option
 from storage import reports
 from storage.drafts import MediaJson, ReportDraft
+from storage.media import is_ref
 from storage.models import Area, Outbox, Report
 
 PHOTO_KINDS = frozenset({MediaKind.PHOTO, MediaKind.VIDEO})
@@ -483,6 +484,8 @@ async def submit(turn: Turn) -> None:
                 channel=str(turn.msg.channel),
                 file_ref=str(m["ref"]),
                 content_type=m.get("content_type"),
+                store_ref=str(m["ref"]) if is_ref(m["ref"]) else None,
+                size=m.get("size"),
             )
             for m in draft.get("media", [])
         ],

@@ -18,7 +18,7 @@ from typing import Any, Required, TypedDict
 
 from handlers.commands import Command
 from handlers.states import State
-from storage.drafts import MediaJson
+from storage.drafts import STORE_PREFIX, MediaJson
 from storage.types import Channel
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "Location",
     "Media",
     "MediaKind",
+    "MediaProblem",
     "Option",
     "Outcome",
     "PatrolAnswered",
@@ -54,6 +55,15 @@ class MediaKind(StrEnum):
     DOCUMENT = "document"
     STICKER = "sticker"
     OTHER = "other"
+
+
+class MediaProblem(StrEnum):
+    """Why a file the user sent was not taken (nothing of it is stored): the channel's
+    ``prepare`` step decides, the core answers politely."""
+
+    TOO_LARGE = "too_large"  # over the channel's or the deployment's limit for its kind
+    NOT_ACCEPTED = "not_accepted"  # a kind the deployment does not take
+    UNAVAILABLE = "unavailable"  # could not be downloaded (the user may send it again)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,18 +90,45 @@ class Location:
 
 @dataclass(frozen=True, slots=True)
 class Media:
-    """A file the user sent or the bot sends: a Telegram file_id, a Twilio media URL, a path."""
+    """A file the user sent or the bot sends.
+
+    ``ref`` is, once the channel's ``prepare`` step has downloaded it, the media store's
+    ``sha256:<hex>`` (any channel can send it); before that, what the channel gave (a Telegram
+    file_id, a Twilio media URL). ``size`` in bytes when known. ``problem``: the file was not
+    taken (``limit``: the largest size accepted for its kind, for the answer).
+    """
 
     kind: MediaKind
     ref: str
     content_type: str | None = None
+    size: int | None = None
+    problem: MediaProblem | None = None
+    limit: int | None = None
+
+    @property
+    def stored(self) -> bool:
+        """The file is in ktn-bot's media store."""
+        return self.problem is None and self.ref.startswith(STORE_PREFIX)
 
     def to_json(self) -> MediaJson:
-        return {"kind": self.kind.value, "ref": self.ref, "content_type": self.content_type}
+        data: MediaJson = {
+            "kind": self.kind.value,
+            "ref": self.ref,
+            "content_type": self.content_type,
+        }
+        if self.size is not None:
+            data["size"] = self.size
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Media:
-        return cls(MediaKind(data["kind"]), data["ref"], data.get("content_type"))
+        size = data.get("size")
+        return cls(
+            MediaKind(data["kind"]),
+            data["ref"],
+            data.get("content_type"),
+            size if type(size) is int else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,12 +373,18 @@ class Outcome:
     """What the core decided: replies for this chat and a short notice for a pressed button;
     the effects that must follow the commit (``outbox_ids``: rows to send, so wake the
     dispatcher; ``schedules_changed``: a reminder or patrol rotation changed, so the scheduler
-    syncs at once); and what was recorded, for callers and tests."""
+    syncs at once; ``media_kept``: the message's stored files the core kept, in a draft or a
+    record, so the seam knows the rest were dropped; ``media_dropped``: stored files the
+    conversation's draft held before and holds no more (cancelled, expired, erased, or filed
+    into a record): the seam deletes those nothing else refers to); and what was recorded, for
+    callers and tests."""
 
     replies: list[Reply] = field(default_factory=list)
     notice: str | None = None
     recorded: Recorded = field(default_factory=Recorded)
     outbox_ids: list[int] = field(default_factory=list)
     schedules_changed: bool = False
+    media_kept: list[str] = field(default_factory=list)
+    media_dropped: list[str] = field(default_factory=list)
     duplicate: bool = False
     failed: bool = False  # nothing was recorded; the replies only apologise

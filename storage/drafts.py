@@ -9,15 +9,20 @@ checks what it reads: a draft written by an older version, or damaged, must not 
 
 from __future__ import annotations
 
-from typing import Required, TypedDict
+from collections.abc import Iterator
+from typing import NotRequired, Required, TypedDict
+
+STORE_PREFIX = "sha256:"  # a ref into ktn-bot's media store (``storage.media``)
 
 
 class MediaJson(TypedDict):
-    """A file the user sent (``handlers.types.Media.to_json``)."""
+    """A file the user sent (``handlers.types.Media.to_json``): ``ref`` is the media store's
+    ``sha256:<hex>`` once downloaded."""
 
     kind: str
     ref: str
     content_type: str | None
+    size: NotRequired[int | None]
 
 
 class ReportDraft(TypedDict, total=False):
@@ -80,3 +85,24 @@ Draft = TypedDict(
     },
     total=False,
 )
+
+
+def media_refs(draft: object) -> set[str]:
+    """The media store refs a draft holds, wherever its flows keep files (a report's media, a
+    broadcast's photo, ...): every ``{"kind", "ref"}`` object whose ref is a store ref.
+
+    Read generically, so a flow that keeps files in a new place is covered without a change
+    here; a damaged draft yields what can be read."""
+    return set(_refs(draft))
+
+
+def _refs(value: object) -> Iterator[str]:
+    if isinstance(value, dict):
+        ref = value.get("ref")
+        if "kind" in value and isinstance(ref, str) and ref.startswith(STORE_PREFIX):
+            yield ref
+        for item in value.values():
+            yield from _refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _refs(item)

@@ -173,8 +173,12 @@ class ReportMedia(Base):
     channel: Mapped[str] = mapped_column(String(16))
     file_ref: Mapped[str] = mapped_column(Text)
     content_type: Mapped[str | None] = mapped_column(String(100))
-    local_path: Mapped[str | None] = mapped_column(Text)
+    local_path: Mapped[str | None] = mapped_column(Text)  # unused since the media store (0005)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The file in ktn-bot's own media store (``sha256:<hex>``, ``storage.media``) and its size;
+    # NULL for a file attached before the store existed (``file_ref`` is then all there is).
+    store_ref: Mapped[str | None] = mapped_column(String(80), index=True)
+    size: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ReportFollower(Base):
@@ -272,9 +276,11 @@ class Broadcast(Base):
     )
     audience: Mapped[str] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text)
-    media_ref: Mapped[str | None] = mapped_column(Text)
+    media_ref: Mapped[str | None] = mapped_column(Text)  # the photo: a media store ref
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_broadcasts_media_ref", "media_ref"),)
 
 
 class Reminder(Base):
@@ -464,3 +470,41 @@ class Open311Request(Base):
         Index("ix_open311_requests_fingerprint_created", "fingerprint", "created_at"),
         Index("ix_open311_requests_phone", "phone"),
     )
+
+
+class MediaBlob(Base):
+    """A file in the media store (``bot.media``), named by the SHA-256 of its bytes.
+
+    One row per stored file, whoever sent it and however often: two reports with the same photo
+    share it. ``holds`` counts downloads whose message is still being handled (the file must
+    stay until the core has kept or dropped it); a file no report, broadcast or draft refers to
+    is deleted once its holds are released, or by the leader's sweep after a grace period
+    (``storage.media``).
+    """
+
+    __tablename__ = "media_blobs"
+
+    ref: Mapped[str] = mapped_column(String(80), primary_key=True)  # "sha256:<64 hex>"
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    holds: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    touched_at: Mapped[datetime] = mapped_column(default=utcnow)  # last stored again or held
+
+    __table_args__ = (Index("ix_media_blobs_touched_at", "touched_at"),)
+
+
+class MediaFileId(Base):
+    """A channel's own id for a stored file, per bot and kind: Telegram's ``file_id`` of an
+    upload (or of the resident's message) is sent again instead of the bytes."""
+
+    __tablename__ = "media_file_ids"
+
+    ref: Mapped[str] = mapped_column(
+        ForeignKey("media_blobs.ref", ondelete="CASCADE"), primary_key=True
+    )
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    bot: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    file_id: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

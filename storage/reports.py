@@ -22,12 +22,15 @@ _TICKET_TEXT = re.compile(r"^(?:KTN)?([A-Z0-9]{6})$")
 
 @dataclass(frozen=True, slots=True)
 class MediaRef:
-    """A file attached to a report, as the channel knows it."""
+    """A file attached to a report: ``file_ref`` as the report keeps it (the media store's
+    ``sha256:<hex>``, which ``store_ref`` repeats; before the store, a channel's file id)."""
 
     kind: str
     channel: str
     file_ref: str
     content_type: str | None = None
+    store_ref: str | None = None
+    size: int | None = None
 
 
 def random_ticket() -> str:
@@ -103,6 +106,8 @@ async def create_report(
                 channel=item.channel,
                 file_ref=item.file_ref,
                 content_type=item.content_type,
+                store_ref=item.store_ref,
+                size=item.size,
                 created_at=now,
             )
         )

@@ -50,6 +50,14 @@ def test_every_documented_key_exists(tmp_path: Path) -> None:
         ("http", "host"),
         ("http", "port"),
         ("locale", "default"),
+        ("media", "backend"),
+        ("media", "bucket"),
+        ("media", "endpoint_url"),
+        ("media", "region"),
+        ("media", "prefix"),
+        ("media", "max_mb"),
+        ("media", "url_ttl_seconds"),
+        ("media", "orphan_grace_hours"),
     ]:
         assert hasattr(getattr(settings, section), key), f"[{section}] {key}"
 
@@ -319,3 +327,49 @@ def test_open311_settings_have_private_defaults(tmp_path: Path) -> None:
     assert (o311.per_key_per_minute, o311.per_address_per_minute) == (120, 60)
     with pytest.raises(ConfigError, match=r"\[open311\] round_location_digits"):
         load_settings(write(tmp_path, "[open311]\nround_location_digits = 12\n"))
+
+
+def test_media_defaults_keep_files_on_disk_within_the_channels_limits(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ""))
+    assert settings.media.backend == "local"
+    assert settings.media.limit_bytes("photo") == 20 * 1024 * 1024
+    assert settings.media.limit_bytes("sticker") == 0  # not a kind that is kept
+
+
+@pytest.mark.parametrize("secret", ["s3_access_key_id", "s3_secret_access_key", "media_url_secret"])
+def test_media_secrets_in_the_file_are_refused(tmp_path: Path, secret: str) -> None:
+    path = write(tmp_path, f'{secret} = "abc"\n')
+    with pytest.raises(ConfigError, match=f"{secret}.*environment.*KTN_{secret.upper()}"):
+        load_settings(path)
+
+
+def test_an_s3_store_needs_a_bucket_and_credentials_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, '[media]\nbackend = "s3"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert "[media] bucket: required" in message
+    assert "KTN_S3_ACCESS_KEY_ID: required" in message
+    assert "KTN_S3_SECRET_ACCESS_KEY: required" in message
+
+    monkeypatch.setenv("KTN_S3_ACCESS_KEY_ID", "AKIA-test")
+    monkeypatch.setenv("KTN_S3_SECRET_ACCESS_KEY", "very-secret")
+    settings = load_settings(write(tmp_path, '[media]\nbackend = "s3"\nbucket = "ktn"\n'))
+    assert settings.media.bucket == "ktn" and "very-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("max_mb = { sticker = 1 }", "unknown kind 'sticker'"),
+        ("max_mb = { photo = -1 }", "is not a size in MB"),
+        ('endpoint_url = "s3.example.id"', "must be an http(s):// URL"),
+        ('prefix = "../elsewhere/"', "relative key prefix"),
+        ("url_ttl_seconds = 7200\norphan_grace_hours = 1", "longer than url_ttl_seconds"),
+    ],
+)
+def test_bad_media_settings_are_named(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_settings(write(tmp_path, f"[media]\n{text}\n"))

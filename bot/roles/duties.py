@@ -1,5 +1,6 @@
 """What the two roles do while a worker holds them: the leader's periodic duties (reminders and
-patrol through the scheduler, escalations, recaps, retention) and the sender's dispatching."""
+patrol through the scheduler, escalations, recaps, retention, the media store's sweep) and the
+sender's dispatching."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from bot.config import (
 from bot.database import Database
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.waker import Notifier
+from bot.media.library import MediaLibrary
 from bot.metrics import Metrics
 from bot.roles.leader import LeaderJob
 from bot.roles.periodic import Periodic, wait_unless_set
@@ -23,6 +25,7 @@ from bot.roles.scheduler import ReminderScheduler
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.escalation import escalate_due
+from handlers.states import State
 from handlers.sweep import ItemFailure
 from storage import retention
 from storage.outbox import release_claims
@@ -89,6 +92,26 @@ def make_retention_job(db: Database, days: int) -> Callable[[], Awaitable[None]]
     return sweep
 
 
+# Report drafts expire when idle (handlers.core): their files go with them.
+EXPIRING_DRAFTS = tuple(state.value for state in State if state.in_report)
+
+
+def make_media_job(
+    library: MediaLibrary, grace: timedelta, draft_idle: timedelta
+) -> Callable[[], Awaitable[None]]:
+    """Delete stored files that nothing has needed for ``grace``: no report, broadcast or
+    draft refers to them (an idle report draft counts as expired), no message holds them."""
+
+    async def sweep() -> None:
+        deleted = await library.sweep(
+            grace, idle_before=utcnow() - draft_idle, expiring_states=EXPIRING_DRAFTS
+        )
+        if deleted:
+            log.info("deleted %d stored file(s) nothing refers to", deleted)
+
+    return sweep
+
+
 def make_leader_duties(
     settings: Settings,
     db: Database,
@@ -96,8 +119,10 @@ def make_leader_duties(
     waker: Notifier,
     metrics: Metrics,
     reminders: ReminderScheduler | None,
+    media: MediaLibrary | None = None,
 ) -> LeaderJob:
-    """What only the leader does, while it leads: reminders and patrol, escalations, recaps."""
+    """What only the leader does, while it leads: reminders and patrol, escalations, recaps,
+    retention, and the media store's sweep."""
     escalations = Periodic(
         "escalations",
         settings.reports.escalation_check_seconds,
@@ -117,13 +142,25 @@ def make_leader_duties(
         make_retention_job(db, settings.retention.processed_inbound_days),
     )
 
+    jobs = [escalations, recap_job, retention_job]
+    if media is not None:
+        jobs.append(
+            Periodic(
+                "media",
+                settings.media.sweep_seconds,
+                make_media_job(
+                    media,
+                    timedelta(hours=settings.media.orphan_grace_hours),
+                    timedelta(minutes=settings.reports.draft_idle_minutes),
+                ),
+            )
+        )
+
     async def duties(step_down: asyncio.Event) -> None:
         if reminders is not None:  # its first sweep queues what came due while nobody led
             await reminders.start()
         try:
-            await asyncio.gather(
-                escalations.run(step_down), recap_job.run(step_down), retention_job.run(step_down)
-            )
+            await asyncio.gather(*(job.run(step_down) for job in jobs))
         finally:
             if reminders is not None:
                 await reminders.stop()

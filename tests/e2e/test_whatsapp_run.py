@@ -49,6 +49,7 @@ from storage.models import (
 )
 from storage.types import utcnow
 from tests.support.chats import SUMBER_JAYA, WIYONO, load_areas, make_invite
+from tests.support.media import ref_of, stored_files
 from tests.support.net import free_port, until_healthy
 from tests.support.twilio_fake import DEFAULT_SENDER, FakeMessage, StatusEvent, TwilioFake
 
@@ -300,16 +301,18 @@ async def test_a_resident_reports_by_whatsapp_and_an_officer_claims_by_reply(
     assert "Siti Aminah" in alert.content and "Jalan di depan balai desa" in alert.content
     assert alert.button_data()[0] == f"claim:{report.id}"
     # The WhatsApp officer cannot see the Telegram group: the alert comes 1:1, with the words.
-    officer_alert = (await wait_news(bots, OFFICER, officer_before)).body
+    _photo, alert_message = await wait_alert(bots, OFFICER, officer_before)
+    officer_alert = alert_message.body
     assert report.ticket in officer_alert and "Jalan di depan balai desa" in officer_alert
     assert f"Balas TANGANI {report.ticket} untuk menangani" in officer_alert
     assert "(https://maps.google.com/?q=-3.7956,102.2592)" in officer_alert
 
     async with bots.sessions() as s:
         [media] = (await s.scalars(select(ReportMedia))).all()
-    stored = Path(media.file_ref)
     assert (media.kind, media.channel, media.content_type) == ("photo", "whatsapp", "image/jpeg")
-    assert stored.parent == tmp_path / "media"
+    assert media.store_ref == media.file_ref == ref_of(PHOTO) and media.size == len(PHOTO)
+    [stored] = stored_files(tmp_path / "media")  # named by its content, under data_dir/media
+    assert stored.name == ref_of(PHOTO).removeprefix("sha256:")
     assert await asyncio.to_thread(stored.read_bytes) == PHOTO
     for _ in range(100):  # deleted at Twilio right after the commit, in the background
         if bots.twilio.counters["media_deleted"]:
@@ -340,7 +343,7 @@ async def test_without_a_group_the_whatsapp_officer_gets_the_alert_and_resolves_
     before = len(bots.twilio.messages_to(OFFICER))
     await file_report(bots, village="Wiyono")
     report = await report_row(bots)
-    alert = (await wait_news(bots, OFFICER, before)).body
+    alert = (await wait_alert(bots, OFFICER, before))[1].body
     assert report.ticket in alert and "Jalan di depan balai desa" in alert
     assert f"Balas TANGANI {report.ticket} untuk menangani" in alert
     assert "📍 -3.7956, 102.2592 (https://maps.google.com/?q=-3.7956,102.2592)" in alert
@@ -446,6 +449,15 @@ async def wait_row(bots: Bots, row_id: int, wanted: str, timeout: float = 10.0) 
 
 async def wait_news(bots: Bots, number: str, before: int) -> FakeMessage:
     return (await bots.twilio.wait_for_messages(number, count=before + 1, timeout=10))[before]
+
+
+async def wait_alert(bots: Bots, number: str, before: int) -> tuple[FakeMessage, FakeMessage]:
+    """A WhatsApp officer's alert for a report with a photo: the photo alone, then the words
+    with their buttons (a buttons message carries no medium)."""
+    got = await bots.twilio.wait_for_messages(number, count=before + 2, timeout=10)
+    photo, alert = got[before : before + 2]
+    assert len(photo.media_urls) == 1 and not photo.body and not photo.buttons
+    return photo, alert
 
 
 async def test_forged_or_missing_signatures_are_refused_and_nothing_is_recorded(
@@ -812,8 +824,8 @@ async def test_an_officer_taps_the_alert_and_the_permissions_hold(bots: Bots) ->
     officer_before = len(bots.twilio.messages_to(OFFICER))
     await file_report(bots)
     report = await report_row(bots)
-    alert = await wait_news(bots, OFFICER, officer_before)
-    assert titles(alert) == ["Tangani", "Selesai", "Tolak"]
+    _photo, alert = await wait_alert(bots, OFFICER, officer_before)
+    assert titles(alert) == ["Tangani", "Selesai", "Tolak"], "the photo first, then the buttons"
     assert [b.id for b in alert.buttons] == [
         f"claim:{report.id}",
         f"resolve:{report.id}",

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,23 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 
 from bot.channels.telegram.sender import send_reply
+from bot.channels.whatsapp.capabilities import WHATSAPP
 from bot.sandbox.telegram_fake import DEFAULT_TOKEN, TelegramFake
-from handlers.types import Channel, Document, Reply
+from bot.wiring import CHANNELS
+from handlers.types import Channel, Document, MediaKind, Reply
 from storage import migrate
 from storage.db import create_engine, session_factory
 from storage.models import Report
 from storage.types import Role
-from tests.support.chats import WIYONO, Cast, FakeChat, load_areas, staff_cast, texts
+from tests.support.chats import (
+    WIYONO,
+    Cast,
+    FakeChat,
+    core_config,
+    load_areas,
+    staff_cast,
+    texts,
+)
 from tests.support.cli import cli
 
 
@@ -81,12 +92,29 @@ async def test_an_admin_of_another_village_exports_only_that_village(cast: Cast)
     assert [r["description"] for r in parse_csv(reply)] == ["Jalan rusak di Wiyono"]
 
 
-async def test_on_whatsapp_the_answer_points_to_telegram(cast: Cast) -> None:
+async def test_on_whatsapp_the_export_is_a_document_too(cast: Cast) -> None:
+    """WhatsApp sends documents from a URL (the sender links the media store): the core makes
+    the same document as on Telegram (tests/e2e/test_media_across_channels.py fetches it)."""
     wa = FakeChat(cast.coordinator.sessions, channel=Channel.WHATSAPP, user_id=6281234, name="Sri")
     await wa.enrol(Role.COORDINATOR, WIYONO)
     out = await wa.send("EKSPOR")
+    (reply,) = [r for r in out.replies if r.document is not None]
+    assert [r["description"] for r in parse_csv(reply)] == ["Jalan rusak di Wiyono"]
+
+
+async def test_an_export_over_what_the_channel_sends_points_to_the_cli(cast: Cast) -> None:
+    small = replace(WHATSAPP, sends={**WHATSAPP.sends, MediaKind.DOCUMENT: 100})
+    wa = FakeChat(
+        cast.coordinator.sessions,
+        channel=Channel.WHATSAPP,
+        user_id=6281235,
+        name="Sri",
+        config=replace(core_config(), channels={**CHANNELS, Channel.WHATSAPP.value: small}),
+    )
+    await wa.enrol(Role.COORDINATOR, WIYONO)
+    out = await wa.send("EKSPOR")
     assert all(r.document is None for r in out.replies)
-    assert "Telegram" in texts(out)
+    assert "terlalu besar" in texts(out) and "ktn-bot export" in texts(out)
 
 
 async def test_the_document_arrives_through_the_bot_api() -> None:

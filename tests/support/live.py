@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from tests.support.chats import (
     load_areas,
 )
 from tests.support.net import free_port, until_healthy
-from tests.support.telegram_run import WEBHOOK_SECRET, lenient_private_chats
+from tests.support.telegram_run import WEBHOOK_SECRET, Running, lenient_private_chats
 from tests.support.twilio_fake import DEFAULT_SENDER, TwilioFake
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Live:
     twilio: TwilioFake
     sessions: async_sessionmaker[AsyncSession]
     url: str
+    running: Running  # the same run, as the Telegram helpers (telegram_run) drive it
 
     @property
     def telegram_hook(self) -> str:
@@ -75,8 +77,11 @@ class Live:
 
     async def say(self, number: str, body: str, name: str = WA_NAME) -> str:
         """A WhatsApp message from the number; the bot's next message to it."""
+        return await self.deliver(number, self.twilio.inbound_text(number, body, name))
+
+    async def deliver(self, number: str, form: dict[str, str]) -> str:
+        """A prepared WhatsApp webhook form (a photo, a pin) posted; the bot's next message."""
         before = len(self.twilio.messages_to(number))
-        form = self.twilio.inbound_text(number, body, name)
         response = await self.twilio.post_inbound(self.whatsapp_hook, form)
         assert response.status_code == 200, response.text
         return (await self.twilio.wait_for_messages(number, count=before + 1, timeout=10))[
@@ -93,10 +98,15 @@ class Live:
             }
 
 
-@pytest.fixture
-async def live(
-    migrated_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+@contextlib.asynccontextmanager
+async def live_run(
+    migrated_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    **settings: Any,
 ) -> AsyncIterator[Live]:
+    """`run` in webhook mode with both fakes until the block ends; ``settings`` replace the
+    defaults (e.g. ``media=MediaSettings(...)`` and its secrets)."""
     await load_areas(sessions)
     await link_group(sessions, SUMBER_JAYA, GROUP, "Bhabin Sumber Jaya")
     await link_group(sessions, KAMPUNG_MELAYU, PARENT_GROUP, "Polsek Kampung Melayu")
@@ -106,39 +116,48 @@ async def live(
     async with TelegramFake(flood_limits=lenient_private_chats()) as telegram, twilio.serve():
         telegram.add_group(GROUP, "Bhabin Sumber Jaya", kind="supergroup")
         telegram.add_group(PARENT_GROUP, "Polsek Kampung Melayu", kind="supergroup")
-        settings = Settings(
-            data_dir=tmp_path,
-            database=DatabaseSettings(url=migrated_url),
-            telegram=TelegramSettings(
+        values: dict[str, Any] = {
+            "data_dir": tmp_path,
+            "database": DatabaseSettings(url=migrated_url),
+            "telegram": TelegramSettings(
                 base_url=telegram.bot_api_url,
                 base_file_url=telegram.file_api_url,
                 mode="webhook",
                 webhook_url=url + "/telegram/webhook",
             ),
-            whatsapp=WhatsAppSettings(
+            "whatsapp": WhatsAppSettings(
                 enabled=True,
                 from_number=DEFAULT_SENDER,
                 public_url=url,
                 api_base_url=twilio.base_url,
                 content_base_url=twilio.base_url,
             ),
-            http=HttpSettings(port=port),
-            outbox=OutboxSettings(sweep_seconds=0.2),
-            telegram_token=SecretStr(DEFAULT_TOKEN),
-            telegram_webhook_secret=SecretStr(WEBHOOK_SECRET),
-            twilio_account_sid=SecretStr(twilio.account_sid),
-            twilio_auth_token=SecretStr(twilio.auth_token),
-        )
+            "http": HttpSettings(port=port),
+            "outbox": OutboxSettings(sweep_seconds=0.2),
+            "telegram_token": SecretStr(DEFAULT_TOKEN),
+            "telegram_webhook_secret": SecretStr(WEBHOOK_SECRET),
+            "twilio_account_sid": SecretStr(twilio.account_sid),
+            "twilio_auth_token": SecretStr(twilio.auth_token),
+        }
         stop = asyncio.Event()
-        task = asyncio.create_task(run(settings, stop))
+        task = asyncio.create_task(run(Settings(**{**values, **settings}), stop))
         try:
             await until_healthy(url, task)
             await telegram.wait_for(lambda: telegram.get_bot().webhook is not None, timeout=10)
-            yield Live(telegram, twilio, sessions, url)
+            running = Running(telegram, sessions, stop, task)
+            yield Live(telegram, twilio, sessions, url, running)
         finally:
             stop.set()
             await asyncio.wait_for(task, timeout=15)
             await twilio.drain()
+
+
+@pytest.fixture
+async def live(
+    migrated_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> AsyncIterator[Live]:
+    async with live_run(migrated_url, sessions, tmp_path) as running:
+        yield running
 
 
 def telegram_update(update_id: int, user_id: int, text: str) -> dict[str, Any]:

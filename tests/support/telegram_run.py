@@ -124,8 +124,10 @@ async def file_report(
     *,
     anonymous: bool = False,
     timeout: float = 5.0,  # noqa: ASYNC109 - per step, passed to the fake
+    photo: bytes | None = None,
 ) -> str:
-    """Walk one resident through /start, consent, /lapor ... Kirim; returns the confirmation."""
+    """Walk one resident through /start, consent, /lapor ... Kirim (with a photo: ``photo``'s
+    bytes, or the fake's placeholder); returns the confirmation."""
     fake = running.fake
     fake.start(user, payload=SUMBER_JAYA)
     await fake.wait_for_message(user, timeout=timeout, contains="27 Tahun 2022")
@@ -141,7 +143,10 @@ async def file_report(
     await fake.wait_for_message(user, timeout=timeout)
     fake.send_location(user, user, -3.7956, 102.2592)
     await fake.wait_for_message(user, timeout=timeout)
-    fake.send_photo(user, user)
+    if photo is None:
+        fake.send_photo(user, user)
+    else:
+        fake.send_photo(user, user, photo)
     await fake.wait_for_message(user, timeout=timeout, predicate=lambda m: bool(m.buttons()))
     await running.press(user, user, "Ya" if anonymous else "Tidak")
     await fake.wait_for_message(

@@ -36,14 +36,16 @@ from telegram.ext import (
 
 from bot.channels.ordering import ArrivalOrder
 from bot.channels.replies import coalesce
+from bot.channels.telegram.files import TelegramFiles
 from bot.channels.telegram.inbound import to_inbound
 from bot.channels.telegram.render import TEXT_LIMIT, Part, reply_parts
 from bot.channels.telegram.sender import send_part, translate
 from bot.channels.telegram.transport import AiohttpRequest
 from bot.config import DEFAULT_MAX_BODY
+from bot.inbound import OnInbound
 from bot.metrics import Metrics
 from bot.web.app import BodyTooLarge, read_body
-from handlers.types import Inbound, InvalidInbound, Outcome, Reply
+from handlers.types import ChatKind, Inbound, InvalidInbound, Reply
 from storage.types import DEFAULT_BOT
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,6 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 WEBHOOK_PATH = "/telegram/webhook"
 MAX_REPLY_WAIT = 10.0  # seconds a direct reply may wait for Telegram's flood control
-OnInbound = Callable[[Inbound], Awaitable[Outcome]]
 OnMigrate = Callable[[int, int], Awaitable[None]]
 OnUndelivered = Callable[[int, Reply], Awaitable[None]]
 NETWORK_TRIES = 3  # a direct reply that meets a 5xx or a timeout is tried this often, then queued
@@ -97,8 +98,10 @@ class TelegramChannel:
         on_undelivered: OnUndelivered | None = None,
         request: AiohttpRequest | None = None,
         max_body: int = DEFAULT_MAX_BODY,
+        files: TelegramFiles | None = None,
     ) -> None:
         self.mode = mode
+        self.files = files
         self.max_body = max_body
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
@@ -238,7 +241,15 @@ class TelegramChannel:
             return
         if inbound is None:
             return
-        outcome = await self._on_inbound(inbound)
+        files = self.files
+        if files is not None and inbound.media and inbound.chat_kind is ChatKind.PRIVATE:
+
+            async def download(message: Inbound) -> Inbound:
+                return await files.prepare(self.application.bot, message)
+
+            outcome = await self._on_inbound(inbound, prepare=download)
+        else:
+            outcome = await self._on_inbound(inbound)
         try:
             for reply in coalesce(outcome.replies, limit=TEXT_LIMIT):
                 await self._send_patiently(inbound.chat_id, reply)
@@ -264,7 +275,7 @@ class TelegramChannel:
         for attempt in range(4 + len(parts)):
             try:
                 while sent < len(parts):
-                    await send_part(self.application.bot, chat_id, parts[sent])
+                    await send_part(self.application.bot, chat_id, parts[sent], self.files)
                     sent += 1
                 return
             except TelegramError as exc:

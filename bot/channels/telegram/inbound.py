@@ -107,19 +107,31 @@ def _from_callback(update: Update, query: CallbackQuery, bot_key: str) -> Inboun
 
 
 def _media_of(message: Message) -> tuple[Media, ...]:
+    """The file a message carries: its file_id (the channel downloads it into the media store
+    before the core), content type, and the size Telegram declares (checked before
+    downloading)."""
     if message.photo:
-        return (Media(MediaKind.PHOTO, message.photo[-1].file_id, "image/jpeg"),)
+        largest = message.photo[-1]
+        return (Media(MediaKind.PHOTO, largest.file_id, "image/jpeg", _size(largest.file_size)),)
     if message.voice:
-        return (Media(MediaKind.VOICE, message.voice.file_id, message.voice.mime_type),)
+        voice = message.voice
+        return (Media(MediaKind.VOICE, voice.file_id, voice.mime_type, _size(voice.file_size)),)
     if message.video:
-        return (Media(MediaKind.VIDEO, message.video.file_id, message.video.mime_type),)
+        video = message.video
+        return (Media(MediaKind.VIDEO, video.file_id, video.mime_type, _size(video.file_size)),)
     if message.document:
+        document = message.document
         kind = MediaKind.DOCUMENT
-        if (message.document.mime_type or "").startswith("image/"):
+        if (document.mime_type or "").startswith("image/"):
             kind = MediaKind.PHOTO
-        return (Media(kind, message.document.file_id, message.document.mime_type),)
+        return (Media(kind, document.file_id, document.mime_type, _size(document.file_size)),)
     if message.sticker:
         return (Media(MediaKind.STICKER, message.sticker.file_id, None),)
     if message.animation or message.audio or message.video_note or message.contact or message.poll:
         return (Media(MediaKind.OTHER, "unsupported", None),)
     return ()
+
+
+def _size(value: object) -> int | None:
+    """A declared file size, when it is one."""
+    return value if type(value) is int and value >= 0 else None

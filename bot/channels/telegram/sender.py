@@ -30,6 +30,7 @@ from telegram.error import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.channels.telegram.files import TelegramFiles
 from bot.channels.telegram.render import (
     CAPTION_LIMIT,
     TEXT_LIMIT,
@@ -61,12 +62,15 @@ CAPTION_KEY = "tg_primary_caption"
 EDITED_KINDS = frozenset({OutboxKind.ALERT.value, OutboxKind.ESCALATION.value})
 
 
-async def send_part(bot: Bot, chat_id: int, part: Part) -> Message:
-    """Make the one Bot API call of a part."""
+async def send_part(
+    bot: Bot, chat_id: int, part: Part, files: TelegramFiles | None = None
+) -> Message:
+    """Make the one Bot API call of a part (``files``: this bot's view of the media store,
+    needed for a part that carries a stored file)."""
     if part.location is not None:
         return await bot.send_location(chat_id, part.location.latitude, part.location.longitude)
     if part.media is not None:
-        return await _send_media(bot, chat_id, part.media, part.text, part.markup)
+        return await _send_media(bot, chat_id, part.media, part.text, part.markup, files)
     if part.document is not None:
         upload = InputFile(part.document.data, filename=part.document.filename)
         return await bot.send_document(chat_id, upload, caption=part.text, reply_markup=part.markup)
@@ -74,23 +78,45 @@ async def send_part(bot: Bot, chat_id: int, part: Part) -> Message:
     return await bot.send_message(chat_id, part.text, reply_markup=part.markup)
 
 
-async def send_reply(bot: Bot, chat_id: int, reply: Reply) -> Message | None:
+async def send_reply(
+    bot: Bot, chat_id: int, reply: Reply, files: TelegramFiles | None = None
+) -> Message | None:
     """Send one reply; returns the message that carries its text and buttons."""
     parts = reply_parts(reply)
     primary = primary_index(parts)
     message: Message | None = None
     for i, part in enumerate(parts):
-        sent = await send_part(bot, chat_id, part)
+        sent = await send_part(bot, chat_id, part, files)
         if i == primary:
             message = sent
     return message
 
 
 async def _send_media(
-    bot: Bot, chat_id: int, media: Media, caption: str | None, markup: Any
+    bot: Bot,
+    chat_id: int,
+    media: Media,
+    caption: str | None,
+    markup: Any,
+    files: TelegramFiles | None,
 ) -> Message:
+    if media.stored:  # in the media store: by this bot's file_id once known, else uploaded
+        if files is None:
+            raise RuntimeError("a stored file needs the media store to be sent")
+        known = await files.known_id(media)
+        if known is not None:
+            try:
+                return await _send_media_file(bot, chat_id, media.kind, known, caption, markup)
+            except BadRequest as exc:
+                if "file" not in exc.message.lower():
+                    raise  # not about the file (a closed chat...): uploading would not help
+                await files.refused(media)  # Telegram no longer takes that file_id: upload
+        upload = await files.upload(media)
+        message = await _send_media_file(bot, chat_id, media.kind, upload, caption, markup)
+        await files.sent(media, message)
+        return message
     file: str | bytes = media.ref
-    if media.ref.startswith("/"):  # a file in our media store, not a Telegram file_id
+    if media.ref.startswith("/"):  # a file stored before the media store: a path under data_dir
         file = await asyncio.to_thread(Path(media.ref).read_bytes)
     return await _send_media_file(bot, chat_id, media.kind, file, caption, markup)
 
@@ -164,9 +190,10 @@ class TelegramSender:
     (``save_progress``), so a retry or a crash never sends a part twice.
     """
 
-    def __init__(self, bot: Bot, sessions: Sessions) -> None:
+    def __init__(self, bot: Bot, sessions: Sessions, files: TelegramFiles | None = None) -> None:
         self.bot = bot
         self.sessions = sessions
+        self.files = files
 
     def cost(self, envelope: Envelope) -> int:
         """How many Bot API calls sending this envelope still takes."""
@@ -201,7 +228,7 @@ class TelegramSender:
             recorded[CAPTION_KEY] = primary_at is not None and parts[primary_at].is_caption
             await save_progress(self.sessions, envelope, **recorded)
         for i in range(done, len(parts)):
-            message = await send_part(self.bot, envelope.chat_id, parts[i])
+            message = await send_part(self.bot, envelope.chat_id, parts[i], self.files)
             if i == primary_at:
                 primary = str(message.message_id)
             if i < len(parts) - 1:

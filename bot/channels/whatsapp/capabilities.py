@@ -21,7 +21,7 @@ WHATSAPP = Capabilities(
     caption_limit=1600,  # a medium goes with the first body
     receives={kind: 16 * MB for kind in (*_MEDIA, MediaKind.STICKER)},  # 16 MB per medium
     sends={kind: 16 * MB for kind in _MEDIA},  # from a public URL Twilio fetches itself
-    sends_documents=False,  # Twilio sends media from a URL, not a file the bot made
+    sends_documents=True,  # a MediaUrl: a short-lived signed link into the media store
     template_window_hours=24,  # after 24 hours without a message from the user: templates only
     several_bots=False,  # one sender number
 )

@@ -3,12 +3,16 @@
 ``POST /whatsapp/inbound``: the signature is checked against ``[whatsapp] public_url`` + path
 (the URL Twilio called, not the one behind a proxy) before anything is recorded; then, one
 message per user at a time, the message goes through the one inbound seam (``bot.inbound``),
-which drops a retried MessageSid, lets this channel download the media into the media store,
-runs the core and writes the replies as outbox rows in the same transaction (``REPLIES``:
-WhatsApp's replies are queued). The answer is an empty ``<Response/>``: every WhatsApp message
-goes out through the outbox dispatcher (rate limit, retries, the 24-hour window, splitting in
-one place). Media are deleted at Twilio once the transaction is committed. A message the core
-could not process at all is answered with the seam's apology as TwiML (no database needed).
+which drops a retried MessageSid, lets this channel download the media into the media store
+(``bot.media``: Basic auth, streamed with a cap per kind, since Twilio declares no size), runs
+the core and writes the replies as outbox rows in the same transaction (``REPLIES``: WhatsApp's
+replies are queued). The answer is an empty ``<Response/>``: every WhatsApp message goes out
+through the outbox dispatcher (rate limit, retries, the 24-hour window, splitting in one place).
+Stored media are deleted at Twilio once the transaction is committed. A message the core could
+not process at all is answered with the seam's apology as TwiML (no database needed).
+
+``GET /media/<token>``: the signed links Twilio fetches the files the bot sends from
+(``bot.media.links``; mounted by the app).
 
 ``POST /whatsapp/status``: signed delivery status callbacks (see ``bot.whatsapp_status``).
 """
@@ -17,11 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -33,14 +35,19 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.channels.ordering import ArrivalOrder
+from bot.channels.whatsapp.capabilities import WHATSAPP
 from bot.channels.whatsapp.content import ContentMenus
-from bot.channels.whatsapp.inbound import MESSAGE_ID_PREFIX, FormError, to_inbound
+from bot.channels.whatsapp.inbound import FormError, to_inbound
+from bot.channels.whatsapp.media import MediaUrls
 from bot.channels.whatsapp.render import BODY_LIMIT, utf16_units
 from bot.channels.whatsapp.sender import SentLog, WhatsAppSender, make_client
 from bot.channels.whatsapp.status import StatusBook
 from bot.channels.whatsapp.statuses import TWILIO_STATUS
 from bot.config import DEFAULT_MAX_BODY
 from bot.inbound import OnInbound, QueuedReplies
+from bot.media.intake import Limits, take_media
+from bot.media.library import MediaLibrary
+from bot.media.links import MediaLinks
 from bot.metrics import Metrics
 from bot.web.app import BodyTooLarge, read_body
 from handlers.config import CoreConfig
@@ -55,7 +62,6 @@ INBOUND_PATH = "/whatsapp/inbound"
 STATUS_PATH = "/whatsapp/status"
 EMPTY_TWIML = str(MessagingResponse())
 TWILIO_API = "https://api.twilio.com"
-MAX_MEDIA_BYTES = 16 * 1024 * 1024  # WhatsApp's own limit for media
 MEDIA_BUDGET_SECONDS = 10.0  # per medium, all at once: Twilio waits 15 s for our answer
 MAX_FORM_FIELDS = 200  # an inbound message with 10 media has ~60; a status callback ~15
 
@@ -71,19 +77,10 @@ class WhatsAppConfig:
     api_base_url: str
     buttons: bool  # options as buttons inside the window (content.py); else numbered text
     content_base_url: str
-    media_dir: Path
     delete_media_at_twilio: bool
     request_timeout: float
     messages_per_second: float
     templates: dict[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    """A medium downloaded into the store: its Twilio URL (to delete) and local file."""
-
-    url: str
-    path: Path
 
 
 # WhatsApp's replies are outbox rows written with the change they answer (see bot.inbound).
@@ -104,8 +101,14 @@ class WhatsAppChannel:
         metrics: Metrics,
         clock: Callable[[], datetime] = utcnow,
         max_body: int = DEFAULT_MAX_BODY,
+        media: MediaLibrary | None = None,
+        links: MediaLinks | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.config = config
+        self.media = media  # the store inbound files go to (None: they are not taken)
+        self.links = links  # signs the URLs Twilio fetches outbound files from
+        self.limits = limits or Limits.of(WHATSAPP)
         self.max_body = max_body
         self.sessions = sessions
         self.core = core
@@ -152,6 +155,11 @@ class WhatsAppChannel:
             sent_log=self.sent_log,
             clock=self.clock,
             menus=menus,
+            media_url=(
+                MediaUrls(self.media, self.links, self._media_hosts)
+                if self.media is not None and self.links is not None
+                else None
+            ),
         )
         self._http = httpx.AsyncClient(
             auth=(cfg.account_sid, cfg.auth_token),
@@ -234,11 +242,17 @@ class WhatsAppChannel:
             log.info("malformed whatsapp webhook refused: %s", exc)
             self.metrics.updates.labels("whatsapp", "malformed").inc()
             return Response(status_code=400)
-        stored: list[_Stored] = []
+        stored: list[str] = []  # the Twilio URLs of the media now in the store
 
         async def store_media(inbound: Inbound) -> Inbound:
             """Download the media (all at once: Twilio waits 15 s for the whole answer)."""
-            return await self._store_media(inbound, stored)
+            prepared = await self._store_media(inbound)
+            stored.extend(
+                old.ref
+                for old, new in zip(inbound.media, prepared.media, strict=True)
+                if new.stored and new.ref != old.ref
+            )
+            return prepared
 
         async with self._order.turn(inbound.user_id):
             outcome = await self.on_inbound(inbound, prepare=store_media)
@@ -272,68 +286,36 @@ class WhatsAppChannel:
 
     # ----------------------------------------------------------------- one message
 
-    async def _store_media(self, inbound: Inbound, stored: list[_Stored]) -> Inbound:
-        """The message with its media in our store (``stored``: what to delete at Twilio once
-        committed); a medium that could not be fetched stays a Twilio URL."""
-        if not inbound.media:
+    async def _store_media(self, inbound: Inbound) -> Inbound:
+        """The message with its media in the store, or marked with why not (too large, a kind
+        not accepted, not fetched within ``MEDIA_BUDGET_SECONDS``)."""
+        if not inbound.media or self.media is None:
             return inbound
-        found = await asyncio.gather(
-            *(self._download(inbound, i, item) for i, item in enumerate(inbound.media))
+        return await take_media(
+            inbound, self.media, self.limits, self._fetch, seconds=MEDIA_BUDGET_SECONDS
         )
-        media = []
-        for item, local in zip(inbound.media, found, strict=True):
-            if local is not None:
-                stored.append(_Stored(item.ref, local))
-                item = replace(item, ref=str(local))
-            media.append(item)
-        return replace(inbound, media=tuple(media))
 
-    # ----------------------------------------------------------------- media
-
-    def _media_path(self, inbound: Inbound, index: int, item: Media) -> Path:
-        sid = (inbound.message_id or "").removeprefix(MESSAGE_ID_PREFIX)
-        extension = mimetypes.guess_extension((item.content_type or "").split(";")[0]) or ".bin"
-        return self.config.media_dir / f"{sid}-{index}{extension}"
-
-    async def _download(self, inbound: Inbound, index: int, item: Media) -> Path | None:
-        """Fetch one medium with Basic auth into the store; None (keep the URL) on failure."""
+    async def _fetch(self, item: Media, limit: int) -> AsyncIterator[bytes]:
+        """A Twilio media URL's bytes, as they come (our credentials go to Twilio only)."""
         if self._http is None or not item.ref.startswith(self._media_hosts):
-            log.warning("media URL outside the Twilio API kept as a reference, not fetched")
-            return None
-        path = self._media_path(inbound, index, item)
-        try:
-            async with (
-                asyncio.timeout(MEDIA_BUDGET_SECONDS),
-                self._http.stream("GET", item.ref) as response,
-            ):
-                response.raise_for_status()
-                chunks = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_MEDIA_BYTES:
-                        raise ValueError(f"larger than {MAX_MEDIA_BYTES} bytes")
-                    chunks.append(chunk)
-            await asyncio.to_thread(_write_file, path, b"".join(chunks))
-        except TimeoutError:
-            log.warning(
-                "media of %s not stored within %.1f s; kept as its URL",
-                inbound.message_id,
-                MEDIA_BUDGET_SECONDS,
-            )
-            return None
-        except (httpx.HTTPError, OSError, ValueError) as exc:
-            log.warning("media of %s not stored (%s); kept as its URL", inbound.message_id, exc)
-            return None
-        return path
+            log.warning("media URL outside the Twilio API not fetched")
+            raise ValueError("media URL outside the Twilio API")
+        return self._chunks(self._http, item.ref)
 
-    async def _delete_at_twilio(self, stored: list[_Stored]) -> None:
+    @staticmethod
+    async def _chunks(http: httpx.AsyncClient, url: str) -> AsyncIterator[bytes]:
+        async with http.stream("GET", url) as response:
+            response.raise_for_status()
+            async for chunk in response.aiter_bytes():
+                yield chunk
+
+    async def _delete_at_twilio(self, stored: list[str]) -> None:
         """Delete media at Twilio once our copy is committed with the message."""
         if self._http is None:
             return
-        for item in stored:
+        for url in stored:
             try:
-                response = await self._http.delete(item.url)
+                response = await self._http.delete(url)
                 if response.status_code not in (204, 404):
                     log.warning("deleting media at Twilio answered %d", response.status_code)
             except httpx.HTTPError as exc:
@@ -343,10 +325,3 @@ class WhatsAppChannel:
         task = asyncio.create_task(coro, name="whatsapp-media-delete")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    partial.write_bytes(data)
-    partial.replace(path)

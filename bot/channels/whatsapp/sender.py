@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The URL Twilio fetches a reply's file or document from (a signed link to the media store),
+# or None when it has none that WhatsApp can carry.
+MediaUrl = Callable[[Reply], Awaitable[str | None]]
 WINDOW = timedelta(hours=24)
 WINDOW_MARGIN = timedelta(minutes=10)  # a message queued at 23:59 may arrive after 24:00
 # A kind without its own template borrows this one's (an escalation is an alert, too).
@@ -61,6 +64,7 @@ AUTH_FAILED = frozenset({20003})
 # An address, or 7+ digits (Twilio's error codes have 5): what could be someone's number.
 PHONE_LIKE = re.compile(r"whatsapp:\+?\d+|\+?\d[\d ()\-]{5,}\d")
 PARTS_KEY = "wa_parts_sent"  # payload: how many parts of a split message went out already
+MEDIUM_KEY = "wa_medium_sent"  # payload: the medium went alone before a buttons message
 
 
 def make_client(
@@ -121,9 +125,11 @@ class WhatsAppSender:
         sent_log: SentLog | None = None,
         clock: Callable[[], datetime] = utcnow,
         menus: ContentMenus | None = None,
+        media_url: MediaUrl | None = None,
     ) -> None:
         self.client = client
         self.menus = menus  # None: options always go as numbered lines
+        self.media_url = media_url  # a stored file or document as a URL Twilio can fetch
         self.sessions = sessions
         self.from_address = "whatsapp:" + from_number
         self.catalog = catalog
@@ -156,8 +162,18 @@ class WhatsAppSender:
             return await self._send_template(envelope, reply)
         lang = str(envelope.payload.get("lang") or (contact.language if contact else None) or "")
         lang = lang or self.default_language
-        media = public_media_url(reply.media, self.private_prefixes)
-        if reply.options and not media and self.menus is not None:  # buttons carry no medium
+        if self.media_url is not None:
+            media = await self.media_url(reply)
+        else:
+            media = public_media_url(reply.media, self.private_prefixes)
+        if reply.options and self.menus is not None:
+            if media:
+                # A buttons message carries no medium: the photo goes first on its own, then the
+                # buttons (an officer's alert with the resident's photo keeps its taps).
+                if not envelope.payload.get(MEDIUM_KEY):
+                    await self._create(envelope, media_url=[media])
+                    await save_progress(self.sessions, envelope, **{MEDIUM_KEY: True})
+                media = None
             tapped = await self._send_buttons(envelope, reply, lang)
             if tapped is not None:
                 self.sent_log.add(tapped, envelope.id)

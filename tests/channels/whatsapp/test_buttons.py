@@ -26,7 +26,7 @@ from bot.delivery.dispatcher import Envelope
 from handlers.i18n import Catalog
 from handlers.types import Location, Media, MediaKind, Option, Reply
 from storage import outbox
-from storage.models import Contact, WhatsAppContent
+from storage.models import Contact, Outbox, WhatsAppContent
 from storage.types import utcnow
 from tests.support.twilio_fake import DEFAULT_SENDER, FakeMessage, TwilioFake
 
@@ -55,6 +55,19 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+def envelope_of(row: Outbox) -> Envelope:
+    return Envelope(
+        row.id,
+        row.channel,
+        row.bot,
+        row.chat_id,
+        row.kind,
+        row.payload,
+        row.contact_id,
+        row.attempts,
+    )
 
 
 @dataclass
@@ -107,16 +120,14 @@ class Rig:
                 extra=extra,
             )
             await s.commit()
-            return Envelope(
-                row.id,
-                row.channel,
-                row.bot,
-                row.chat_id,
-                row.kind,
-                row.payload,
-                row.contact_id,
-                row.attempts,
-            )
+            return envelope_of(row)
+
+    async def reload(self, envelope: Envelope) -> Envelope:
+        """The row again as the dispatcher would claim it for a retry (its saved progress)."""
+        async with self.sessions() as s:
+            row = await s.get(Outbox, envelope.id)
+            assert row is not None
+            return envelope_of(row)
 
     async def send(
         self,
@@ -218,11 +229,23 @@ async def test_options_that_do_not_fit_go_as_numbered_text(rig: Rig) -> None:
     assert long_label.content_sid is None and long_label.body.endswith(f"1. {huge}\n\nBalas 1")
     long_text = await rig.send(sender, Reply("kata " * 210, CONSENT))  # over 1024 characters
     assert long_text.content_sid is None and long_text.body.endswith("2. Tidak\n\nBalas 1-2")
-    poster = Media(MediaKind.PHOTO, "https://cdn.example.id/poster.jpg", "image/jpeg")
-    with_media = await rig.send(sender, Reply("Poster", CONSENT, media=poster))
-    assert with_media.content_sid is None and with_media.media_urls == [poster.ref]
-    assert with_media.body.endswith("Balas 1-2"), "a medium goes along: buttons carry none"
     assert rig.posts == 0, "nothing that cannot fit is asked of the Content API"
+
+
+async def test_a_medium_goes_first_on_its_own_then_the_buttons(rig: Rig) -> None:
+    """A buttons message carries no medium: the photo goes alone, then the buttons; a retry
+    after the photo went sends only the buttons."""
+    sender = rig.sender()
+    poster = Media(MediaKind.PHOTO, "https://cdn.example.id/poster.jpg", "image/jpeg")
+    row = await rig.row(RESIDENT, "reply", Reply("Poster", CONSENT, media=poster), lang="id")
+    before = len(rig.fake.messages)
+    sid = await sender.send(row)
+    photo, buttons = rig.fake.messages[before:]
+    assert photo.media_urls == [poster.ref] and not photo.body and photo.content_sid is None
+    assert buttons.sid == sid and [b.title for b in buttons.buttons] == ["Setuju", "Tidak"]
+    again = await sender.send(await rig.reload(row))
+    assert len(rig.fake.messages) == before + 3, "the retry sent the buttons only"
+    assert rig.fake.messages[-1].sid == again and not rig.fake.messages[-1].media_urls
 
 
 def test_the_capabilities_say_what_whatsapp_can_do() -> None:

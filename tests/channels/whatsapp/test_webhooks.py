@@ -3,7 +3,7 @@ REST on 127.0.0.1 and the real core behind them."""
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,12 +18,15 @@ from starlette.applications import Starlette
 from bot.channels.whatsapp import channel as channel_module
 from bot.channels.whatsapp.channel import REPLIES, WhatsAppChannel, WhatsAppConfig
 from bot.inbound import make_on_inbound
+from bot.media.intake import Limits
+from bot.media.library import MediaLibrary
 from bot.metrics import Metrics
 from handlers import core
 from handlers.context import Context
-from handlers.types import Inbound, MediaKind, Outcome
+from handlers.types import Inbound, MediaKind, MediaProblem, Outcome
 from storage.models import Contact, Outbox, ProcessedInbound
 from tests.support.chats import core_config
+from tests.support.media import local_library, stored_files
 from tests.support.twilio_fake import DEFAULT_SENDER, TwilioFake
 
 PUBLIC = "https://ktn.example.id"
@@ -38,7 +41,12 @@ class Hook:
     client: httpx.AsyncClient
     sessions: async_sessionmaker[AsyncSession]
     media_dir: Path
+    library: MediaLibrary
     woken: list[int] = field(default_factory=list)
+    held: dict[str, bytes] = field(default_factory=dict)  # the stored bytes the core was handed
+
+    def on_disk(self) -> list[Path]:
+        return stored_files(self.media_dir)
 
     async def post(
         self, form: dict[str, str], path: str = "/whatsapp/inbound", signed: str | None = None
@@ -74,7 +82,6 @@ async def hook(sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -> As
             api_base_url=fake.base_url,
             buttons=True,
             content_base_url=fake.base_url,
-            media_dir=tmp_path / "media",
             delete_media_at_twilio=True,
             request_timeout=2.0,
             messages_per_second=10.0,
@@ -83,14 +90,17 @@ async def hook(sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -> As
         woken: list[int] = []
         core = core_config()
         metrics = Metrics()
+        library = local_library(tmp_path / "media", sessions)
+        await library.start()
         channel = WhatsAppChannel(
             config,
             sessions,
             core,
             on_inbound=make_on_inbound(
-                sessions, core, Woken(woken), metrics=metrics, queued=REPLIES
+                sessions, core, Woken(woken), metrics=metrics, queued=REPLIES, media=library
             ),
             metrics=metrics,
+            media=library,
         )
         await channel.start()
         app = Starlette(routes=channel.routes())
@@ -98,19 +108,24 @@ async def hook(sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -> As
             transport=httpx.ASGITransport(app=app), base_url="http://10.0.0.5:8080"
         ) as client:
             try:
-                yield Hook(channel, fake, client, sessions, tmp_path / "media", woken)
+                yield Hook(channel, fake, client, sessions, tmp_path / "media", library, woken)
             finally:
                 await channel.close()
+                await library.close()
 
 
 @pytest.fixture
-def seen(monkeypatch: pytest.MonkeyPatch) -> list[Inbound]:
-    """Every Inbound the core is handed."""
+def seen(monkeypatch: pytest.MonkeyPatch, hook: Hook) -> list[Inbound]:
+    """Every Inbound the core is handed (and, in ``hook.held``, the stored files' bytes as
+    they were while the core handled it)."""
     got: list[Inbound] = []
     real = core.handle
 
     async def spy(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
         got.append(msg)
+        for item in msg.media:
+            if item.stored:
+                hook.held[item.ref] = await hook.library.read(item.ref)
         return await real(session, msg, ctx)
 
     monkeypatch.setattr(core, "handle", spy)
@@ -143,30 +158,70 @@ async def test_a_photo_is_stored_handed_over_as_a_file_and_deleted_at_twilio(
     assert (await hook.post(form)).status_code == 200
     [msg] = seen
     [media] = msg.media
-    path = hook.media_dir / f"{form['MessageSid']}-0.jpg"
-    assert (media.kind, media.ref, media.content_type) == (MediaKind.PHOTO, str(path), "image/jpeg")
-    assert await asyncio.to_thread(path.read_bytes) == PHOTO and msg.text == "pohon tumbang"
+    ref = "sha256:" + hashlib.sha256(PHOTO).hexdigest()
+    assert (media.kind, media.ref, media.content_type, media.size) == (
+        MediaKind.PHOTO,
+        ref,
+        "image/jpeg",
+        len(PHOTO),
+    )
+    assert hook.held == {ref: PHOTO} and msg.text == "pohon tumbang"
     await hook.channel.close()  # waits for the background deletion
     assert hook.fake.media == {} and hook.fake.counters["media_fetched"] == 1
+    # The sender has not consented yet: the core kept nothing, so our copy is gone too.
+    assert hook.on_disk() == [] and await hook.library.stat(ref) is None
 
 
-async def test_media_that_cannot_be_fetched_stay_a_twilio_url(
+async def test_media_that_cannot_be_fetched_are_refused_politely_and_left_at_twilio(
     hook: Hook, seen: list[Inbound]
 ) -> None:
     form = hook.fake.inbound_media(USER, PHOTO, "image/jpeg")
     hook.fake.media.clear()  # Twilio answers 404
     assert (await hook.post(form)).status_code == 200
-    assert seen[0].media[0].ref == form["MediaUrl0"]
+    [media] = seen[0].media
+    assert (media.ref, media.problem) == (form["MediaUrl0"], MediaProblem.UNAVAILABLE)
+    [row] = await hook.rows(Outbox)
+    assert row.payload["reply"]["text"].startswith("Maaf, file Anda gagal kami terima")
     await hook.channel.close()
-    assert hook.fake.deleted_media == [] and not hook.media_dir.exists()
+    assert hook.fake.deleted_media == [] and hook.on_disk() == []
 
 
 async def test_our_credentials_go_to_twilio_only(hook: Hook, seen: list[Inbound]) -> None:
     form = hook.fake.inbound_media(USER, PHOTO, "image/jpeg")
     form["MediaUrl0"] = hook.fake.base_url + ".evil.example/photo.jpg"
     assert (await hook.post(form)).status_code == 200
-    assert seen[0].media[0].ref == form["MediaUrl0"]
+    assert seen[0].media[0].problem is MediaProblem.UNAVAILABLE
     assert hook.fake.counters["media_fetched"] == 0
+
+
+async def test_a_file_over_the_limit_is_refused_politely_and_nothing_is_stored(
+    hook: Hook, seen: list[Inbound]
+) -> None:
+    """WhatsApp declares no size: the download is cut as soon as it passes the limit."""
+    hook.channel.limits = Limits({MediaKind.PHOTO: 1024, MediaKind.DOCUMENT: 16 * 1024 * 1024})
+    big = b"\xff\xd8" + bytes(5000)
+    form = hook.fake.inbound_media(USER, big, "image/jpeg")
+    assert (await hook.post(form)).status_code == 200
+    [media] = seen[0].media
+    assert (media.problem, media.limit) == (MediaProblem.TOO_LARGE, 1024)
+    [row] = await hook.rows(Outbox)
+    text = row.payload["reply"]["text"]
+    assert "terlalu besar (paling besar 1 KB)" in text and "tidak kami simpan" in text
+    await hook.channel.close()
+    assert hook.on_disk() == [] and hook.held == {}
+    assert len(hook.fake.media) == 1  # Twilio's copy was never ours: left alone
+
+
+async def test_a_kind_the_deployment_does_not_take_is_refused_politely(
+    hook: Hook, seen: list[Inbound]
+) -> None:
+    hook.channel.limits = Limits({MediaKind.PHOTO: 1024})
+    form = hook.fake.inbound_media(USER, b"%PDF-1.4 laporan", "application/pdf")
+    assert (await hook.post(form)).status_code == 200
+    assert seen[0].media[0].problem is MediaProblem.NOT_ACCEPTED
+    [row] = await hook.rows(Outbox)
+    assert row.payload["reply"]["text"].startswith("Maaf, jenis file ini tidak bisa kami terima")
+    assert hook.fake.counters["media_fetched"] == 0 and hook.on_disk() == []
 
 
 async def test_a_location_with_an_empty_body_reaches_the_core(
@@ -219,6 +274,7 @@ async def test_a_failing_core_records_nothing_keeps_the_media_and_says_sorry(
     await hook.channel.close()
     assert len(hook.fake.media) == 1 and hook.fake.deleted_media == []
     assert await hook.rows(ProcessedInbound) == [] and await hook.rows(Outbox) == []
+    assert hook.on_disk() == []  # our copy went with the failed message; Twilio's stays
 
 
 async def test_status_callbacks_need_a_signature_and_fields(hook: Hook) -> None:
@@ -235,7 +291,7 @@ async def test_media_stay_at_twilio_when_so_configured(hook: Hook, seen: list[In
     form = hook.fake.inbound_media(USER, PHOTO, "image/jpeg")
     assert (await hook.post(form)).status_code == 200
     await hook.channel.close()
-    assert seen[0].media[0].ref == str(hook.media_dir / f"{form['MessageSid']}-0.jpg")
+    assert seen[0].media[0].stored and hook.held == {seen[0].media[0].ref: PHOTO}
     assert len(hook.fake.media) == 1 and hook.fake.deleted_media == []
 
 
@@ -299,25 +355,21 @@ async def test_several_media_are_all_stored_in_order(hook: Hook, seen: list[Inbo
     form["MediaUrl2"] = hook.fake.add_media(b"%PDF-1.4", "application/pdf", form["MessageSid"])
     form["MediaContentType2"] = "application/pdf"
     assert (await hook.post(form)).status_code == 200
-    sid = form["MessageSid"]
     kinds = [MediaKind.PHOTO, MediaKind.VOICE, MediaKind.DOCUMENT]
     assert [m.kind for m in seen[0].media] == kinds
-    paths = [Path(m.ref) for m in seen[0].media]
-    assert all(p.parent == hook.media_dir for p in paths)
-    assert [p.stem for p in paths] == [f"{sid}-0", f"{sid}-1", f"{sid}-2"]
-    stored = [await asyncio.to_thread(Path(m.ref).read_bytes) for m in seen[0].media]
-    assert stored == [PHOTO, b"OggS voice", b"%PDF-1.4"]
+    assert [hook.held[m.ref] for m in seen[0].media] == [PHOTO, b"OggS voice", b"%PDF-1.4"]
     await hook.channel.close()
     assert hook.fake.media == {} and len(hook.fake.deleted_media) == 3
 
 
-async def test_a_stalled_download_keeps_the_url_and_the_message_is_answered(
+async def test_a_stalled_download_is_refused_and_the_message_is_answered(
     hook: Hook,
     seen: list[Inbound],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Twilio waits 15 s for the answer: a medium that will not arrive in time is left at Twilio.
+    """Twilio waits 15 s for the answer: a medium that will not arrive in time is left at Twilio,
+    and the sender is asked to send it again.
 
     The budget (here 0.2 s) is for the whole download, shorter than one request's timeout."""
     monkeypatch.setattr(channel_module, "MEDIA_BUDGET_SECONDS", 0.2)
@@ -328,8 +380,10 @@ async def test_a_stalled_download_keeps_the_url_and_the_message_is_answered(
     hook.fake.stalled_media.add(form["MediaUrl0"].rsplit("/", 1)[1])
     assert (await hook.post(form)).status_code == 200
     [photo, voice] = seen[0].media
-    assert photo.ref == form["MediaUrl0"]  # still Twilio's: the core keeps the reference
-    assert "not stored within 0.2 s" in caplog.text
-    assert await asyncio.to_thread(Path(voice.ref).read_bytes) == b"OggS voice"
+    assert (photo.ref, photo.problem) == (form["MediaUrl0"], MediaProblem.UNAVAILABLE)
+    assert "not received within 0.2 s" in caplog.text
+    assert hook.held == {voice.ref: b"OggS voice"}
+    [row] = await hook.rows(Outbox)
+    assert row.payload["reply"]["text"].startswith("Maaf, file Anda gagal kami terima")
     await hook.channel.close()
     assert list(hook.fake.media) == [form["MediaUrl0"].rsplit("/", 1)[1]]  # not deleted
