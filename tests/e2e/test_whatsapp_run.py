@@ -35,6 +35,7 @@ from bot.config import (
 )
 from bot.roles.scheduler import ReminderScheduler
 from bot.sandbox.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
+from bot.sandbox.twilio_fake import DEFAULT_SENDER, FakeMessage, StatusEvent, TwilioFake
 from handlers.types import Reply
 from storage import delivery
 from storage.areas import get_by_code
@@ -51,7 +52,6 @@ from storage.types import utcnow
 from tests.support.chats import SUMBER_JAYA, WIYONO, load_areas, make_invite
 from tests.support.media import ref_of, stored_files
 from tests.support.net import free_port, until_healthy
-from tests.support.twilio_fake import DEFAULT_SENDER, FakeMessage, StatusEvent, TwilioFake
 
 GROUP = -1001234567890
 RESIDENT = "+6281234567890"

@@ -37,6 +37,7 @@ from bot.config import (
 )
 from bot.roles.scheduler import ReminderScheduler
 from bot.sandbox.telegram_fake import DEFAULT_TOKEN, TelegramFake
+from bot.sandbox.twilio_fake import DEFAULT_SENDER, FakeMessage, TwilioFake
 from storage.areas import get_by_code
 from storage.models import Contact, Outbox, PatrolRota, PatrolShift, Reminder, Report
 from storage.types import utcnow
@@ -44,7 +45,6 @@ from tests.support.chats import KAMPUNG_MELAYU, SUMBER_JAYA, link_group, load_ar
 from tests.support.live import GROUP, PARENT_GROUP
 from tests.support.net import free_port, until_healthy
 from tests.support.telegram_run import WEBHOOK_SECRET, lenient_private_chats
-from tests.support.twilio_fake import DEFAULT_SENDER, FakeMessage, TwilioFake
 
 WIB = ZoneInfo("Asia/Jakarta")
 OFFICER = "+6281311112222"  # Sumber Jaya's officer on WhatsApp
