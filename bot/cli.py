@@ -110,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sandbox = sub.add_parser(
-        "sandbox", help="try the bot without a token: a local Telegram in the browser"
+        "sandbox", help="try the bot without a token: a local Telegram and WhatsApp in the browser"
     )
     sandbox.add_argument("--port", type=int, default=8090, help="the page's port (default 8090)")
     sandbox.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
@@ -341,7 +341,8 @@ async def _sandbox(settings: Settings, host: str, port: int, reset: bool) -> Non
 
     def announce(url: str) -> None:
         print(
-            f"\nKTN sandbox: a local Telegram with demo data ({database_path(settings)}).\n"
+            "\nKTN sandbox: a local Telegram and WhatsApp with demo data "
+            f"({database_path(settings)}).\n"
             f"Open {url} in your browser, then type /lapor in the Warga pane. Ctrl-C stops.\n",
             flush=True,
         )
