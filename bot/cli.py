@@ -30,6 +30,8 @@ from storage.invites import create_invite, parse_duration
 from storage.models import Outbox
 from storage.types import Role, utcnow
 
+SANDBOX_PORT = 8090  # the sandbox page's port (`ktn-bot sandbox`, or `run` with no channel)
+
 log = logging.getLogger("ktn_bot")
 
 
@@ -100,7 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     revoke = o311_sub.add_parser("revoke", help="revoke a key: it is refused from now on")
     revoke.add_argument("key_id", type=int, metavar="KEY_ID", help="the id `open311 keys` shows")
 
-    run = sub.add_parser("run", help="run the bot (web server, channels, dispatcher, scheduler)")
+    run = sub.add_parser(
+        "run",
+        help="run the bot (web server, channels, dispatcher, scheduler); with no channel "
+        "configured (no Telegram token, WhatsApp off) the sandbox instead",
+    )
     run.add_argument(
         "--workers",
         type=int,
@@ -112,7 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser(
         "sandbox", help="try the bot without a token: a local Telegram and WhatsApp in the browser"
     )
-    sandbox.add_argument("--port", type=int, default=8090, help="the page's port (default 8090)")
+    sandbox.add_argument(
+        "--port", type=int, default=SANDBOX_PORT, help=f"the page's port (default {SANDBOX_PORT})"
+    )
     sandbox.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     sandbox.add_argument(
         "--reset", action="store_true", help="start over: delete the sandbox's demo database"
@@ -383,10 +391,23 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
             raise CommandError("--workers needs a fixed [http] port to share")
         if supervise(args.workers, args.config) != 0:
             raise CommandError("a worker stopped with an error")
+    elif args.command == "run" and not has_channel(settings):
+        print(
+            "No KTN_TELEGRAM_TOKEN and [whatsapp] enabled = false: no channel to serve, so this "
+            "is the sandbox (README: Creating the bot, WhatsApp).",
+            flush=True,
+        )
+        serve_forever(_sandbox(settings, settings.http.host, settings.http.port, reset=False))
     elif args.command == "run":
         serve_forever(_run(settings))
     elif args.command == "sandbox":
         serve_forever(_sandbox(settings, args.host, args.port, args.reset))
+
+
+def has_channel(settings: Settings) -> bool:
+    """Whether `run` has a real channel to serve: a Telegram bot token or WhatsApp enabled."""
+    telegram = settings.telegram_token is not None or bool(settings.telegram.bots)
+    return telegram or settings.whatsapp.enabled
 
 
 def serve_forever(main: Coroutine[Any, Any, None]) -> None:

@@ -70,6 +70,28 @@ def test_db_upgrade_and_current(cfg: Path) -> None:
     assert "up to date" in cli(cfg, "db", "current").stdout
 
 
+def closed_loopback_url() -> str:
+    """A loopback URL nothing listens on: a channel pointed there never leaves the machine."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{closed.getsockname()[1]}"
+
+
+def whatsapp_env() -> dict[str, str]:
+    """A WhatsApp channel that starts without calling Twilio (it only sends when there is news)."""
+    twilio = closed_loopback_url()
+    return {
+        **os.environ,
+        "KTN_WHATSAPP__ENABLED": "true",
+        "KTN_WHATSAPP__FROM_NUMBER": "+6281100000000",
+        "KTN_WHATSAPP__PUBLIC_URL": "http://127.0.0.1:8080",
+        "KTN_WHATSAPP__API_BASE_URL": twilio,
+        "KTN_WHATSAPP__CONTENT_BASE_URL": twilio,
+        "KTN_TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "KTN_TWILIO_AUTH_TOKEN": "test-token",
+    }
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_run_serves_healthz_and_stops_cleanly(cfg: Path, sig: signal.Signals) -> None:
     proc = subprocess.Popen(
@@ -78,6 +100,7 @@ def test_run_serves_healthz_and_stops_cleanly(cfg: Path, sig: signal.Signals) ->
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
+        env=whatsapp_env(),
     )
     try:
         line = wait_for_line(proc.stderr, "listening on http://")
@@ -99,12 +122,41 @@ def test_run_serves_healthz_and_stops_cleanly(cfg: Path, sig: signal.Signals) ->
     assert (cfg.parent / "data" / "ktn.db").exists()  # SQLite schema applied by `run` itself
 
 
+def test_run_with_no_channel_serves_the_sandbox(cfg: Path) -> None:
+    """The Quick start's first command: no token, WhatsApp off -> the sandbox, saying why."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KTN_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(cfg), "run"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        assert "no channel to serve, so this is the sandbox" in proc.stdout.readline()
+        line = wait_for_line(proc.stdout, "in your browser")
+        url = line.split("Open ", 1)[1].split(" ", 1)[0]
+        assert 'data-pane="group"' in httpx.get(url, timeout=5).text
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert (cfg.parent / "data" / "sandbox.db").exists()
+    assert not (cfg.parent / "data" / "ktn.db").exists(), "the real database is left alone"
+
+
 def test_run_reports_port_in_use(cfg: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = cli(cfg, "run", env={"KTN_HTTP__PORT": str(port)})
+        result = cli(cfg, "run", env={**whatsapp_env(), "KTN_HTTP__PORT": str(port)})
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -114,7 +166,7 @@ def test_run_refuses_postgres_schema_behind(db_url: str, cfg: Path) -> None:
     """On PostgreSQL `run` never migrates by itself: the operator upgrades after a backup."""
     if is_sqlite(db_url):
         pytest.skip("PostgreSQL only: .ci/run runs this with KTN_TEST_DATABASE_URL")
-    result = cli(cfg, "run", env={"KTN_DATABASE__URL": db_url})
+    result = cli(cfg, "run", env={**whatsapp_env(), "KTN_DATABASE__URL": db_url})
     assert result.returncode == 1
     assert "run `ktn-bot db upgrade` first" in result.stderr
     assert "Traceback" not in result.stderr

@@ -116,26 +116,25 @@ class S3Backend:
         finally:
             await asyncio.to_thread(handle.close)
 
-    async def read(self, digest: str) -> bytes:
-        """The whole object."""
+    async def _get(self, digest: str) -> Any:
+        """The object's GetObject response; MissingFile when the bucket has no such object."""
         try:
-            response = await self.client.get_object(Bucket=self.bucket, Key=self.key(digest))
+            return await self.client.get_object(Bucket=self.bucket, Key=self.key(digest))
         except ClientError as exc:
             if _missing(exc):
                 raise MissingFile(digest) from None
             raise
+
+    async def read(self, digest: str) -> bytes:
+        """The whole object."""
+        response = await self._get(digest)
         async with response["Body"] as body:
             data: bytes = await body.read()
         return data
 
     async def stream(self, digest: str, chunk_size: int) -> AsyncIterator[bytes]:
         """The object in chunks, as S3 sends it."""
-        try:
-            response = await self.client.get_object(Bucket=self.bucket, Key=self.key(digest))
-        except ClientError as exc:
-            if _missing(exc):
-                raise MissingFile(digest) from None
-            raise
+        response = await self._get(digest)
         async with response["Body"] as body:
             async for chunk in body.iter_chunks(chunk_size):
                 yield chunk

@@ -29,6 +29,7 @@ from handlers.types import Location, Media, MediaKind, Option, Reply
 from storage import outbox
 from storage.models import Contact, Outbox, WhatsAppContent
 from storage.types import utcnow
+from tests.support.outbox import envelope_of
 
 RESIDENT = 6281234567890
 AWAY = 6281298765432  # last wrote 25 hours ago: outside the window
@@ -55,19 +56,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-def envelope_of(row: Outbox) -> Envelope:
-    return Envelope(
-        row.id,
-        row.channel,
-        row.bot,
-        row.chat_id,
-        row.kind,
-        row.payload,
-        row.contact_id,
-        row.attempts,
-    )
 
 
 @dataclass

@@ -24,6 +24,7 @@ from handlers.types import Media, MediaKind, Option, Reply
 from storage import delivery, outbox
 from storage.models import Contact, Outbox
 from storage.types import OutboxStatus, utcnow
+from tests.support.outbox import envelope_of
 
 IN_WINDOW = 6281234567890
 OUT_OF_WINDOW = 6281298765432
@@ -59,19 +60,6 @@ class Rig:
             row = await s.get(Outbox, env.id)
             assert row is not None
             return envelope_of(row)
-
-
-def envelope_of(row: Outbox) -> Envelope:
-    return Envelope(
-        row.id,
-        row.channel,
-        row.bot,
-        row.chat_id,
-        row.kind,
-        row.payload,
-        row.contact_id,
-        row.attempts,
-    )
 
 
 @pytest.fixture
