@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sandbox = sub.add_parser(
-        "sandbox", help="try the bot without a token: a local Telegram in the browser"
+        "sandbox", help="try the bot without a token: a local Telegram and WhatsApp in the browser"
     )
     sandbox.add_argument(
         "--port", type=int, default=SANDBOX_PORT, help=f"the page's port (default {SANDBOX_PORT})"
@@ -349,7 +349,8 @@ async def _sandbox(settings: Settings, host: str, port: int, reset: bool) -> Non
 
     def announce(url: str) -> None:
         print(
-            f"\nKTN sandbox: a local Telegram with demo data ({database_path(settings)}).\n"
+            "\nKTN sandbox: a local Telegram and WhatsApp with demo data "
+            f"({database_path(settings)}).\n"
             f"Open {url} in your browser, then type /lapor in the Warga pane. Ctrl-C stops.\n",
             flush=True,
         )

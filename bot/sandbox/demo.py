@@ -1,4 +1,4 @@
-"""The sandbox's cast: who sits in each of the page's three panes, and the demo pin."""
+"""The sandbox's cast: who sits in each of the page's panes, and the demo pin."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ COORDINATOR_ID = 900002
 GROUP_ID = -100900003
 GROUP_TITLE = "Bhabinkamtibmas Sumber Jaya"
 DEMO_PIN = (-3.7956, 102.2592)  # near Sumber Jaya, Kota Bengkulu
+WA_RESIDENT_NUMBER = "+6281200000010"  # a resident on WhatsApp (through the Twilio fake)
+WA_RESIDENT_NAME = "Budi (warga WA)"
+WA_BOT_NUMBER = "+14155238886"  # the deployment's WhatsApp sender at the fake
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,10 @@ STAFF = (OFFICER, COORDINATOR)
 PANES = (
     Pane("resident", RESIDENT_ID, RESIDENT, "chat pribadi dengan bot · tinggal di Sumber Jaya"),
     Pane("group", GROUP_ID, OFFICER, f"grup {GROUP_TITLE} · bhabinkamtibmas"),
+    Pane("officer", OFFICER_ID, OFFICER, "chat pribadi dengan bot · catatan Selesai/Tolak"),
     Pane("coordinator", COORDINATOR_ID, COORDINATOR, "chat pribadi dengan bot · Lurah Sumber Jaya"),
 )
+WHATSAPP_USERS = {WA_RESIDENT_NUMBER: WA_RESIDENT_NAME}
 
 
 def page_config() -> dict[str, Any]:
@@ -67,4 +72,10 @@ def page_config() -> dict[str, Any]:
         "bot": {"username": BOT_USERNAME, "name": BOT_NAME},
         "pin": {"latitude": DEMO_PIN[0], "longitude": DEMO_PIN[1]},
         "panes": [pane.to_json() for pane in PANES],
+        "whatsapp": {
+            "key": "whatsapp",
+            "number": WA_RESIDENT_NUMBER,
+            "who": WA_RESIDENT_NAME,
+            "note": f"WhatsApp {WA_RESIDENT_NUMBER} · lewat Twilio (tiruan lokal)",
+        },
     }

@@ -1,4 +1,5 @@
-"""One process, one port: the page, the fake Bot API behind it, and the real bot pointed at it."""
+"""One process: the page, the fake Bot API and the fake Twilio behind it on one port, and the real
+bot pointed at both (its webhooks on a port of its own, where the Twilio fake posts)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,9 +19,17 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot.config import Settings
-from bot.sandbox.demo import BOT_NAME, BOT_USERNAME, SANDBOX_TOKEN, page_config
+from bot.sandbox.demo import (
+    BOT_NAME,
+    BOT_USERNAME,
+    SANDBOX_TOKEN,
+    WA_BOT_NUMBER,
+    WHATSAPP_USERS,
+    page_config,
+)
 from bot.sandbox.seed import seed_database, seed_fake
 from bot.sandbox.telegram_fake import FloodLimits, TelegramFake
+from bot.sandbox.twilio_fake import TwilioFake, WhatsAppSim
 from bot.web.serving import serve_asgi
 
 log = logging.getLogger(__name__)
@@ -30,8 +40,9 @@ DB_FILE = "sandbox.db"
 NO_CACHE = {"Cache-Control": "no-cache"}
 
 
-def build_app(fake: TelegramFake) -> Starlette:
-    """The page (``/``, ``/static/``, ``/sandbox.json``) in front of the fake's routes."""
+def build_app(fake: TelegramFake, twilio: TwilioFake, whatsapp: WhatsAppSim) -> Starlette:
+    """The page (``/``, ``/static/``, ``/sandbox.json``), the WhatsApp pane's ``/_wa/`` API and
+    Twilio's REST routes in front of the Telegram fake's routes."""
 
     async def index(_request: Request) -> Response:
         """The page."""
@@ -46,6 +57,8 @@ def build_app(fake: TelegramFake) -> Starlette:
             Route("/", index, methods=["GET"]),
             Route("/sandbox.json", config, methods=["GET"]),
             Mount("/static", app=StaticFiles(directory=STATIC)),
+            *whatsapp.routes(),
+            *twilio.app.routes,  # /2010-04-01/Accounts/..., /v1/Content
             Mount("", app=fake.app),  # /bot<token>/<method>, /file/bot<token>/..., /_sim/...
         ]
     )
@@ -64,8 +77,12 @@ def with_sandbox_database(settings: Settings) -> Settings:
     )
 
 
-def sandbox_settings(settings: Settings, url: str) -> Settings:
-    """The bot in the sandbox: own database and media folder, local Bot API, fake token."""
+def sandbox_settings(
+    settings: Settings, url: str, bot_port: int = 0, twilio: TwilioFake | None = None
+) -> Settings:
+    """The bot in the sandbox: own database and media folder, the local Bot API and fake token;
+    with ``twilio``, WhatsApp on through that fake (served at ``url``), the bot's webhooks on
+    ``bot_port``."""
     base = with_sandbox_database(settings)
     telegram = base.telegram.model_copy(
         update={
@@ -76,18 +93,41 @@ def sandbox_settings(settings: Settings, url: str) -> Settings:
             "bots": [],  # the sandbox is one bot, whatever the deployment runs
         }
     )
+    whatsapp = base.whatsapp.model_copy(update={"enabled": False})
+    if twilio is not None:
+        whatsapp = base.whatsapp.model_copy(
+            update={
+                "enabled": True,
+                "from_number": WA_BOT_NUMBER,
+                "public_url": f"http://127.0.0.1:{bot_port}",
+                "api_base_url": url,
+                "content_base_url": url,
+                "templates": {},  # the fake knows no approved templates
+            }
+        )
     return base.model_copy(
         update={
             "data_dir": settings.data_dir / "sandbox",
             "telegram": telegram,
-            "whatsapp": base.whatsapp.model_copy(update={"enabled": False}),
-            "http": base.http.model_copy(update={"port": 0}),
+            "whatsapp": whatsapp,
+            "http": base.http.model_copy(
+                update={"host": "127.0.0.1", "port": bot_port, "reuse_port": False}
+            ),
             "telegram_token": SecretStr(SANDBOX_TOKEN),
             "telegram_webhook_secret": None,
-            "twilio_account_sid": None,
-            "twilio_auth_token": None,
+            "twilio_account_sid": SecretStr(twilio.account_sid) if twilio else None,
+            "twilio_auth_token": SecretStr(twilio.auth_token) if twilio else None,
+            "media_url_secret": None,
         }
     )
+
+
+def free_port() -> int:
+    """A port nobody listens on now, for the bot's webhooks (the Twilio fake must know it
+    before the bot starts: Twilio signs the URL it calls)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def reset_database(settings: Settings) -> bool:
@@ -132,11 +172,16 @@ async def serve_sandbox(
         SANDBOX_TOKEN, username=BOT_USERNAME, first_name=BOT_NAME, flood_limits=flood_limits
     )
     seed_fake(fake)
+    twilio = TwilioFake(senders=(WA_BOT_NUMBER,), callback_delay=0.01)
+    bot_port = free_port()
+    whatsapp = WhatsAppSim(twilio, f"http://127.0.0.1:{bot_port}/whatsapp/inbound", WHATSAPP_USERS)
     if not is_loopback(host):
         log.warning("the sandbox on %s can be driven by anyone who reaches it", host)
-    async with serve_asgi(build_app(fake), host, port) as url:
+    async with serve_asgi(build_app(fake, twilio, whatsapp), host, port) as url:
         fake.url = url
-        bot = asyncio.create_task(run(sandbox_settings(settings, url), stop), name="sandbox-bot")
+        twilio.public_base_url = _loopback_url(url)  # where the bot fetches residents' photos
+        wired = sandbox_settings(settings, twilio.public_base_url, bot_port, twilio)
+        bot = asyncio.create_task(run(wired, stop), name="sandbox-bot")
         try:
             if await _bot_polling(fake, bot) and on_ready is not None:
                 on_ready(url)
@@ -144,7 +189,16 @@ async def serve_sandbox(
         finally:
             stop.set()
             await asyncio.gather(bot, return_exceptions=True)
+            whatsapp.close()
+            await twilio.aclose()
             await fake.aclose()  # wakes the page's long polls so the server can stop
+
+
+def _loopback_url(url: str) -> str:
+    """The page's URL as the bot on this machine reaches it (a wildcard host is loopback)."""
+    for wildcard in ("//0.0.0.0:", "//[::]:"):
+        url = url.replace(wildcard, "//127.0.0.1:")
+    return url
 
 
 async def _bot_polling(fake: TelegramFake, bot: asyncio.Task[None]) -> bool:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import MediaSettings
 from bot.media import links as links_module
+from bot.sandbox.twilio_fake import FakeMessage
 from storage.models import MediaBlob, MediaFileId, Report, ReportMedia
 from storage.types import Role
 from tests.support.chats import KAMPUNG_MELAYU, SUMBER_JAYA, make_invite
@@ -43,7 +44,6 @@ from tests.support.live import (
 )
 from tests.support.media import ref_of, s3_keys, s3_object, s3_server, stored_files
 from tests.support.telegram_run import file_report, invite_code
-from tests.support.twilio_fake import FakeMessage
 
 PHOTO = b"\xff\xd8\xff\xe0" + b"air setinggi lutut di depan balai desa " * 40
 TG_PHOTO = b"\xff\xd8\xff\xe1" + b"pohon tumbang menutup jalan " * 40

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.sandbox.telegram_fake import DEFAULT_TOKEN, FloodLimits, TelegramFake
-from storage.models import GroupChat, Outbox, Report
+from storage.models import GroupChat, Outbox
 from tests.support.chats import SUMBER_JAYA
 from tests.support.net import free_port
 from tests.support.telegram_run import (
@@ -26,26 +26,6 @@ from tests.support.telegram_run import (
     link_alert_group,
     settings_for,
 )
-
-
-async def test_resident_report_reaches_the_area_group(running: Running) -> None:
-    fake = running.fake
-    confirmation = await file_report(running, RESIDENT)
-    async with running.sessions() as s:
-        report = await s.scalar(select(Report))
-        assert report is not None
-    assert report.ticket in confirmation
-    alert = await fake.wait_for_message(GROUP, contains=report.ticket, since=0, timeout=10)
-    assert "Siti Aminah" in alert.content
-    assert alert.button_data() == [
-        f"claim:{report.id}",
-        f"resolve:{report.id}",
-        f"reject:{report.id}",
-    ]
-    await running.stop()  # the dispatcher records what it sent before the process ends
-    async with running.sessions() as s:
-        row = await s.scalar(select(Outbox).where(Outbox.kind == "alert"))
-        assert row is not None and row.status == "sent" and row.external_id == str(alert.message_id)
 
 
 async def test_group_upgraded_to_supergroup_keeps_getting_alerts(running: Running) -> None:

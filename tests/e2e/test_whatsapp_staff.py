@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,6 @@ from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import bot.app
 from bot.app import run
 from bot.config import (
     DatabaseSettings,
@@ -35,16 +34,16 @@ from bot.config import (
     TelegramSettings,
     WhatsAppSettings,
 )
-from bot.roles.scheduler import ReminderScheduler
 from bot.sandbox.telegram_fake import DEFAULT_TOKEN, TelegramFake
+from bot.sandbox.twilio_fake import DEFAULT_SENDER, FakeMessage, TwilioFake
 from storage.areas import get_by_code
 from storage.models import Contact, Outbox, PatrolRota, PatrolShift, Reminder, Report
 from storage.types import utcnow
 from tests.support.chats import KAMPUNG_MELAYU, SUMBER_JAYA, link_group, load_areas, make_invite
 from tests.support.live import GROUP, PARENT_GROUP
 from tests.support.net import free_port, until_healthy
+from tests.support.stories import Schedules
 from tests.support.telegram_run import WEBHOOK_SECRET, lenient_private_chats
-from tests.support.twilio_fake import DEFAULT_SENDER, FakeMessage, TwilioFake
 
 WIB = ZoneInfo("Asia/Jakarta")
 OFFICER = "+6281311112222"  # Sumber Jaya's officer on WhatsApp
@@ -54,32 +53,6 @@ COORDINATOR = "+6281244445555"  # on WhatsApp
 MEMBER = "+6281377712345"  # a resident on the ronda team
 RESIDENT = "+6281234567890"
 TELEGRAM_RESIDENT = 7300000123
-
-
-@dataclass
-class Schedules:
-    """The scheduler each `run` makes (to make a due sweep happen now, as its job would)."""
-
-    made: list[ReminderScheduler] = field(default_factory=list)
-
-    def watch(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        real = bot.app.make_scheduler
-
-        def make_scheduler(*args: Any, **kwargs: Any) -> ReminderScheduler | None:
-            scheduler = real(*args, **kwargs)
-            if scheduler is not None:
-                self.made.append(scheduler)
-            return scheduler
-
-        monkeypatch.setattr(bot.app, "make_scheduler", make_scheduler)
-
-    async def running(self) -> ReminderScheduler:
-        """The current process's scheduler, once this process leads and started it."""
-        for _ in range(200):
-            if self.made and self.made[-1].running:
-                return self.made[-1]
-            await asyncio.sleep(0.05)
-        raise AssertionError("the scheduler did not start")
 
 
 @dataclass

@@ -29,6 +29,7 @@ from bot.channels.whatsapp import inbound as whatsapp
 from bot.channels.whatsapp.sender import WhatsAppSender, make_client
 from bot.delivery.dispatcher import Dispatcher, Sender
 from bot.sandbox.telegram_fake import DEFAULT_TOKEN, TelegramFake
+from bot.sandbox.twilio_fake import DEFAULT_SENDER, TwilioFake
 from handlers.i18n import Catalog
 from handlers.types import Inbound, InvalidInbound, Reply
 from storage.models import Contact, Outbox, Report
@@ -45,7 +46,6 @@ from tests.support.telegram_run import (
     link_alert_group,
     settings_for,
 )
-from tests.support.twilio_fake import DEFAULT_SENDER, TwilioFake
 
 
 async def send_everything(

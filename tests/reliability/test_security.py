@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from twilio.request_validator import RequestValidator
 
 from bot.cli import PRIVATE_LOGGERS, configure_logging
+from bot.sandbox.twilio_fake import TwilioFake
 from handlers.context import Context
 from handlers.escalation import escalate_due
 from handlers.types import Channel, Outcome
@@ -66,7 +67,6 @@ from tests.support.live import (
     telegram_update,
 )
 from tests.support.telegram_run import WEBHOOK_SECRET, Running, file_report
-from tests.support.twilio_fake import TwilioFake
 
 log = logging.getLogger(__name__)
 GEDONG_TATAAN = "18.09.01"  # Wiyono's kecamatan: another area than Sumber Jaya's

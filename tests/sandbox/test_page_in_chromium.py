@@ -11,124 +11,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import struct
-import zlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import (
-    Browser,
-    FilePayload,
-    Locator,
-    Page,
-    async_playwright,
-    expect,
-)
+from playwright.async_api import Browser, FilePayload, expect
 
 from bot.sandbox.telegram_fake import FloodLimits
 from tests.conftest import ROOT
+from tests.support.browser import WAIT_MS, Pane, demo_png, open_page
 from tests.support.sandbox import running_sandbox, sandbox_config
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path(os.environ.get("KTN_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = ROOT / "artifacts" / "sandbox.png"
 DOCS_SCREENSHOT = ROOT / "docs" / "sandbox.png"
-WAIT_MS = 15_000  # the bot answers in milliseconds; this only bounds a failure
-
-
-def demo_png(width: int = 240, height: int = 150) -> bytes:
-    """A small landscape picture (sky over a field), so the photo is visible in the chats."""
-    rows = b"".join(
-        b"\x00" + (b"\x7e\xb8\xe8" if y < height * 3 // 5 else b"\x4c\x9a\x3c") * width
-        for y in range(height)
-    )
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        """One PNG chunk with its CRC."""
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
-@pytest.fixture
-def chromium_path() -> Path:
-    """The system's Chromium; the test fails (never skips) when it is missing."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} not found: install Debian's chromium "
-            "(apt-get install chromium; .ci/run does it) or set KTN_CHROMIUM"
-        )
-    return CHROMIUM
-
-
-@pytest.fixture
-async def browser(chromium_path: Path) -> AsyncIterator[Browser]:
-    """Headless Chromium driven by Playwright."""
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(chromium_path), args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-async def open_page(browser: Browser, url: str, width: int, height: int) -> Page:
-    """A fresh tab on the sandbox page, failing the test on any script error."""
-    context = await browser.new_context(
-        viewport={"width": width, "height": height}, locale="id-ID", timezone_id="Asia/Jakarta"
-    )
-    page = await context.new_page()
-    page.on("pageerror", lambda error: pytest.fail(f"script error on the page: {error}"))
-    await page.goto(url)
-    await expect(page.locator("#status")).to_contain_text("terhubung", timeout=WAIT_MS)
-    return page
-
-
-class Pane:
-    """One chat on the page, used the way a person would."""
-
-    def __init__(self, page: Page, key: str) -> None:
-        self.root = page.locator(f'[data-pane="{key}"]')
-        self.bot_messages = self.root.locator(".messages .msg.bot")
-
-    async def say(self, text: str) -> None:
-        """Type into the box and press Enter."""
-        box = self.root.locator(".composer .text")
-        await box.fill(text)
-        await box.press("Enter")
-
-    async def bot_said(self, text: str) -> Locator:
-        """Wait until the bot's latest message contains the text."""
-        latest = self.bot_messages.last
-        await expect(latest).to_contain_text(text, timeout=WAIT_MS)
-        return latest
-
-    async def press(self, label: str) -> None:
-        """Press the inline button with that label on the bot's latest message."""
-        button = self.bot_messages.last.locator(".keyboard .kb", has_text=label)
-        await expect(button).to_be_visible(timeout=WAIT_MS)
-        await button.click()
 
 
 async def file_report(resident: Pane) -> str:
@@ -165,7 +61,7 @@ async def test_report_reaches_the_group_and_the_resident_hears_of_the_claim(
     # private-chat window is relaxed (as in test_telegram_e2e). Every other limit is Telegram's.
     lenient = FloodLimits(per_private=((3, 1.0),))
     async with running_sandbox(sandbox_config(tmp_path), lenient) as url:
-        page = await open_page(browser, url, 1400, 800)
+        page = await open_page(browser, url, 1700, 900)
         resident, group = Pane(page, "resident"), Pane(page, "group")
 
         ticket = await file_report(resident)

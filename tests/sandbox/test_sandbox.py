@@ -1,5 +1,6 @@
 """`ktn-bot sandbox` without a browser: the page is served, demo data is seeded once, and the
-real bot answers a resident through the page's /_sim/ API."""
+real bot answers a resident through the page's /_sim/ API, and a WhatsApp resident through its
+/_wa/ API (signed webhooks to the real WhatsApp channel, answers through the Twilio fake)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ from sqlalchemy import func, select
 
 from bot.config import Settings
 from bot.sandbox import database_path
-from bot.sandbox.demo import COORDINATOR_ID, GROUP_ID, OFFICER_ID, RESIDENT_ID
+from bot.sandbox.demo import (
+    COORDINATOR_ID,
+    GROUP_ID,
+    OFFICER_ID,
+    RESIDENT_ID,
+    WA_RESIDENT_NAME,
+    WA_RESIDENT_NUMBER,
+)
 from storage.db import create_engine, session_factory
 from storage.models import Area, Contact, GroupChat
 from tests.conftest import ROOT
@@ -70,13 +78,13 @@ async def count_rows(settings: Settings) -> dict[str, int]:
         await engine.dispose()
 
 
-async def test_page_shows_three_chats_and_the_bot_answers_a_resident(tmp_path: Path) -> None:
+async def test_page_shows_its_chats_and_the_bot_answers_a_resident(tmp_path: Path) -> None:
     settings = sandbox_config(tmp_path)
     async with running_sandbox(settings) as url, httpx.AsyncClient(base_url=url) as client:
         page = await client.get("/")
         assert page.status_code == 200
-        for pane in ('data-pane="resident"', 'data-pane="group"', 'data-pane="coordinator"'):
-            assert pane in page.text
+        for key in ("resident", "whatsapp", "group", "officer", "coordinator"):
+            assert f'data-pane="{key}"' in page.text
         assert "Mulai di panel Warga: ketik <kbd>/lapor</kbd>" in page.text
         for asset in ("/static/sandbox.js", "/static/sandbox.css"):
             assert asset in page.text
@@ -85,8 +93,13 @@ async def test_page_shows_three_chats_and_the_bot_answers_a_resident(tmp_path: P
         assert [(p["key"], p["chat_id"], p["user_id"]) for p in config["panes"]] == [
             ("resident", RESIDENT_ID, RESIDENT_ID),
             ("group", GROUP_ID, OFFICER_ID),
+            ("officer", OFFICER_ID, OFFICER_ID),
             ("coordinator", COORDINATOR_ID, COORDINATOR_ID),
         ]
+        assert (config["whatsapp"]["number"], config["whatsapp"]["who"]) == (
+            WA_RESIDENT_NUMBER,
+            WA_RESIDENT_NAME,
+        )
 
         after = await say(client, RESIDENT_ID, RESIDENT_ID, "/start")
         welcome, _ = await next_bot_message(client, RESIDENT_ID, after)
@@ -96,6 +109,54 @@ async def test_page_shows_three_chats_and_the_bot_answers_a_resident(tmp_path: P
         after = await say(client, COORDINATOR_ID, COORDINATOR_ID, "/bantuan")
         help_text, _ = await next_bot_message(client, COORDINATOR_ID, after)
         assert "/lapor" in help_text["text"]
+
+
+async def wa_chat(client: httpx.AsyncClient, after: int) -> list[dict[str, Any]]:
+    """The WhatsApp resident's chat items after ``after``, long-polled like the page does."""
+    params = {"number": WA_RESIDENT_NUMBER, "after": after, "timeout": 10}
+    return list((await client.get("/_wa/chat", params=params)).json()["items"])
+
+
+async def wa_answer(client: httpx.AsyncClient, after: int) -> dict[str, Any]:
+    """The bot's next message to the WhatsApp resident after item ``after``."""
+    for _ in range(10):
+        items = await wa_chat(client, after)
+        answers = [i for i in items if i["dir"] == "out"]
+        if answers:
+            return answers[0]
+        after = max((i["id"] for i in items), default=after)
+    raise AssertionError("the bot did not answer on WhatsApp")
+
+
+async def test_the_whatsapp_pane_talks_to_the_real_channel_through_the_twilio_fake(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_sandbox(sandbox_config(tmp_path)) as url,
+        httpx.AsyncClient(base_url=url, trust_env=False) as client,
+    ):
+        said = await client.post("/_wa/text", json={"number": WA_RESIDENT_NUMBER, "text": "Halo"})
+        assert said.status_code == 200, said.text
+        notice = await wa_answer(client, said.json()["id"])
+        assert "Apakah Anda setuju?" in notice["body"]
+        assert [b["title"] for b in notice["buttons"]] == ["Setuju", "Tidak"]  # quick replies
+        tap = {"number": WA_RESIDENT_NUMBER, "sid": notice["sid"], "id": "consent:yes"}
+        tapped = await client.post("/_wa/tap", json=tap)
+        assert tapped.status_code == 200, tapped.text
+        [mine] = [i for i in await wa_chat(client, notice["id"]) if i["dir"] == "in"]
+        assert mine["body"] == "Setuju"  # ButtonText, as WhatsApp shows the tap
+        asked = await wa_answer(client, tapped.json()["id"])
+        assert "kelurahan/desa" in asked["body"]
+        said = await client.post(
+            "/_wa/text", json={"number": WA_RESIDENT_NUMBER, "text": "Sumber Jaya"}
+        )
+        places = await wa_answer(client, said.json()["id"])
+        assert places["list_button"] == "Pilih"  # a list picker
+        # Only the sandbox's own WhatsApp user can be driven; a stale or foreign tap is refused.
+        stranger = await client.post("/_wa/text", json={"number": "+6281999999999", "text": "x"})
+        assert stranger.status_code == 400
+        bad_tap = await client.post("/_wa/tap", json={**tap, "id": "nope"})
+        assert bad_tap.status_code == 400
 
 
 async def test_demo_data_is_seeded_once_and_a_restart_still_answers(tmp_path: Path) -> None:

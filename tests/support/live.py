@@ -25,6 +25,7 @@ from bot.config import (
     WhatsAppSettings,
 )
 from bot.sandbox.telegram_fake import DEFAULT_TOKEN, TelegramFake
+from bot.sandbox.twilio_fake import DEFAULT_SENDER, TwilioFake
 from storage.models import Contact, Outbox, ProcessedInbound, Report
 from tests.support.chats import (
     ALERT_GROUP,
@@ -35,14 +36,13 @@ from tests.support.chats import (
 )
 from tests.support.net import free_port, until_healthy
 from tests.support.telegram_run import WEBHOOK_SECRET, Running, lenient_private_chats
-from tests.support.twilio_fake import DEFAULT_SENDER, TwilioFake
 
 log = logging.getLogger(__name__)
 
 
 FAKES = (
     "bot.sandbox.telegram_fake",
-    "tests.support.twilio_fake",
+    "bot.sandbox.twilio_fake",
 )  # Telegram's and Twilio's side, not the bot
 
 

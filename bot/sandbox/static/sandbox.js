@@ -1,10 +1,12 @@
-// The sandbox page: three chats driven through the fake Telegram's /_sim/ API (same origin).
-// Plain JS, no build step. Bot text is always set with textContent (never parsed as HTML).
+// The sandbox page: Telegram chats driven through the fake Telegram's /_sim/ API, and a WhatsApp
+// chat driven through the Twilio fake's /_wa/ API (same origin). Plain JS, no build step. Bot
+// text is always set with textContent (never parsed as HTML).
 "use strict";
 
 const panesByChat = new Map();
 let config = null;
 let lastEvent = 0;
+let replaying = true; // the first answer after a (re)load is history: no toasts for old answers
 
 document.addEventListener("DOMContentLoaded", () => {
   main().catch((err) => setStatus(false, String(err)));
@@ -13,6 +15,10 @@ document.addEventListener("DOMContentLoaded", () => {
 async function main() {
   config = await api("GET", "/sandbox.json");
   for (const conf of config.panes) setupPane(conf);
+  if (config.whatsapp) {
+    const wa = setupWhatsApp(config.whatsapp);
+    waLoop(wa); // its own long poll, beside Telegram's
+  }
   for (;;) await pollOnce();
 }
 
@@ -110,6 +116,7 @@ async function pollOnce() {
       handle(event);
       lastEvent = event.id;
     }
+    replaying = false;
     setStatus(true);
   } catch (err) {
     setStatus(false, String(err.message || err));
@@ -129,9 +136,9 @@ function handle(event) {
     put(pane, data.message_id, botMessage(pane, data, event.at, true));
   } else if (event.type === "delete") {
     pane.nodes.get(data.message_id)?.remove();
-  } else if (event.type === "callback_answer" && data.text) {
+  } else if (event.type === "callback_answer" && data.text && !replaying) {
     toast(pane, data.text, data.show_alert ? "alert" : "");
-  } else if (event.type === "chat_action") {
+  } else if (event.type === "chat_action" && !replaying) {
     typing(pane);
   }
 }
@@ -260,6 +267,132 @@ function el(tag, className, text) {
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+// ---------------------------------------------------------------- WhatsApp
+
+function setupWhatsApp(conf) {
+  const root = document.querySelector(`[data-pane="${conf.key}"]`);
+  root.append(document.getElementById("wa-chat").content.cloneNode(true));
+  root.querySelector(".who").textContent = `Anda: ${conf.who} · ${conf.note}`;
+  const wa = { conf, root, list: root.querySelector(".messages"), last: 0 };
+  const form = root.querySelector(".composer");
+  const input = form.querySelector(".text");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    waAct(wa, api("POST", "/_wa/text", { number: conf.number, text }));
+  });
+  form.querySelector(".locate").addEventListener("click", () =>
+    waAct(wa, api("POST", "/_wa/location", { number: conf.number, ...config.pin })),
+  );
+  const file = form.querySelector("input[type=file]");
+  file.addEventListener("change", () => {
+    if (file.files.length) {
+      const body = new FormData();
+      body.append("number", conf.number);
+      const caption = input.value.trim();
+      if (caption) body.append("caption", caption);
+      input.value = "";
+      body.append("photo", file.files[0], file.files[0].name);
+      waAct(wa, api("POST", "/_wa/photo", body));
+    }
+    file.value = "";
+  });
+  return wa;
+}
+
+async function waLoop(wa) {
+  for (;;) {
+    try {
+      const number = encodeURIComponent(wa.conf.number);
+      const wait = wa.last === 0 ? 0 : 25;
+      const res = await api("GET", `/_wa/chat?number=${number}&after=${wa.last}&timeout=${wait}`);
+      if (res.last_id < wa.last) {
+        wa.list.replaceChildren(); // the sandbox restarted: the chat starts empty again
+        wa.last = 0;
+        continue;
+      }
+      for (const item of res.items) {
+        wa.list.append(waMessage(wa, item));
+        wa.last = Math.max(wa.last, item.id);
+      }
+      if (res.items.length) wa.list.scrollTop = wa.list.scrollHeight;
+    } catch (err) {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+    }
+  }
+}
+
+async function waAct(wa, request) {
+  try {
+    await request;
+  } catch (err) {
+    const li = el("li", "msg sys", `⚠ ${String(err.message || err)}`);
+    wa.list.append(li);
+  }
+}
+
+function waMessage(wa, item) {
+  const mine = item.dir === "in";
+  const li = el("li", mine ? "msg me" : "msg bot");
+  li.dataset.sid = item.sid;
+  for (const src of item.media) {
+    const img = document.createElement("img");
+    img.className = "photo";
+    img.alt = "foto";
+    img.src = src;
+    img.addEventListener("load", () => (wa.list.scrollTop = wa.list.scrollHeight), { once: true });
+    li.append(img);
+  }
+  if (item.location) li.append(pin(item.location[0], item.location[1]));
+  if (item.body) li.append(el("div", "text", item.body));
+  if (!li.childElementCount) li.append(el("div", "text muted", "(pesan)"));
+  if (item.list_button) {
+    li.append(waList(wa, item));
+  }
+  li.append(meta(item.at, false));
+  if (item.buttons.length && !item.list_button) {
+    const box = el("div", "wa-replies");
+    for (const b of item.buttons) {
+      const button = el("button", "wa-reply", b.title);
+      button.type = "button";
+      button.addEventListener("click", () => waTap(wa, item.sid, b.id, button));
+      box.append(button);
+    }
+    li.append(box);
+  }
+  return li;
+}
+
+function waList(wa, item) {
+  const box = el("div", "wa-picker");
+  const open = el("button", "wa-open", `≡ ${item.list_button}`);
+  open.type = "button";
+  const list = el("div", "wa-list");
+  list.hidden = true;
+  open.addEventListener("click", () => (list.hidden = !list.hidden));
+  for (const b of item.buttons) {
+    const choice = el("button", "wa-item", b.title);
+    choice.type = "button";
+    if (b.description) choice.append(el("small", "", b.description));
+    choice.addEventListener("click", () => {
+      list.hidden = true;
+      waTap(wa, item.sid, b.id, choice);
+    });
+    list.append(choice);
+  }
+  box.append(open, list);
+  return box;
+}
+
+function waTap(wa, sid, id, button) {
+  button.classList.add("busy");
+  return waAct(wa, api("POST", "/_wa/tap", { number: wa.conf.number, sid, id })).finally(() => {
+    setTimeout(() => button.classList.remove("busy"), 600);
+  });
 }
 
 // ---------------------------------------------------------------- notices

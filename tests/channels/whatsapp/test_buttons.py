@@ -23,13 +23,13 @@ from bot.channels.whatsapp.content import (
 )
 from bot.channels.whatsapp.sender import WhatsAppSender, make_client
 from bot.delivery.dispatcher import Envelope
+from bot.sandbox.twilio_fake import DEFAULT_SENDER, FakeMessage, TwilioFake
 from handlers.i18n import Catalog
 from handlers.types import Location, Media, MediaKind, Option, Reply
 from storage import outbox
 from storage.models import Contact, Outbox, WhatsAppContent
 from storage.types import utcnow
 from tests.support.outbox import envelope_of
-from tests.support.twilio_fake import DEFAULT_SENDER, FakeMessage, TwilioFake
 
 RESIDENT = 6281234567890
 AWAY = 6281298765432  # last wrote 25 hours ago: outside the window

@@ -23,10 +23,10 @@ from bot.channels.whatsapp.render import (
 )
 from bot.channels.whatsapp.statuses import may_move
 from bot.config import ConfigError, Settings, WhatsAppSettings, load_settings, whatsapp_problems
+from bot.sandbox.twilio_fake import TwilioFake
 from handlers.i18n import Catalog
 from handlers.types import Channel, ChatKind, Location, Media, MediaKind, Option, Reply
 from storage.types import OutboxStatus
-from tests.support.twilio_fake import TwilioFake
 
 NOW = datetime(2025, 5, 12, 3, 0, tzinfo=UTC)
 USER = "+6281234567890"

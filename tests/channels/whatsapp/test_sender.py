@@ -18,13 +18,13 @@ from twilio.base.exceptions import TwilioRestException
 from bot.channels.whatsapp.sender import WhatsAppSender, make_client, translate, without_numbers
 from bot.delivery.dispatcher import Dispatcher, Envelope, SendError
 from bot.delivery.windows import ChannelLimits
+from bot.sandbox.twilio_fake import DEFAULT_SENDER, TwilioFake
 from handlers.i18n import Catalog
 from handlers.types import Media, MediaKind, Option, Reply
 from storage import delivery, outbox
 from storage.models import Contact, Outbox
 from storage.types import OutboxStatus, utcnow
 from tests.support.outbox import envelope_of
-from tests.support.twilio_fake import DEFAULT_SENDER, TwilioFake
 
 IN_WINDOW = 6281234567890
 OUT_OF_WINDOW = 6281298765432

@@ -21,13 +21,13 @@ from bot.inbound import make_on_inbound
 from bot.media.intake import Limits
 from bot.media.library import MediaLibrary
 from bot.metrics import Metrics
+from bot.sandbox.twilio_fake import DEFAULT_SENDER, TwilioFake
 from handlers import core
 from handlers.context import Context
 from handlers.types import Inbound, MediaKind, MediaProblem, Outcome
 from storage.models import Contact, Outbox, ProcessedInbound
 from tests.support.chats import core_config
 from tests.support.media import local_library, stored_files
-from tests.support.twilio_fake import DEFAULT_SENDER, TwilioFake
 
 PUBLIC = "https://ktn.example.id"
 USER = "+6281234567890"

@@ -23,8 +23,8 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from bot.channels.whatsapp.client import TwilioHttpClient
+from bot.sandbox.twilio_fake import ManualClock, TwilioFake
 from bot.web.serving import serve_asgi
-from tests.support.twilio_fake import ManualClock, TwilioFake
 
 # twilio 9.13's AsyncTwilioHttpClient passes auth=aiohttp.BasicAuth(...) on every request, and
 # aiohttp 3.14 deprecates both BasicAuth and the auth= parameter. The project turns warnings into

@@ -3,8 +3,8 @@
 The REST side is a Starlette app that the real ``twilio`` client can talk to over HTTP
 (``client.api.base_url = base_url``, and ``client.content.base_url`` for the Content API, served
 on the same port). The simulation side builds and signs inbound webhooks exactly as Twilio sends
-them, and taps the buttons of a message it got. Used by the tests, the benchmarks and a local
-sandbox.
+them, and taps the buttons of a message it got. Used by the tests, the benchmarks and the
+sandbox (which mounts ``app`` beside its page).
 
 Twilio behaviours modelled here: Basic auth with account SID + auth token;
 error JSON ``{"code", "message", "more_info", "status"}``; ``whatsapp:+E.164`` addresses; Body
@@ -54,7 +54,7 @@ from bot.web.serving import serve_asgi
 
 API_VERSION = "2010-04-01"
 DEFAULT_ACCOUNT_SID = "AC" + "fa4e" * 8
-DEFAULT_AUTH_TOKEN = "fake-twilio-auth-token-0123456789"
+DEFAULT_AUTH_TOKEN = "fake-twilio-auth-token-0123456789"  # noqa: S105 - the fake's own token, not a secret
 DEFAULT_SENDER = "whatsapp:+14155238886"
 WINDOW_SECONDS = 24 * 3600
 MAX_BODY = 1600
@@ -531,7 +531,7 @@ class TwilioFake:
         self._served_url: str | None = None
         self._forced_faults: deque[FaultKind] = deque()
         self._fault_rate = 0.0
-        self._fault_rng = random.Random(0)
+        self._fault_rng = random.Random(0)  # noqa: S311 - fault injection, not security
         self._fault_kinds: tuple[str, ...] = ()
         self._inbound_tokens: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -628,7 +628,7 @@ class TwilioFake:
         if unknown or not kinds or not 0.0 <= rate <= 1.0:
             raise ValueError(f"bad fault rate {rate!r} or kinds {tuple(kinds)!r}")
         self._fault_rate = rate
-        self._fault_rng = random.Random(seed)
+        self._fault_rng = random.Random(seed)  # noqa: S311 - fault injection, not security
         self._fault_kinds = tuple(kinds)
 
     # ----------------------------------------------------------------- records
@@ -703,6 +703,16 @@ class TwilioFake:
         """Wake every waiter on the records."""
         async with self._cond:
             self._cond.notify_all()
+
+    async def wait_change(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Wait until the records change (a message accepted, a status moved) or the timeout."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout), self._cond:
+                await self._cond.wait()
+
+    async def changed(self) -> None:
+        """Wake whoever waits in ``wait_change`` (the sandbox page, after a user's action)."""
+        await self._notify()
 
     # ----------------------------------------------------------------- REST app
 
@@ -1095,7 +1105,7 @@ class TwilioFake:
         if out_of_order and seed is None:
             batch.reverse()
         elif out_of_order:
-            random.Random(seed).shuffle(batch)
+            random.Random(seed).shuffle(batch)  # noqa: S311 - fault injection, not security
         return [await self._post_callback(url, params, token) for url, params, token in batch]
 
     async def _post_callback(
