@@ -27,7 +27,7 @@ async def export_in_chat(turn: Turn, arg: str | None) -> None:
         await turn.reprompt_if_busy()
         return
     if not turn.config.capabilities(turn.msg.channel).sends_documents:
-        turn.say(turn.t("export.on_telegram"))
+        turn.say(turn.t("export.no_documents"))
         await turn.reprompt_if_busy()
         return
     fmt = (arg or "csv").lower()

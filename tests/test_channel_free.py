@@ -221,4 +221,4 @@ async def test_the_core_serves_a_channel_by_what_it_can_do(
     assert OutboxKind.STATUS.value in kinds
 
     answer = texts(await cast.coordinator.send("/ekspor"))
-    assert answer == config.catalog.text("id", "export.on_telegram")
+    assert answer == config.catalog.text("id", "export.no_documents")
