@@ -90,6 +90,7 @@ async def test_invite_register_link_report_claim_resolve(story: Running) -> None
         f"claim:{report.id}",
         f"resolve:{report.id}",
         f"reject:{report.id}",
+        f"merge:{report.id}",
     ]
 
     mark = fake.mark()

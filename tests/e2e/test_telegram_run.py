@@ -41,6 +41,7 @@ async def test_resident_report_reaches_the_area_group(running: Running) -> None:
         f"claim:{report.id}",
         f"resolve:{report.id}",
         f"reject:{report.id}",
+        f"merge:{report.id}",
     ]
     await running.stop()  # the dispatcher records what it sent before the process ends
     async with running.sessions() as s:
