@@ -304,8 +304,12 @@ async def note_given(turn: Turn) -> bool:
         return False
     action = Action(pending["action"])
     report = await turn.session.get(Report, int(pending["report_id"]))
-    closure = turn.config.closure_photo(report.category) if report is not None else "off"
-    photo = _closure_photo(turn) if action is Action.RESOLVE and closure != "off" else None
+    closure = (
+        turn.config.closure_photo(report.category)
+        if report is not None and action is Action.RESOLVE
+        else "off"
+    )
+    photo = _closure_photo(turn) if closure != "off" else None
     if turn.msg.media and (photo is None or len(turn.attachments) != len(turn.msg.media)):
         return False
     note = turn.text

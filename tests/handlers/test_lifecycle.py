@@ -557,3 +557,23 @@ async def test_a_reopened_reports_draft_of_the_reason_survives_other_commands(
 def test_closure_photo_setting_is_checked() -> None:
     with pytest.raises(ValueError, match="closure_photo"):
         Category("keamanan", closure_photo="sometimes")
+
+
+async def test_a_required_closure_photo_is_asked_only_for_selesai(
+    sessions: async_sessionmaker[AsyncSession], channel: Channel
+) -> None:
+    cast = await people(sessions, channel, config_with(closure_photo="required"))
+    main_id, main = await file(cast.neighbour)
+    dup_id, _ = await file(cast.reporter)
+    other_id, _ = await file(cast.reporter, "Jalan rusak")
+    await cast.officer.send(button=f"merge:{dup_id}")
+    out = await cast.officer.send(main)
+    assert "digabung ke" in texts(out) and out.recorded.state == State.IDLE.value
+    await cast.officer.send(button=f"reject:{other_id}")
+    out = await cast.officer.send("Bukan wewenang kami")
+    assert out.recorded.state == State.IDLE.value
+    assert [(await report_of(sessions, i)).status for i in (main_id, dup_id, other_id)] == [
+        "new",
+        "duplicate",
+        "rejected",
+    ]
