@@ -177,6 +177,10 @@ async def reason_given(turn: Turn) -> bool:
         return False
     if turn.option is not None:
         return False
+    if len(reason) > REASON_LIMIT:  # ask again rather than drop what was started
+        turn.say(turn.t("staff.note_too_long", limit=REASON_LIMIT, length=len(reason)))
+        await turn.reprompt()
+        return True
     report = await turn.session.get(Report, pending["report_id"])
     result = await answer(turn, NOT_FIXED, report, reason)
     if result.ask_reason:  # cannot happen with a reason; keep asking rather than loop
