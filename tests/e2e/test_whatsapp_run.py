@@ -921,7 +921,9 @@ async def test_merge_closure_photo_and_reopen_on_whatsapp(bots_photo_required: B
     officer_before = len(bots.twilio.messages_to(OFFICER))
     await file_report(bots)
     await wait_alert(bots, OFFICER, officer_before)
+    officer_before = len(bots.twilio.messages_to(OFFICER))
     await file_another(bots, neighbour, "Pak Joko")
+    await bots.twilio.wait_for_messages(OFFICER, count=officer_before + 1, timeout=10)  # its alert
     async with bots.sessions() as s:
         main, dup = (await s.scalars(select(Report).order_by(Report.id))).all()
     group_alert = await bots.telegram.wait_for_message(GROUP, contains=dup.ticket, since=0)

@@ -63,6 +63,7 @@ async def test_a_post_files_a_report_the_way_the_chat_does(api: Api) -> None:
         f"claim:{report.id}",
         f"resolve:{report.id}",
         f"reject:{report.id}",
+        f"merge:{report.id}",
     ]
     assert api.woken  # the dispatcher was woken after the commit
 
