@@ -972,7 +972,9 @@ async def test_merge_closure_photo_and_reopen_on_whatsapp(bots_photo_required: B
     _photo, alert = await wait_alert(bots, OFFICER, officer_before)
     assert alert.body.startswith("🔁 DIBUKA LAGI: pelapor menyatakan belum selesai.")
     assert "Alasan: Motornya belum dikembalikan" in alert.body
-    assert (await report_row(bots)).status == "reopened"
+    async with bots.sessions() as s:
+        reopened = await s.get(Report, main.id)
+    assert reopened is not None and reopened.status == "reopened"
     again = await bots.telegram.wait_for_message(GROUP, contains="DIBUKA LAGI", since=0)
     assert main.ticket in again.content
 
