@@ -127,7 +127,7 @@ async def _say(turn: Turn, result: Answer, report: Report | None) -> None:
 
 
 async def button(turn: Turn) -> None:
-    """ "Sudah beres" / "Belum" pressed under a resolved report's news."""
+    """The reporter pressed "Sudah beres" / "Belum" under a resolved report's news."""
     parsed = parse_answer(turn.msg.button)
     assert parsed is not None
     word, report_id = parsed
