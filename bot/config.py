@@ -213,6 +213,8 @@ class CategorySettings(Section):
     pillar: Pillar | None = None
     # Search words (Open311 ``keywords``); unset: the shipped category's, else none.
     keywords: list[str] | None = None
+    # Resolving asks the officer for a photo of the result: required, optional or off.
+    closure_photo: Literal["required", "optional", "off"] = "optional"
 
     @field_validator("keywords")
     @classmethod
@@ -250,6 +252,8 @@ class ReportSettings(Section):
     urgent_escalate_after_minutes: int = Field(default=10, ge=1)
     escalation_check_seconds: int = Field(default=30, ge=1)
     max_text_length: int = Field(default=1000, ge=50, le=3500)
+    # Days after "selesai" in which the reporter may answer "Belum selesai" (0: never).
+    reopen_days: int = Field(default=7, ge=0, le=365)
 
 
 class SchedulerSettings(Section):

@@ -32,6 +32,7 @@ def core_config_from(settings: Settings) -> CoreConfig:
                 escalate_after_minutes=c.escalate_after_minutes,
                 pillar=c.pillar or default_pillar(c.key),
                 keywords=tuple(c.keywords) if c.keywords is not None else default_keywords(c.key),
+                closure_photo=c.closure_photo,
             )
             for c in reports.categories
         ),
@@ -42,6 +43,7 @@ def core_config_from(settings: Settings) -> CoreConfig:
         escalate_after_minutes=reports.escalate_after_minutes,
         urgent_escalate_after_minutes=reports.urgent_escalate_after_minutes,
         max_text_length=reports.max_text_length,
+        reopen_days=reports.reopen_days,
         default_language=settings.locale.default,
         bot_areas=bot_areas(settings),
         channels=CHANNELS,

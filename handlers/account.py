@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import staff
+from handlers import lifecycle, staff
 from handlers.commands import LANGUAGE_WORDS
 from handlers.permissions import is_staff, may_act
 from handlers.render import category_label, format_time, status_label
@@ -10,7 +10,7 @@ from handlers.states import State
 from handlers.turn import Turn, expects, fallback, prompt
 from handlers.types import Option
 from storage import contacts, outbox, reports
-from storage.models import Area, Report
+from storage.models import Area, Contact, Report
 
 STATUS_LIST_LIMIT = 10
 
@@ -23,6 +23,9 @@ async def cancel(turn: Turn) -> None:
     previous = turn.state
     if previous is State.STAFF_NOTE:  # the note is not written; the report stays as it was
         await staff.cancel_note(turn)
+        return
+    if previous is State.REOPEN_REASON:  # "Belum" without a reason: it stays resolved
+        await lifecycle.cancel(turn)
         return
     if previous.value.startswith("broadcast_"):  # coordinators' /umumkan
         turn.draft.pop("broadcast", None)
@@ -73,7 +76,14 @@ async def show_status(turn: Turn, arg: str | None) -> None:
             turn.say(turn.t("status.not_found", ticket=ticket))
             return
         areas = await reports.areas_by_id(turn.session, [report.area_id])
-        turn.say(_detail(turn, report, areas.get(report.area_id)))
+        area = areas.get(report.area_id)
+        lines = [_detail(turn, report, area)]
+        if report.duplicate_of_id is not None:
+            target = await turn.session.get(Report, report.duplicate_of_id)
+            if target is not None:
+                lines.append(turn.t("status.detail_duplicate", target=target.ticket))
+        lines += await _trail(turn, report, area)
+        turn.say("\n".join(lines))
         return
     mine = await reports.reports_of(turn.session, turn.contact.id, limit=STATUS_LIST_LIMIT)
     if not mine:
@@ -113,6 +123,46 @@ def _detail(turn: Turn, report: Report, area: Area | None) -> str:
     if report.resolution_note:
         lines.append(turn.t("status.detail_note", note=report.resolution_note))
     return "\n".join(lines)
+
+
+TRAIL_LIMIT = 15
+
+
+async def _trail(turn: Turn, report: Report, area: Area | None) -> list[str]:
+    """The report's history, oldest first: what changed and when. Staff who may act on it see
+    who did it; a resident sees "petugas" for staff. The reporter is never named here ("Anda"
+    to themselves, "pelapor" to others, "pelapor (anonim)" when anonymous)."""
+    staff_view = await may_act(turn.session, turn.contact, report)
+    events = await reports.events_of(turn.session, report.id)
+    if not staff_view:  # residents: status changes and their own answers, not the machinery
+        events = [e for e in events if e.to_status is not None or e.kind == "confirmed"]
+    events = events[-TRAIL_LIMIT:]
+    if not events:
+        return []
+    zone = area.timezone if area else None
+    lines = [turn.t("status.trail_title")]
+    for event in events:
+        what = turn.catalog.get(turn.lang, f"trail.{event.kind}") or event.kind
+        if event.actor_id is None:
+            who = None
+        elif event.actor_id == report.reporter_id:
+            if event.actor_id == turn.contact.id:
+                who = turn.t("trail.by_you")
+            else:
+                key = "trail.by_reporter_anonymous" if report.anonymous else "trail.by_reporter"
+                who = turn.t(key)
+        elif staff_view:
+            actor = await turn.session.get(Contact, event.actor_id)
+            who = (actor.display_name if actor else None) or turn.t("staff.unnamed")
+        else:
+            who = turn.t("staff.unnamed")
+        line = turn.t("status.trail_line", time=format_time(event.created_at, zone), what=what)
+        if who:
+            line = f"{line} — {who}"
+        if event.note and (staff_view or event.kind in ("duplicate", "merged_in")):
+            line = f"{line}: {event.note}"
+        lines.append(line)
+    return lines
 
 
 # --- /bahasa, /berhenti --------------------------------------------------------------------

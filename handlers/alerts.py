@@ -200,16 +200,21 @@ def _submitter(row: Open311Request) -> str | None:
     return ", ".join(p for p in (name, row.phone) if p) or None
 
 
-def action_options(ctx: Context, lang: str, report: Report) -> tuple[Option, ...]:
-    """The buttons a report's alert still needs: all three when new, two when claimed."""
+def action_options(
+    ctx: Context, lang: str, report: Report, *, merge: bool = False
+) -> tuple[Option, ...]:
+    """The buttons a report's alert still needs: all three when new or reopened, two when
+    claimed; ``merge`` adds "Duplikat" (the group alert, where officers work together)."""
     catalog = ctx.config.catalog
     keys: tuple[str, ...]
-    if report.status == ReportStatus.NEW.value:
+    if report.status in (ReportStatus.NEW.value, ReportStatus.REOPENED.value):
         keys = ("claim", "resolve", "reject")
     elif report.status == ReportStatus.CLAIMED.value:
         keys = ("resolve", "reject")
     else:
         keys = ()
+    if keys and merge:
+        keys = (*keys, "merge")
     return tuple(Option(catalog.text(lang, f"alert.{key}"), f"{key}:{report.id}") for key in keys)
 
 
@@ -234,16 +239,29 @@ async def send_copies(
     recipients: list[Recipient],
     kind: OutboxKind,
     header: str | None = None,
+    *,
+    round_key: str = "",
+    header_params: dict[str, object] | None = None,
 ) -> list[Outbox]:
-    """One outbox row per recipient, in the recipient's language; header keyed by language."""
+    """One outbox row per recipient, in the recipient's language; header keyed by language.
+    ``round_key`` tells a later copy of the same kind apart (a reopened report's new alert)."""
     composed: dict[str, tuple[Reply, list[dict[str, Any]]]] = {}
     rows = []
     for to in recipients:
         if to.lang not in composed:
             composed[to.lang] = await compose_alert(session, report, ctx, to.lang)
         reply, refs = composed[to.lang]
+        if to.route == "group":  # officers of a group may mark it a duplicate from there
+            reply = Reply(
+                reply.text,
+                action_options(ctx, to.lang, report, merge=True),
+                reply.location,
+                reply.media,
+                reply.ask_location,
+            )
         if header is not None:
-            title = ctx.config.catalog.text(to.lang, header, minutes=_minutes_waiting(report, ctx))
+            params = {"minutes": _minutes_waiting(report, ctx), **(header_params or {})}
+            title = ctx.config.catalog.text(to.lang, header, **params)
             reply = _with_text(reply, f"{title}\n{reply.text}")
         reply = _for_channel(reply, refs, to, ctx, report)
         rows.append(
@@ -255,7 +273,7 @@ async def send_copies(
                 reply=reply,
                 contact_id=to.contact_id,
                 report_id=report.id,
-                dedupe_key=f"{kind.value}:{report.id}:{to.channel}:{to.chat_id}",
+                dedupe_key=f"{kind.value}:{report.id}{round_key}:{to.channel}:{to.chat_id}",
                 extra={
                     "ticket": report.ticket,
                     "urgent": report.urgent,
@@ -299,11 +317,19 @@ def _with_text(reply: Reply, text: str) -> Reply:
 
 
 async def enqueue_alert_edits(
-    session: AsyncSession, report: Report, ctx: Context, actor: Contact
+    session: AsyncSession,
+    report: Report,
+    ctx: Context,
+    actor: Contact,
+    *,
+    followups: bool = True,
 ) -> list[Outbox]:
     """Edit every live alert/escalation message of the report to show who acted and when;
-    the other recipients of copies that cannot be edited (WhatsApp) get it as a short message."""
+    the other recipients of copies that cannot be edited (WhatsApp) get it as a short message
+    (unless ``followups`` is False: they get a new alert instead, e.g. when it was reopened)."""
     rows = await _edits(session, report, ctx, actor)
+    if not followups:
+        return rows
     return rows + await _followups(session, report, ctx, actor)
 
 
@@ -327,6 +353,8 @@ async def _followups(
     """'Tiket: KTN-…' and the status lines, once per chat that got an uneditable copy."""
     copies = await _live_alerts(session, report, ctx, editable=False)
     rows = []
+    times = await reports.times_moved_to(session, report.id, report.status)
+    again = f":{times}" if times > 1 else ""
     seen: set[tuple[str, int]] = set()
     for copy in copies:
         if copy.contact_id == actor.id or (copy.channel, copy.chat_id) in seen:
@@ -344,7 +372,9 @@ async def _followups(
                 reply=Reply("\n".join([ticket, *lines])),
                 contact_id=copy.contact_id,
                 report_id=report.id,
-                dedupe_key=f"followup:{report.id}:{report.status}:{copy.channel}:{copy.chat_id}",
+                dedupe_key=(
+                    f"followup:{report.id}:{report.status}{again}:{copy.channel}:{copy.chat_id}"
+                ),
                 extra={"ticket": report.ticket, "status": report.status, "lang": lang},
                 bot=copy.bot,
             )
@@ -366,7 +396,11 @@ async def _edits(
         body = (await compose_alert(session, report, ctx, lang))[0].text
         if original.kind == OutboxKind.ESCALATION.value:  # keep its "not claimed for …" title
             body = f"{str(before['text']).split(chr(10), 1)[0]}\n{body}"
-        reply = Reply(text="\n".join([body, "", *lines]), options=action_options(ctx, lang, report))
+        merge = original.payload.get("route") == "group"
+        reply = Reply(
+            text="\n".join([body, "", *lines]),
+            options=action_options(ctx, lang, report, merge=merge),
+        )
         rows.append(
             outbox.enqueue(
                 session,
@@ -407,6 +441,28 @@ async def status_lines(
         lines.append(catalog.text(lang, key, name=staff_name(ctx, lang, actor), time=when))
         if report.resolution_note:
             lines.append(catalog.text(lang, "alert.status_note", note=report.resolution_note))
+        if resolved and await reports.media_of(session, report.id, reports.CLOSURE_MEDIA):
+            lines.append(catalog.text(lang, "alert.status_closure_photo"))
+    elif report.status == ReportStatus.DUPLICATE.value:
+        when = format_clock(report.closed_at or ctx.now, zone, report.created_at)
+        target = (
+            await session.get(Report, report.duplicate_of_id) if report.duplicate_of_id else None
+        )
+        lines.append(
+            catalog.text(
+                lang,
+                "alert.status_duplicate",
+                target=target.ticket if target else "-",
+                name=staff_name(ctx, lang, actor),
+                time=when,
+            )
+        )
+    elif report.status == ReportStatus.REOPENED.value:
+        when = format_clock(report.updated_at or ctx.now, zone, report.created_at)
+        event = await reports.last_event(session, report.id, [ReportStatus.REOPENED.value])
+        lines.append(catalog.text(lang, "alert.status_reopened", time=when))
+        if event is not None and event.note:
+            lines.append(catalog.text(lang, "alert.status_reopen_reason", reason=event.note))
     return lines
 
 

@@ -3,9 +3,11 @@
 Telegram sends ``/lapor`` (``/lapor@ktn_bot`` in groups); WhatsApp users type ``LAPOR`` or
 ``status KTN-ABC123``. Without a slash a message counts as a command only when it is the command
 word alone (or with a valid argument), so a report that starts with "Lapor pak, ..." stays text.
-The officers' typed actions (``tangani KTN-ABC123``, ``selesai KTN-ABC123 sudah aman``,
-``tolak KTN-ABC123 alasan``) need a ticket starting with KTN when typed without a slash; their
-note may be any length. ``/daftar`` needs its code and ``/hubungkan`` its slash.
+The officers' typed actions (``tangani KTN-ABC123``, ``selesai KTN-ABC123 sudah aman``, ``tolak
+KTN-ABC123 alasan``, ``gabung KTN-ABC123 KTN-XYZ789``) and the reporter's answers to a resolved
+report (``beres KTN-ABC123``, ``belum KTN-ABC123 alasan``) need a ticket starting with KTN when
+typed without a slash; their note may be any length. ``/daftar`` needs its code and
+``/hubungkan`` its slash.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class Command(StrEnum):
     CLAIM = "claim"
     RESOLVE = "resolve"
     REJECT = "reject"
+    MERGE = "merge"  # officers: this report duplicates another
+    FIXED = "fixed"  # the reporter: the resolved report is really done
+    NOT_FIXED = "not_fixed"  # the reporter: it is not, reopen it
     # --- coordinators: reminders and patrol ---
     REMINDERS = "reminders"
     PATROL = "patrol"
@@ -80,6 +85,14 @@ WORDS: dict[str, Command] = {
     "resolve": Command.RESOLVE,
     "tolak": Command.REJECT,
     "reject": Command.REJECT,
+    "gabung": Command.MERGE,
+    "merge": Command.MERGE,
+    "duplikat": Command.MERGE,
+    "duplicate": Command.MERGE,
+    "beres": Command.FIXED,
+    "fixed": Command.FIXED,
+    "belum": Command.NOT_FIXED,
+    "reopen": Command.NOT_FIXED,
     # --- coordinators: reminders and patrol ---
     "pengingat": Command.REMINDERS,
     "reminders": Command.REMINDERS,
@@ -94,9 +107,11 @@ WORDS: dict[str, Command] = {
     # --- end coordinators: broadcasts and exports ---
 }
 # Staff actions on a report; typed without a slash they need a "KTN-" ticket (see above).
-ACTIONS = frozenset({Command.CLAIM, Command.RESOLVE, Command.REJECT})
+ACTIONS = frozenset({Command.CLAIM, Command.RESOLVE, Command.REJECT, Command.MERGE})
+# The reporter's answers to a resolved report; typed without a slash likewise.
+ANSWERS = frozenset({Command.FIXED, Command.NOT_FIXED})
 # Commands that, typed without a slash, are commands only with a valid argument (never alone).
-NEED_ARG_WITHOUT_SLASH = ACTIONS | {Command.REGISTER}
+NEED_ARG_WITHOUT_SLASH = ACTIONS | ANSWERS | {Command.REGISTER}
 SLASH_ONLY = frozenset({Command.LINK})
 # The command menu a channel may show (Telegram's "/" list): (Indonesian word, English word).
 # Each has a one-line description in the catalogs under ``commands.<Indonesian word>``.
@@ -136,7 +151,8 @@ EXPORT_FORMATS = frozenset({"csv", "geojson"})
 _AREA_CODE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._\-]{0,31}$")
 _INVITE_CODE = re.compile(rf"^[A-Z0-9]{{{CODE_LENGTH}}}$")
 _TYPED_ACTION = re.compile(
-    r"^(tangani|claim|selesai|resolve|tolak|reject)\s+"
+    r"^(tangani|claim|selesai|resolve|tolak|reject|gabung|merge|duplikat|duplicate"
+    r"|beres|fixed|belum|reopen)\s+"
     r"(KTN[\s\-_.#]*[A-Z0-9]{6}(?=[\s.,!?]|$).*)$",
     re.IGNORECASE | re.DOTALL,
 )

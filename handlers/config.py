@@ -14,6 +14,8 @@ _KEY = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 
 # The four pillars of Kampung Tangguh Nusantara; each category belongs to one (its name comes
 # from the catalog, ``pillar.<key>``). Open311 shows it as the service's ``group``.
+# Whether resolving a report of a category asks the officer for a closure photo.
+CLOSURE_PHOTO = ("required", "optional", "off")
 PILLARS = ("keamanan", "kesehatan", "sosial_ekonomi", "ketahanan_pangan")
 _DEFAULT_PILLARS: Mapping[str, str] = {
     "keamanan": "keamanan",
@@ -46,13 +48,16 @@ def default_keywords(key: str) -> tuple[str, ...]:
 @dataclass(frozen=True, slots=True)
 class Category:
     """A report category; its name comes from the catalog (``category.<key>``), its pillar's
-    from ``pillar.<pillar>``. ``keywords`` help other systems find it (Open311)."""
+    from ``pillar.<pillar>``. ``keywords`` help other systems find it (Open311).
+    ``closure_photo``: resolving asks for a photo of the result (``required``: no photo, not
+    resolved; ``optional``: asked, a note alone is enough; ``off``: only the note)."""
 
     key: str
     urgent: bool = False
     escalate_after_minutes: int | None = None
     pillar: str = "sosial_ekonomi"
     keywords: tuple[str, ...] = ()
+    closure_photo: str = "optional"
 
     def __post_init__(self) -> None:
         if not _KEY.match(self.key):
@@ -61,6 +66,10 @@ class Category:
             raise ValueError(f"category {self.key}: escalate_after_minutes must be >= 1")
         if self.pillar not in PILLARS:
             raise ValueError(f"category {self.key}: pillar must be one of {', '.join(PILLARS)}")
+        if self.closure_photo not in CLOSURE_PHOTO:
+            raise ValueError(
+                f"category {self.key}: closure_photo must be one of {', '.join(CLOSURE_PHOTO)}"
+            )
 
 
 def shipped_category(key: str, *, urgent: bool = False) -> Category:
@@ -103,6 +112,8 @@ class CoreConfig:
     escalate_after_minutes: int = 60
     urgent_escalate_after_minutes: int = 10
     max_text_length: int = 1000
+    # Days after "selesai" in which the reporter may answer "Belum selesai" (0: never).
+    reopen_days: int = 7
     default_language: str = "id"
     # Area code -> key of the Telegram bot that serves it (``[[telegram.bots]]``); the area's
     # sub-areas too, unless claimed themselves. Unclaimed areas: the default bot.
@@ -129,6 +140,8 @@ class CoreConfig:
                 raise ValueError(f"{name} must be >= 1")
         if self.duplicate_window_hours < 0:
             raise ValueError("duplicate_window_hours must be >= 0")
+        if self.reopen_days < 0:
+            raise ValueError("reopen_days must be >= 0")
 
     @classmethod
     def default(cls, overrides_path: Path | None = None) -> CoreConfig:
@@ -157,6 +170,11 @@ class CoreConfig:
             if category.key == key:
                 return category
         return None
+
+    def closure_photo(self, category_key: str) -> str:
+        """``required``, ``optional`` or ``off`` for resolving a report of the category."""
+        category = self.category(category_key)
+        return category.closure_photo if category is not None else "optional"
 
     def escalation_minutes(self, category_key: str, urgent: bool) -> int:
         """Minutes until an unclaimed report escalates: the category's own, urgent is shorter."""

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 # Importing the flow modules registers their states' prompt/expects/fallback functions.
-from handlers import account, onboarding, open311, patrol, report, staff  # noqa: F401
+from handlers import account, lifecycle, onboarding, open311, patrol, report, staff  # noqa: F401
 from handlers.actions import parse_button
 from handlers.commands import parse_command
 from handlers.context import Context
@@ -159,6 +159,9 @@ async def run_turn(turn: Turn) -> None:
         return
     if patrol.is_patrol_button(msg.button):  # Hadir / Aman / Lapor on a patrol message
         await patrol.private_button(turn)
+        return
+    if lifecycle.parse_answer(msg.button) is not None:  # Sudah beres / Belum on the news
+        await lifecycle.button(turn)
         return
     if msg.button is not None:
         if msg.button not in {data for _label, data in turn.offered()}:

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from handlers import account, broadcast, export, onboarding, patrol, reminders, report, staff
-from handlers.commands import ACTIONS, Command, ParsedCommand
+from handlers import (
+    account,
+    broadcast,
+    export,
+    lifecycle,
+    onboarding,
+    patrol,
+    reminders,
+    report,
+    staff,
+)
+from handlers.commands import ACTIONS, ANSWERS, Command, ParsedCommand
 from handlers.permissions import is_staff, is_supervisor
 from handlers.states import State
 from handlers.turn import Turn, expects, fallback, prompt
@@ -50,6 +60,8 @@ async def run_command(turn: Turn, cmd: ParsedCommand) -> None:
             await turn.reprompt_if_busy()
         case command if command in ACTIONS:
             await staff.typed_in_private(turn, cmd)
+        case command if command in ANSWERS:
+            await lifecycle.typed(turn, cmd)
         case Command.STATUS:
             await account.show_status(turn, cmd.arg)
             await turn.reprompt_if_busy()

@@ -1,7 +1,8 @@
 """Group chats: only slash-commands addressed to the bot and button presses matter.
 
 Officers and coordinators link a group to their area (/hubungkan), press the alert buttons, list
-open reports (/laporan) and may type ``/selesai KTN-ABC234 catatan``. Everyone gets help and the
+open reports (/laporan) and may type ``/selesai KTN-ABC234 catatan`` or
+``/gabung KTN-ABC234 KTN-XYZ789`` (a duplicate). Everyone gets help and the
 emergency numbers; private things (/lapor, /daftar, ...) get a pointer to the private chat.
 Chatter is none of the bot's business (in privacy mode Telegram does not even send it).
 """
@@ -30,6 +31,8 @@ PRIVATE_ONLY = frozenset(
         Command.PATROL,
         Command.ANNOUNCE,  # coordinators
         Command.EXPORT,  # coordinators
+        Command.FIXED,  # the reporter's answers
+        Command.NOT_FIXED,
     }
 )
 

@@ -335,7 +335,9 @@ def _notice(
 
 
 def status_of(report: Report) -> str:
-    """open while the report's status is an open one (``ReportStatus.is_open``), else closed."""
+    """open while the report's status is an open one (``ReportStatus.is_open``: new, claimed,
+    reopened), else closed (resolved, rejected, duplicate: its status_notes name the report it
+    was merged into)."""
     try:
         return "open" if ReportStatus(report.status).is_open else "closed"
     except ValueError:  # a status this code does not know yet: not closed as far as we know
@@ -391,6 +393,8 @@ async def request_views(
         trail = trails[report.id]
         status = status_of(report)
         note = trail.closing_note if status == "closed" else None
+        if report.status == ReportStatus.DUPLICATE.value:  # its note is the other ticket
+            note = config.catalog.text(lang, "open311.status_duplicate", target=note or "-")
         description: str | None = report.description
         address = report.address_text
         lat, lon = report.latitude, report.longitude

@@ -7,11 +7,12 @@ outbox row (kind "recap") keyed ``recap:<daily|weekly>:<contact>:<first day>``. 
 it once per coordinator and period across restarts and workers; a daily recap missed by a whole
 day of downtime is skipped, a weekly one goes out late during the week. Caller commits.
 
-Numbers for the coordinator's area and every area below it:
-new reports (created in the period) by category; open reports (new or claimed, created before
-the period's end) and, of these, overdue ones (still unclaimed after their escalation time);
-reports resolved in the period and their resolution time (median, mean); escalations in the
-period; patrol confirmations (``storage.patrol.patrol_confirmations``).
+Numbers for the coordinator's area and every area below it: new reports (created in the period)
+by category; open reports (new, claimed or reopened, created before the period's end) and, of
+these, overdue ones (still unclaimed after their escalation time); reports resolved in the
+period and their resolution time (median, mean); escalations in the period; reports merged into
+another (duplicates) and reopened by their reporters in the period (a reopened report counts as
+open again); patrol confirmations (``storage.patrol.patrol_confirmations``).
 
 Each recap is written in its own savepoint (``handlers.sweep``): one that fails (a deployment's
 broken text override for the coordinator's language, bad data) is rolled back alone, logged and
@@ -44,7 +45,7 @@ from storage.patrol import patrol_confirmations
 from storage.types import OutboxKind, ReportStatus, Role
 
 DEFAULT_HOUR = 7  # local time the recaps go out
-OPEN = (ReportStatus.NEW.value, ReportStatus.CLAIMED.value)
+OPEN = tuple(s.value for s in ReportStatus if s.is_open)  # new, claimed, reopened
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,8 @@ class RecapStats:
     median_minutes: int | None = None
     mean_minutes: int | None = None
     escalations: int = 0
+    duplicates: int = 0  # merged into another report in the period
+    reopened: int = 0  # reopened by their reporters in the period
     patrol: PatrolSummary | None = None
 
 
@@ -153,6 +156,12 @@ async def compute_stats(
             durations.append((closed - report.created_at).total_seconds() / 60)
         if report.escalated_at is not None and period.start <= report.escalated_at < period.end:
             stats.escalations += 1
+        if (
+            report.status == ReportStatus.DUPLICATE.value
+            and closed is not None
+            and period.start <= closed < period.end
+        ):
+            stats.duplicates += 1
     stats.new, stats.open, stats.overdue = (
         sum(new.values()),
         sum(open_.values()),
@@ -164,6 +173,9 @@ async def compute_stats(
     if durations:
         stats.median_minutes = round(statistics.median(durations))
         stats.mean_minutes = round(statistics.fmean(durations))
+    stats.reopened = await reports.count_events(
+        session, area_ids, ReportStatus.REOPENED.value, period.start, period.end
+    )
     stats.patrol = await patrol_summary(session, area_ids, period.start, period.end)
     return stats
 
@@ -200,6 +212,7 @@ def recap_text(ctx: Context, lang: str, area: Area, period: Period, stats: Recap
         )
     )
     lines.append(t("escalations", count=stats.escalations))
+    lines.append(t("lifecycle", duplicates=stats.duplicates, reopened=stats.reopened))
     patrol = stats.patrol
     if patrol is None:
         none = t("none")

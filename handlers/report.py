@@ -1,8 +1,9 @@
 """The resident report flow: category -> what -> where -> photo -> anonymous -> summary -> send.
 
 See report_flow.md beside this file for the diagram. Urgent reports (``/darurat`` or an urgent
-category) get the emergency numbers first and skip the photo and anonymity questions (both can
-still be changed from the summary). "Ubah" changes one field and comes back to the summary.
+category) get the emergency numbers first and skip the photo question (a photo can still be
+added from the summary); anonymity is asked in every flow, one tap, nothing assumed. "Ubah"
+changes one field and comes back to the summary.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ async def next_step(turn: Turn, done: State) -> None:
         State.CATEGORY: State.DESCRIPTION,
         State.DUPLICATE: State.DESCRIPTION,
         State.DESCRIPTION: State.LOCATION,
-        State.LOCATION: State.SUMMARY if urgent else State.PHOTO,
+        State.LOCATION: State.ANONYMOUS if urgent else State.PHOTO,
         State.PHOTO: State.ANONYMOUS,
         State.ANONYMOUS: State.SUMMARY,
     }

@@ -16,6 +16,7 @@ import re
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.actions import (
+    CLOSURE_KINDS,
     NOTE_LIMIT,
     Action,
     Verdict,
@@ -31,7 +32,7 @@ from handlers.render import age_text, category_label, status_label
 from handlers.routing import BotRoutes
 from handlers.states import State
 from handlers.turn import Turn, expects, fallback, prompt
-from handlers.types import Inbound, Outcome, Recorded, Reply, StaffActed
+from handlers.types import Inbound, Media, Outcome, Recorded, Reply, StaffActed
 from storage import contacts, conversations, outbox, reports
 from storage.areas import descendant_ids
 from storage.drafts import Draft, StaffNoteDraft
@@ -45,6 +46,7 @@ COMMAND_ACTIONS = {
     Command.CLAIM: Action.CLAIM,
     Command.RESOLVE: Action.RESOLVE,
     Command.REJECT: Action.REJECT,
+    Command.MERGE: Action.MERGE,
 }
 _TICKET_ARG = re.compile(
     r"^((?:KTN[\s\-_.#]*)?[A-Z0-9]{6})(?=[\s.,!?:]|$)[.,!?:]*\s*(.*)$", re.IGNORECASE | re.DOTALL
@@ -74,22 +76,49 @@ def _acted(action: Action, report: Report, verdict: Verdict) -> StaffActed:
 # --- asking for the note -------------------------------------------------------------------
 
 
-def _pending(action: Action, report: Report, state: State, draft: Draft) -> StaffNoteDraft:
-    """The note request kept in the draft, with the state to return to afterwards."""
+def _pending(
+    action: Action, report: Report, state: State, draft: Draft, note: str | None = None
+) -> StaffNoteDraft:
+    """The note request kept in the draft, with the state to return to afterwards (and the
+    note already given, when only the closure photo is missing)."""
     back = state
     if state is State.STAFF_NOTE:  # a second request keeps the first one's way back
         earlier = draft.get("staff_note")
         back = State.parse(earlier.get("return") if earlier else None)
-    return {
+    pending: StaffNoteDraft = {
         "action": action.value,
         "report_id": report.id,
         "ticket": report.ticket,
         "return": back.value,
     }
+    if note:
+        pending["note"] = note
+    return pending
+
+
+def question_key(
+    ctx: Context, action: Action, report_category: str, pending: dict[str, object]
+) -> str:
+    """What to ask for: the note (with or without a photo of the result) or the photo alone."""
+    if action is not Action.RESOLVE:
+        return f"staff.ask_note_{action.value}"
+    closure = ctx.config.closure_photo(report_category)
+    if closure == "off":
+        return "staff.ask_note_resolve"
+    if pending.get("note") and not pending.get("photo"):
+        return "staff.ask_closure_photo"
+    if pending.get("photo") and not pending.get("note"):
+        return "staff.ask_note_after_photo"
+    return f"staff.ask_note_resolve_photo_{closure}"
 
 
 async def ask_note_privately(
-    session: AsyncSession, ctx: Context, actor: Contact, report: Report, action: Action
+    session: AsyncSession,
+    ctx: Context,
+    actor: Contact,
+    report: Report,
+    action: Action,
+    note: str | None = None,
 ) -> Outbox:
     """From a group: ask in the officer's private chat and make the next message there the note."""
     chat_id = actor.external_id  # a private chat's id is the user's id
@@ -99,11 +128,13 @@ async def ask_note_privately(
             session, actor.channel, chat_id, actor.external_id, ctx.now
         )
     draft = copy.deepcopy(conversation.draft or {})
-    draft["staff_note"] = _pending(action, report, State.parse(conversation.state), draft)
+    pending = _pending(action, report, State.parse(conversation.state), draft, note)
+    draft["staff_note"] = pending
     draft["opts"] = []
     conversations.save(conversation, State.STAFF_NOTE.value, draft, ctx.now)
     lang = _lang(ctx, actor)
-    question = _text(ctx, lang, f"staff.ask_note_{action.value}", ticket=report.ticket)
+    key = question_key(ctx, action, report.category, dict(pending))
+    question = _text(ctx, lang, key, ticket=report.ticket)
     return outbox.enqueue(
         session,
         channel=actor.channel,
@@ -117,9 +148,11 @@ async def ask_note_privately(
     )
 
 
-async def ask_note_here(turn: Turn, action: Action, report: Report) -> None:
-    """In a private chat: ask for the note now; the next message is it."""
-    turn.draft["staff_note"] = _pending(action, report, turn.state, turn.draft)
+async def ask_note_here(
+    turn: Turn, action: Action, report: Report, note: str | None = None
+) -> None:
+    """In a private chat: ask for the note (or closure photo) now; the next message is it."""
+    turn.draft["staff_note"] = _pending(action, report, turn.state, turn.draft, note)
     await turn.enter(State.STAFF_NOTE)
 
 
@@ -140,7 +173,9 @@ async def group_button(session: AsyncSession, msg: Inbound, ctx: Context) -> Out
     verdict = await perform(session, ctx, actor, report, action, lang)
     outcome = Outcome(recorded=Recorded(staff=_acted(action, report, verdict)))
     if verdict.needs_note and actor is not None:
-        verdict.rows.append(await ask_note_privately(session, ctx, actor, report, action))
+        verdict.rows.append(
+            await ask_note_privately(session, ctx, actor, report, action, verdict.keep_note)
+        )
         outcome.notice = _text(ctx, lang, "staff.check_private")
     else:
         outcome.notice = verdict.text
@@ -199,7 +234,7 @@ async def typed_in_private(turn: Turn, cmd: ParsedCommand) -> None:
     verdict = await perform(turn.session, turn.ctx, turn.contact, report, action, turn.lang, note)
     turn.outcome.recorded.staff = _acted(action, report, verdict)
     if verdict.needs_note:
-        await ask_note_here(turn, action, report)
+        await ask_note_here(turn, action, report, verdict.keep_note)
         return
     turn.say(verdict.text)
     turn.outbox.extend(verdict.rows)
@@ -219,7 +254,9 @@ async def typed_in_group(
     verdict = await perform(session, ctx, actor, report, action, lang, note)
     outcome = Outcome(recorded=Recorded(staff=_acted(action, report, verdict)))
     if verdict.needs_note and actor is not None:
-        verdict.rows.append(await ask_note_privately(session, ctx, actor, report, action))
+        verdict.rows.append(
+            await ask_note_privately(session, ctx, actor, report, action, verdict.keep_note)
+        )
         outcome.replies.append(Reply(_text(ctx, lang, "staff.check_private")))
     else:
         outcome.replies.append(Reply(verdict.text))
@@ -247,30 +284,65 @@ async def ask_note(turn: Turn) -> None:
         turn.state = State.IDLE
         await turn.reprompt_if_busy()
         return
-    key = f"staff.ask_note_{pending['action']}"
+    report = await turn.session.get(Report, int(pending["report_id"]))
+    category = report.category if report is not None else ""
+    key = question_key(turn.ctx, Action(pending["action"]), category, dict(pending))
     turn.say(turn.t(key, ticket=str(pending.get("ticket", ""))))
+
+
+def _closure_photo(turn: Turn) -> Media | None:
+    """The one photo of the result in this message, or None."""
+    return next((m for m in turn.attachments if m.kind in CLOSURE_KINDS), None)
 
 
 @expects(State.STAFF_NOTE)
 async def note_given(turn: Turn) -> bool:
-    """Text is the note: the action is done (if still allowed), then back to where they were."""
+    """Text is the note (a photo of the result, with or without a caption, goes with it when
+    resolving): the action is done (if still allowed), then back to where they were."""
     pending = _pending_note(turn)
+    if pending is None or turn.location is not None or turn.option is not None:
+        return False
+    action = Action(pending["action"])
+    report = await turn.session.get(Report, int(pending["report_id"]))
+    closure = (
+        turn.config.closure_photo(report.category)
+        if report is not None and action is Action.RESOLVE
+        else "off"
+    )
+    photo = _closure_photo(turn) if closure != "off" else None
+    if turn.msg.media and (photo is None or len(turn.attachments) != len(turn.msg.media)):
+        return False
     note = turn.text
-    if pending is None or note is None or turn.msg.media or turn.location is not None:
+    if note is None and photo is None:
         return False
-    if turn.option is not None:
-        return False
-    if len(note) > NOTE_LIMIT:
+    if note is not None and len(note) > NOTE_LIMIT:
         turn.say(turn.t("staff.note_too_long", limit=NOTE_LIMIT, length=len(note)))
         await turn.reprompt()
         return True
-    report = await turn.session.get(Report, int(pending["report_id"]))
     if report is None:
         turn.say(turn.t("staff.report_gone"))
         await _leave_note(turn)
         return True
-    action = Action(pending["action"])
-    verdict = await perform(turn.session, turn.ctx, turn.contact, report, action, turn.lang, note)
+    if photo is not None:
+        pending["photo"] = photo.to_json()
+    if note is not None:
+        pending["note"] = note
+    turn.draft["staff_note"] = pending
+    kept = pending.get("photo")
+    given = Media.from_json(kept) if kept else None
+    if pending.get("note") is None or (closure == "required" and given is None):
+        await turn.reprompt()  # the photo or the note is still missing: ask for it
+        return True
+    verdict = await perform(
+        turn.session,
+        turn.ctx,
+        turn.contact,
+        report,
+        action,
+        turn.lang,
+        pending.get("note"),
+        given,
+    )
     turn.outcome.recorded.staff = _acted(action, report, verdict)
     turn.say(verdict.text)
     turn.outbox.extend(verdict.rows)

@@ -21,6 +21,7 @@ class State(StrEnum):
     EDIT = "edit"
     ERASE_CONFIRM = "erase_confirm"
     STAFF_NOTE = "staff_note"
+    REOPEN_REASON = "reopen_reason"  # the reporter's "Belum selesai": why
     # --- coordinators: broadcasts ---
     BROADCAST_AREA = "broadcast_area"
     BROADCAST_AUDIENCE = "broadcast_audience"

@@ -366,6 +366,9 @@ class Recorded:
     reminder_id: int | None = None  # the reminder added, paused, resumed or deleted
     command: Command | None = None  # the command a group was answered
     linked_area_id: int | None = None  # the area whose alerts a group now receives
+    # The reporter's answer to a resolved report: {"report_id": …, "answer": "confirmed" or
+    # "reopened"} (handlers.lifecycle).
+    lifecycle: dict[str, int | str] | None = None
 
 
 @dataclass(slots=True)

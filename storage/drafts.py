@@ -62,12 +62,24 @@ class BroadcastDraft(TypedDict, total=False):
 StaffNoteDraft = TypedDict(
     "StaffNoteDraft",
     {
-        "action": str,  # handlers.actions.Action: resolve or reject
+        "action": str,  # handlers.actions.Action: resolve, reject or merge
         "report_id": int,
         "ticket": str,
         "return": str,  # the state the note interrupted
+        "note": NotRequired[str],  # given before the closure photo
+        "photo": NotRequired[MediaJson],  # the closure photo, given before the note
     },
 )
+
+
+class ReopenDraft(TypedDict):
+    """A reporter's "Belum selesai" waiting for its reason (``handlers.lifecycle``)."""
+
+    report_id: int
+    ticket: str
+    back: str  # the state the question interrupted
+
+
 # What a conversation remembers between two messages: only the keys its flows reached.
 Draft = TypedDict(
     "Draft",
@@ -78,6 +90,7 @@ Draft = TypedDict(
         "duplicate": DuplicateDraft,
         "broadcast": BroadcastDraft,
         "staff_note": StaffNoteDraft,
+        "reopen": ReopenDraft,
         "after": str,  # the intent to continue with once onboarding is done
         "return": str,  # the state to go back to (erasing asked, a command in between)
         "area_code": str,  # the village given with /start, checked after consent

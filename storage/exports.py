@@ -1,8 +1,10 @@
 """Report exports as CSV or GeoJSON, for the CLI and for coordinators in chat.
 
-One row per report, times in UTC (ISO 8601). An anonymous report carries no reporter fields at
-all: empty in the CSV, absent from the GeoJSON properties. GeoJSON features without a GPS pin
-have a null geometry (allowed by RFC 7946).
+One row per report, times in UTC (ISO 8601). ``status`` is the report's own (new, claimed,
+resolved, rejected, duplicate, reopened); ``duplicate_of`` names the report a duplicate was
+merged into, ``reopened`` counts how often its reporter reopened it. An anonymous report
+carries no reporter fields at all: empty in the CSV, absent from the GeoJSON properties.
+GeoJSON features without a GPS pin have a null geometry (allowed by RFC 7946).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from storage.models import Area, Contact, Report
+from storage.models import Area, Contact, Report, ReportEvent
+from storage.types import ReportStatus
 
 FORMATS = ("csv", "geojson")
 REPORT_FIELDS = (
@@ -37,6 +41,8 @@ REPORT_FIELDS = (
     "closed_at",
     "escalated_at",
     "resolution_note",
+    "duplicate_of",
+    "reopened",
 )
 REPORTER_FIELDS = ("reporter_name", "reporter_phone", "reporter_channel")
 
@@ -49,10 +55,21 @@ async def report_rows(
     session: AsyncSession, area_ids: Sequence[int] | None, since: datetime | None
 ) -> list[dict[str, Any]]:
     """The reports of these areas (all areas when None) created since ``since``, oldest first."""
+    original = aliased(Report)
+    reopened = (
+        select(func.count())
+        .select_from(ReportEvent)
+        .where(
+            ReportEvent.report_id == Report.id,
+            ReportEvent.to_status == ReportStatus.REOPENED.value,
+        )
+        .scalar_subquery()
+    )
     stmt = (
-        select(Report, Area, Contact)
+        select(Report, Area, Contact, original.ticket, reopened)
         .join(Area, Area.id == Report.area_id)
         .outerjoin(Contact, Contact.id == Report.reporter_id)
+        .outerjoin(original, original.id == Report.duplicate_of_id)
         .order_by(Report.created_at, Report.id)
     )
     if area_ids is not None:
@@ -60,7 +77,7 @@ async def report_rows(
     if since is not None:
         stmt = stmt.where(Report.created_at >= since)
     rows = []
-    for report, area, reporter in (await session.execute(stmt)).all():
+    for report, area, reporter, duplicate_of, times_reopened in (await session.execute(stmt)).all():
         row: dict[str, Any] = {
             "ticket": report.ticket,
             "created_at": _iso(report.created_at),
@@ -78,6 +95,8 @@ async def report_rows(
             "closed_at": _iso(report.closed_at),
             "escalated_at": _iso(report.escalated_at),
             "resolution_note": report.resolution_note,
+            "duplicate_of": duplicate_of,
+            "reopened": int(times_reopened or 0),
         }
         if not report.anonymous:
             row["reporter_name"] = reporter.display_name if reporter else None

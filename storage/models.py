@@ -154,6 +154,11 @@ class Report(Base):
     closed_at: Mapped[datetime | None]
     escalated_at: Mapped[datetime | None]
     escalate_at: Mapped[datetime | None]
+    # The report this one was merged into (status "duplicate"): its reporter and followers
+    # follow that one now (``handlers.lifecycle``).
+    duplicate_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reports.id", ondelete="SET NULL")
+    )
 
     __table_args__ = (
         Index("ix_reports_area_status_created", "area_id", "status", "created_at"),
@@ -179,6 +184,8 @@ class ReportMedia(Base):
     # NULL for a file attached before the store existed (``file_ref`` is then all there is).
     store_ref: Mapped[str | None] = mapped_column(String(80), index=True)
     size: Mapped[int | None] = mapped_column(BigInteger)
+    # "report": sent with the report; "closure": the officer's proof that it was dealt with.
+    purpose: Mapped[str] = mapped_column(String(16), default="report", server_default="report")
 
 
 class ReportFollower(Base):

@@ -181,16 +181,39 @@ async def areas_by_id(session: AsyncSession, ids: Iterable[int]) -> dict[int, Ar
     return {a.id: a for a in rows}
 
 
-async def media_of(session: AsyncSession, report_id: int) -> list[ReportMedia]:
-    """The report's media, oldest first."""
+REPORT_MEDIA = "report"  # ReportMedia.purpose: sent with the report
+CLOSURE_MEDIA = "closure"  # the officer's proof of closure
+
+
+async def media_of(
+    session: AsyncSession, report_id: int, purpose: str = REPORT_MEDIA
+) -> list[ReportMedia]:
+    """The report's media of this purpose (its own files, or closure photos), oldest first."""
     return list(
         (
             await session.scalars(
                 select(ReportMedia)
-                .where(ReportMedia.report_id == report_id)
+                .where(ReportMedia.report_id == report_id, ReportMedia.purpose == purpose)
                 .order_by(ReportMedia.id)
             )
         ).all()
+    )
+
+
+def add_closure_media(session: AsyncSession, report_id: int, item: MediaRef, now: datetime) -> None:
+    """Keep the officer's closure photo with the report."""
+    session.add(
+        ReportMedia(
+            report_id=report_id,
+            kind=item.kind,
+            channel=item.channel,
+            file_ref=item.file_ref,
+            content_type=item.content_type,
+            store_ref=item.store_ref,
+            size=item.size,
+            created_at=now,
+            purpose=CLOSURE_MEDIA,
+        )
     )
 
 
@@ -230,16 +253,23 @@ async def change_status(
     actor_id: int,
     now: datetime,
     note: str | None = None,
+    duplicate_of_id: int | None = None,
 ) -> bool:
     """Move the report on, only if nobody changed it since it was read; False if someone did.
 
     A conditional UPDATE (status and assignee as read): of two officers pressing at once exactly
     one wins, on SQLite and PostgreSQL. The report is refreshed either way; an event is added.
+    Reopening (by the reporter) keeps the assignee and the last note, and clears ``closed_at``;
+    a duplicate records the report it was merged into.
     """
     from_status = report.status
     values: dict[str, object] = {"status": to_status.value, "updated_at": now}
     if to_status is ReportStatus.CLAIMED:
         values.update(assignee_id=actor_id, claimed_at=now)
+    elif to_status is ReportStatus.REOPENED:
+        values.update(closed_at=None)
+    elif to_status is ReportStatus.DUPLICATE:
+        values.update(closed_at=now, duplicate_of_id=duplicate_of_id)
     else:
         values.update(
             closed_at=now, resolution_note=note, assignee_id=report.assignee_id or actor_id
@@ -279,6 +309,74 @@ async def last_actor_id(session: AsyncSession, report_id: int, status: str) -> i
         .order_by(ReportEvent.id.desc())
         .limit(1)
     )
+
+
+async def times_moved_to(session: AsyncSession, report_id: int, status: str) -> int:
+    """How often the report was moved to this status (its news and edits are keyed by it)."""
+    found = await session.scalar(
+        select(func.count())
+        .select_from(ReportEvent)
+        .where(ReportEvent.report_id == report_id, ReportEvent.to_status == status)
+    )
+    return int(found or 0)
+
+
+async def events_of(session: AsyncSession, report_id: int) -> list[ReportEvent]:
+    """The report's trail, oldest first."""
+    stmt = (
+        select(ReportEvent)
+        .where(ReportEvent.report_id == report_id)
+        .order_by(ReportEvent.created_at, ReportEvent.id)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def last_event(
+    session: AsyncSession, report_id: int, kinds: Sequence[str]
+) -> ReportEvent | None:
+    """The newest event of these kinds, or None."""
+    stmt = (
+        select(ReportEvent)
+        .where(ReportEvent.report_id == report_id, ReportEvent.kind.in_(list(kinds)))
+        .order_by(ReportEvent.id.desc())
+        .limit(1)
+    )
+    return await session.scalar(stmt)
+
+
+async def take_over_followers(
+    session: AsyncSession, source: Report, target: Report, now: datetime
+) -> int:
+    """The source's reporter and followers follow the target from now on (its own reporter
+    excepted); how many new followers it got."""
+    people = [f.id for f in await followers_of(session, source.id)]
+    if source.reporter_id is not None:
+        people.insert(0, source.reporter_id)
+    added = 0
+    for contact_id in dict.fromkeys(people):
+        if contact_id == target.reporter_id:
+            continue
+        if await follow(session, target.id, contact_id, now):
+            added += 1
+    return added
+
+
+async def count_events(
+    session: AsyncSession, area_ids: Sequence[int], kind: str, start: datetime, end: datetime
+) -> int:
+    """How many events of this kind the reports of these areas had in [start, end)."""
+    found = await session.scalar(
+        select(func.count())
+        .select_from(ReportEvent)
+        .join(Report, Report.id == ReportEvent.report_id)
+        .where(
+            Report.area_id.in_(list(area_ids)),
+            ReportEvent.kind == kind,
+            ReportEvent.created_at >= start,
+            ReportEvent.created_at < end,
+        )
+    )
+    return int(found or 0)
 
 
 async def open_in_areas(

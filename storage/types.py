@@ -77,10 +77,12 @@ class ReportStatus(StrEnum):
     CLAIMED = "claimed"
     RESOLVED = "resolved"
     REJECTED = "rejected"
+    DUPLICATE = "duplicate"  # merged into another report (``Report.duplicate_of_id``)
+    REOPENED = "reopened"  # the reporter said "Belum selesai" after it was resolved
 
     @property
     def is_open(self) -> bool:
-        return self in (ReportStatus.NEW, ReportStatus.CLAIMED)
+        return self in (ReportStatus.NEW, ReportStatus.CLAIMED, ReportStatus.REOPENED)
 
 
 class OutboxStatus(StrEnum):

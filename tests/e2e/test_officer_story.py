@@ -39,6 +39,15 @@ STRANGER = 777
 RESIDENT = 501
 
 
+def group_texts(fake: TelegramFake, chat_id: int) -> list[str]:
+    """Everything a group member could ever read: every message and every version of it."""
+    out = []
+    for message in fake.messages(chat_id):
+        out.append(message.content)
+        out.extend(f"{edit.text or ''} {edit.caption or ''}" for edit in message.edits)
+    return out
+
+
 @pytest.fixture
 async def story(
     migrated_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
@@ -82,6 +91,7 @@ async def test_invite_register_link_report_claim_and_stale_presses(story: Runnin
         f"claim:{report.id}",
         f"resolve:{report.id}",
         f"reject:{report.id}",
+        f"merge:{report.id}",
     ]
 
     mark = fake.mark()
@@ -153,3 +163,85 @@ async def test_unclaimed_report_escalates_once_across_a_restart(
         assert [m for m in fake.messages(KECAMATAN_GROUP) if report.ticket in m.content] == [
             escalated
         ]
+
+
+NEIGHBOUR = 502
+
+
+async def test_duplicate_closure_photo_and_reopen_in_the_group(
+    migrated_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """Duplikat on the group's alert merges a report; Selesai needs a photo of the result; the
+    reporter gets it with Sudah beres / Belum, and Belum sends it back to the group."""
+    await load_areas(sessions)
+    async with TelegramFake(flood_limits=lenient_private_chats()) as fake:
+        fake.add_user(OFFICER, "Andi", "Saputra")
+        fake.add_user(COLLEAGUE, "Wayan")
+        fake.add_user(RESIDENT, "Siti", "Aminah")
+        fake.add_user(NEIGHBOUR, "Joko", "Susilo")
+        fake.add_group(GROUP, "Bhabin Sumber Jaya", kind="supergroup")
+        settings = settings_for(fake, migrated_url, tmp_path)
+        settings.reports.duplicate_window_hours = 0  # the second resident files anew
+        for category in settings.reports.categories:
+            if category.key == "keamanan":
+                category.closure_photo = "required"
+        async with bot_running(fake, settings, sessions) as story:
+            await register_and_link(story)
+            await file_report(story, RESIDENT, anonymous=True)
+            await file_report(story, NEIGHBOUR, "Motor hilang lagi di gang yang sama")
+            async with sessions() as s:
+                main, dup = (await s.scalars(select(Report).order_by(Report.id))).all()
+            main_alert = await fake.wait_for_message(GROUP, contains=main.ticket, since=0)
+            dup_alert = await fake.wait_for_message(GROUP, contains=dup.ticket, since=0)
+            assert dup_alert.button_data()[-1] == f"merge:{dup.id}"
+
+            # Duplikat on the group's alert: the other ticket is asked for privately.
+            mark = fake.mark()
+            await story.press(GROUP, OFFICER, "Duplikat", dup_alert)
+            pointer = await fake.wait_for_callback_answer(since=mark, chat_id=GROUP)
+            assert pointer.text == "Cek chat pribadi untuk menulis catatan."
+            await fake.wait_for_message(OFFICER, contains=f"{dup.ticket} duplikat dari laporan")
+            fake.send_text(OFFICER, OFFICER, main.ticket)
+            await fake.wait_for_message(OFFICER, contains=f"{dup.ticket} digabung ke")
+            merged = await fake.wait_for_edit(GROUP, dup_alert.message_id, contains="Digabung")
+            assert f"🔗 Digabung ke {main.ticket} oleh Andi" in merged.content
+            assert merged.button_data() == []
+            told = await fake.wait_for_message(NEIGHBOUR, contains="digabung")
+            assert main.ticket in told.content
+
+            # Selesai: a photo of the result with the note as its caption.
+            await story.press(GROUP, OFFICER, "Selesai", main_alert)
+            await fake.wait_for_message(OFFICER, contains="foto wajib untuk jenis laporan ini")
+            fake.send_text(OFFICER, OFFICER, "Motor ditemukan")  # the note alone: not yet
+            await fake.wait_for_message(OFFICER, contains="Sekarang kirim foto")
+            fake.send_photo(OFFICER, OFFICER, b"\xff\xd8\xff\xe0 the motorbike is back")
+            done = await fake.wait_for_edit(GROUP, main_alert.message_id, contains="Selesai oleh")
+            assert "Motor ditemukan" in done.content and "Foto hasil penanganan" in done.content
+            news = await fake.wait_for_message(RESIDENT, contains="sudah selesai")
+            assert news.kind == "photo" and "Motor ditemukan" in news.content
+            assert news.button_data() == [f"fixed:{main.id}", f"notfixed:{main.id}"]
+            followed = await fake.wait_for_message(NEIGHBOUR, contains="sudah selesai")
+            assert followed.kind == "photo" and followed.button_data() == []
+
+            # Belum: the reason, then back to the group as reopened.
+            await story.press(RESIDENT, RESIDENT, "Belum", news)
+            await fake.wait_for_message(RESIDENT, contains="Apa yang belum selesai")
+            mark = fake.mark()
+            fake.send_text(RESIDENT, RESIDENT, "Motornya belum dikembalikan ke saya")
+            await fake.wait_for_message(RESIDENT, contains="dibuka lagi")
+            again = await fake.wait_for_message(GROUP, contains="DIBUKA LAGI", since=mark)
+            assert main.ticket in again.content
+            assert "Motornya belum dikembalikan ke saya" in again.content
+            assert again.button_data()[0] == f"claim:{main.id}"
+            await fake.wait_for_edit(GROUP, main_alert.message_id, contains="Dibuka lagi")
+
+            # A second press of Belum changes nothing.
+            await story.press(RESIDENT, RESIDENT, "Belum", news)
+            await fake.wait_for_message(RESIDENT, contains="sudah dibuka lagi dan sedang menunggu")
+            async with sessions() as s:
+                reopened = await s.get(Report, main.id)
+                assert reopened is not None and reopened.status == "reopened"
+
+            seen_by_group = "\n".join(group_texts(fake, GROUP))
+            for secret in ("Siti", "Aminah", str(RESIDENT)):
+                assert secret not in seen_by_group

@@ -5,6 +5,7 @@ RequestValidator, the Telegram fake for the officers' group."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -26,9 +27,11 @@ import bot.app
 import bot.inbound
 from bot.app import StartupError, run
 from bot.config import (
+    CategorySettings,
     DatabaseSettings,
     HttpSettings,
     OutboxSettings,
+    ReportSettings,
     Settings,
     TelegramSettings,
     WhatsAppSettings,
@@ -212,6 +215,19 @@ async def bots(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Bots]:
+    async with running_bots(migrated_url, sessions, tmp_path, monkeypatch) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def running_bots(
+    migrated_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reports: ReportSettings | None = None,
+) -> AsyncIterator[Bots]:
+    """The real `run` with both fakes (``reports``: other report settings)."""
     await link_alert_group(sessions)
     schedules = Schedules()
     schedules.watch(monkeypatch)
@@ -224,6 +240,8 @@ async def bots(
     ):
         telegram.add_group(GROUP, "Bhabin Sumber Jaya", kind="supergroup")
         settings = settings_for(telegram, twilio, migrated_url, tmp_path, port)
+        if reports is not None:
+            settings = settings.model_copy(update={"reports": reports})
         stop = asyncio.Event()
         task = asyncio.create_task(run(settings, stop))
         try:
@@ -328,7 +346,11 @@ async def test_a_resident_reports_by_whatsapp_and_an_officer_claims_by_reply(
     assert report.ticket in told and "Bripka Wati" in told and "ditangani" in told
     edited = await bots.telegram.wait_for_edit(GROUP, alert.message_id, since=0, timeout=10)
     assert "Bripka Wati" in edited.content
-    assert edited.button_data() == [f"resolve:{report.id}", f"reject:{report.id}"]
+    assert edited.button_data() == [
+        f"resolve:{report.id}",
+        f"reject:{report.id}",
+        f"merge:{report.id}",
+    ]
 
     row = await bots.row_status(news.sid, "delivered")
     assert row.kind == "status" and news.content_sid is None  # in the window: free text
@@ -847,3 +869,112 @@ async def test_an_officer_taps_the_alert_and_the_permissions_hold(bots: Bots) ->
     news = await wait_news(bots, RESIDENT, resident_before)
     assert "Bripka Wati" in news.body and "ditangani" in news.body
     # Selesai with a note by tap: tests/e2e/test_stories.py, on both channels.
+
+
+# --- the lifecycle: a duplicate merged, closure with a required photo, reopened by the reporter
+
+
+@pytest.fixture
+async def bots_photo_required(
+    migrated_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Bots]:
+    """Keamanan reports need a photo of the result to be resolved."""
+    categories = [
+        CategorySettings(key=c.key, urgent=c.urgent, closure_photo="required")
+        if c.key == "keamanan"
+        else c
+        for c in ReportSettings().categories
+    ]
+    reports = ReportSettings(categories=categories)
+    async with running_bots(migrated_url, sessions, tmp_path, monkeypatch, reports) as started:
+        yield started
+
+
+async def file_another(bots: Bots, number: str, name: str) -> str:
+    """A second resident reports the same kind of thing: offered to follow, files anew."""
+    await onboard(bots, number, name=name)
+    await bots.say(number, "LAPOR", name=name)
+    offer = await bots.say(number, "1", name=name)
+    assert "Ikut pantau" in offer, offer
+    assert "Ceritakan" in await bots.say(number, "2", name=name)
+    await bots.say(number, "Ada yang mencuri motor di dekat balai", name=name)
+    await bots.say(number, "Dekat balai desa", name=name)
+    await bots.say(number, "lewati", name=name)
+    await bots.say(number, "tidak", name=name)
+    confirmation = await bots.say(number, "kirim", name=name)
+    assert "KTN-" in confirmation, confirmation
+    return confirmation
+
+
+async def test_merge_closure_photo_and_reopen_on_whatsapp(bots_photo_required: Bots) -> None:
+    bots = bots_photo_required
+    neighbour = STRANGER
+    await register_officer(bots)
+    officer_before = len(bots.twilio.messages_to(OFFICER))
+    await file_report(bots)
+    await wait_alert(bots, OFFICER, officer_before)
+    officer_before = len(bots.twilio.messages_to(OFFICER))
+    await file_another(bots, neighbour, "Pak Joko")
+    await bots.twilio.wait_for_messages(OFFICER, count=officer_before + 1, timeout=10)  # its alert
+    async with bots.sessions() as s:
+        main, dup = (await s.scalars(select(Report).order_by(Report.id))).all()
+    group_alert = await bots.telegram.wait_for_message(GROUP, contains=dup.ticket, since=0)
+
+    # The WhatsApp officer merges the second report into the first by typing.
+    before = len(bots.twilio.messages_to(neighbour))
+    answer = await bots.say(OFFICER, f"gabung {dup.ticket} {main.ticket}", name="Bripka Wati")
+    assert answer == (
+        f"🔗 {dup.ticket} digabung ke {main.ticket}. "
+        f"Pelapor dan pemantaunya kini mengikuti {main.ticket}."
+    )
+    news = await wait_news(bots, neighbour, before)
+    assert f"digabung oleh Bripka Wati dengan laporan {main.ticket}" in news.body
+    edited = await bots.telegram.wait_for_edit(GROUP, group_alert.message_id, since=0)
+    assert f"🔗 Digabung ke {main.ticket} oleh Bripka Wati" in edited.content
+    assert edited.button_data() == []
+
+    # Selesai needs a photo of the result: the note alone is kept and the photo asked for.
+    asked = await bots.say(OFFICER, f"selesai {main.ticket} Pencuri tertangkap", name="Bripka Wati")
+    assert f"Catatan untuk {main.ticket} sudah kami simpan. Sekarang kirim foto" in asked
+    resident_before = len(bots.twilio.messages_to(RESIDENT))
+    neighbour_before = len(bots.twilio.messages_to(neighbour))
+    result = b"\xff\xd8\xff\xe0 the recovered motorbike"
+    photo = bots.twilio.inbound_media(OFFICER, result, "image/jpeg", profile_name="Bripka Wati")
+    assert (await bots.deliver(OFFICER, photo)).startswith(f"✅ {main.ticket} selesai")
+
+    # The reporter gets the photo, then the note with Sudah beres / Belum.
+    got = await bots.twilio.wait_for_messages(RESIDENT, count=resident_before + 2, timeout=10)
+    photo_message, with_buttons = got[resident_before : resident_before + 2]
+    assert len(photo_message.media_urls) == 1
+    async with httpx.AsyncClient(trust_env=False) as client:  # the signed link Twilio fetches
+        assert (await client.get(photo_message.media_urls[0])).content == result
+    assert "Pencuri tertangkap" in with_buttons.body
+    assert titles(with_buttons) == ["Sudah beres", "Belum"]
+    # The merged report's reporter follows the main one now: the news, with the photo.
+    followed = await wait_news(bots, neighbour, neighbour_before)
+    assert f"Laporan {main.ticket} sudah selesai" in followed.body
+    assert len(followed.media_urls) == 1 and not followed.buttons
+
+    # "Belum": why? Then back to the officer, as reopened.
+    officer_before = len(bots.twilio.messages_to(OFFICER))
+    why = await bots.tap(with_buttons, "Belum")
+    assert f"Apa yang belum selesai pada {main.ticket}?" in why.body
+    done = await bots.say(RESIDENT, "Motornya belum dikembalikan")
+    assert f"🔁 Laporan {main.ticket} dibuka lagi" in done
+    _photo, alert = await wait_alert(bots, OFFICER, officer_before)
+    assert alert.body.startswith("🔁 DIBUKA LAGI: pelapor menyatakan belum selesai.")
+    assert "Alasan: Motornya belum dikembalikan" in alert.body
+    async with bots.sessions() as s:
+        reopened = await s.get(Report, main.id)
+    assert reopened is not None and reopened.status == "reopened"
+    again = await bots.telegram.wait_for_message(GROUP, contains="DIBUKA LAGI", since=0)
+    assert main.ticket in again.content
+
+    # A second tap on the old message changes nothing.
+    second = await bots.tap(with_buttons, "Belum")
+    assert second.body == (
+        f"Laporan {main.ticket} sudah dibuka lagi dan sedang menunggu petugas. Terima kasih."
+    )

@@ -81,6 +81,16 @@ async def _to_staff_note(chat: FakeChat) -> None:
     await chat.send(button=f"resolve:{filed.recorded.filed['report_id']}")
 
 
+async def _to_reopen_reason(chat: FakeChat) -> None:
+    await chat.onboard()
+    filed = await chat.file_report("keamanan")
+    report_id = filed.recorded.filed["report_id"]
+    officer = FakeChat(chat.sessions, user_id=2003, name="Bripka Andi", now=chat.now)
+    await officer.enrol("officer")
+    await officer.send(f"selesai {filed.recorded.filed['ticket']} sudah aman")
+    await chat.send(button=f"notfixed:{report_id}")
+
+
 REACH: dict[State, Step] = {
     State.IDLE: lambda chat: chat.onboard(),
     State.CONSENT: lambda chat: chat.send("/start 17.71.08.1004"),
@@ -95,6 +105,7 @@ REACH: dict[State, Step] = {
     State.EDIT: _to_edit,
     State.ERASE_CONFIRM: _to_erase,
     State.STAFF_NOTE: _to_staff_note,
+    State.REOPEN_REASON: _to_reopen_reason,
 }
 
 
@@ -135,6 +146,11 @@ TABLE: dict[State, tuple[Step, State, Step]] = {
     State.ERASE_CONFIRM: (lambda c: c.send("ya"), State.IDLE, lambda c: c.send(media=[STICKER])),
     State.STAFF_NOTE: (
         lambda c: c.send("Sudah diamankan, pelaku diserahkan ke Polsek"),
+        State.IDLE,
+        lambda c: c.send(location=PIN),
+    ),
+    State.REOPEN_REASON: (
+        lambda c: c.send("Orangnya datang lagi tadi malam"),
         State.IDLE,
         lambda c: c.send(location=PIN),
     ),

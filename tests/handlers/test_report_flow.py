@@ -124,6 +124,7 @@ async def test_full_report_flow_on_telegram(chat: FakeChat) -> None:
         ["Tangani", f"claim:{report.id}"],
         ["Selesai", f"resolve:{report.id}"],
         ["Tolak", f"reject:{report.id}"],
+        ["Duplikat", f"merge:{report.id}"],
     ]
     assert reply["location"]["lat"] == PIN.latitude
     assert reply["media"]["ref"] == "file-abc"
@@ -224,7 +225,10 @@ async def test_darurat_gives_numbers_first_then_a_short_urgent_flow(chat: FakeCh
     await chat.press("Lainnya")
     await chat.send("Rumah terbakar di ujung gang")
     out = await chat.send(location=PIN)
-    assert out.recorded.state == State.SUMMARY.value, "no photo/anonymous questions"
+    assert out.recorded.state == State.ANONYMOUS.value, "no photo question; anonymity asked"
+    assert [o.data for o in out.replies[-1].options] == ["anon:yes", "anon:no"]
+    out = await chat.press("Ya")
+    assert out.recorded.state == State.SUMMARY.value
     assert "Mendesak" in texts(out)
     out = await chat.press("Kirim")
     assert "110 atau 112" in texts(out)
@@ -234,6 +238,9 @@ async def test_darurat_gives_numbers_first_then_a_short_urgent_flow(chat: FakeCh
     [alert] = await rows(chat.sessions, Outbox)
     assert alert.payload["reply"]["text"].startswith("🚨 LAPORAN MENDESAK")
     assert alert.payload["urgent"] is True
+    assert report.anonymous  # the urgent alert no longer shows the name
+    assert "Pelapor: anonim" in alert.payload["reply"]["text"]
+    assert chat.name not in json.dumps(alert.payload)
 
 
 async def test_urgent_category_shows_numbers_and_shortens_the_flow(chat: FakeChat) -> None:
@@ -244,10 +251,12 @@ async def test_urgent_category_shows_numbers_and_shortens_the_flow(chat: FakeCha
     assert out.recorded.state == State.DESCRIPTION.value
     await chat.send("Banjir setinggi lutut")
     out = await chat.send("RT 01")
+    assert out.recorded.state == State.ANONYMOUS.value, "anonymity is asked, nothing assumed"
+    out = await chat.press("Tidak")
     assert out.recorded.state == State.SUMMARY.value
     out = await chat.press("Kirim")
     [report] = await rows(chat.sessions, Report)
-    assert report.urgent and report.category == "bencana"
+    assert report.urgent and report.category == "bencana" and not report.anonymous
 
 
 async def test_darurat_from_a_new_contact_numbers_then_consent_then_urgent_flow(
@@ -499,7 +508,7 @@ async def test_darurat_mid_report_marks_the_draft_urgent(chat: FakeChat) -> None
     assert out.recorded.state == State.DESCRIPTION.value
     await chat.send("Perampokan di warung")
     out = await chat.send("Warung Bu Sri")
-    assert out.recorded.state == State.SUMMARY.value
+    assert out.recorded.state == State.ANONYMOUS.value
 
 
 async def test_anonymous_reporter_never_appears_in_the_group_alert(chat: FakeChat) -> None:

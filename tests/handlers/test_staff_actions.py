@@ -177,7 +177,11 @@ async def test_claim_tells_the_reporter_and_edits_the_alert_in_place(cast: Cast)
     reply = edit.payload["reply"]
     assert reply["text"].startswith(alert.payload["reply"]["text"])
     assert "👮 Ditangani oleh Bripka Andi — 10:00 WIB" in reply["text"]
-    assert [o[1] for o in reply["options"]] == [f"resolve:{report_id}", f"reject:{report_id}"]
+    assert [o[1] for o in reply["options"]] == [
+        f"resolve:{report_id}",
+        f"reject:{report_id}",
+        f"merge:{report_id}",
+    ]
     assert set(out.outbox_ids) == {news.id, edit.id}
 
 

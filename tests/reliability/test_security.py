@@ -191,13 +191,16 @@ Act = Callable[[FakeChat, World], Awaitable[Outcome]]
 
 
 def report_acts(which: str) -> dict[str, Act]:
-    """Every way to claim, resolve or reject one report, by button and by typing."""
+    """Every way to claim, resolve, reject or merge one report, by button and by typing."""
 
     def rid(w: World) -> int:
         return (w.new_report if which == "new" else w.claimed_report)[0]
 
     def ticket(w: World) -> str:
         return (w.new_report if which == "new" else w.claimed_report)[1]
+
+    def other(w: World) -> str:  # the other report of the same area: merge into it
+        return (w.claimed_report if which == "new" else w.new_report)[1]
 
     return {
         "claim button in the group": lambda p, w: p.in_group().send(button=f"claim:{rid(w)}"),
@@ -212,6 +215,11 @@ def report_acts(which: str) -> dict[str, Act]:
         "/tangani in the group": lambda p, w: p.in_group().send(f"/tangani@ktn_bot {ticket(w)}"),
         "/selesai in the group": lambda p, w: p.in_group().send(f"/selesai {ticket(w)} beres"),
         "/tolak in the group": lambda p, w: p.in_group().send(f"/tolak {ticket(w)} ganda"),
+        "merge button in the group": lambda p, w: p.in_group().send(button=f"merge:{rid(w)}"),
+        "gabung typed": lambda p, w: p.send(f"gabung {ticket(w)} {other(w)}"),
+        "/duplikat in the group": lambda p, w: p.in_group().send(
+            f"/duplikat {ticket(w)} {other(w)}"
+        ),
     }
 
 
@@ -527,7 +535,7 @@ async def test_r5_an_anonymous_reporter_is_in_no_group_message_outbox_row_or_log
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Two anonymous reports (WhatsApp and Telegram) through alert, claim, a resolution note,
-    escalation and /status; their identities must not reach the officers, the groups, the
+    the reporter reopening it, escalation and /status (the officer's trail too); their identities must not reach the officers, the groups, the
     outbox rows for anyone else, or the log."""
     identity = [
         WA_NAME,
@@ -586,6 +594,11 @@ async def test_r5_an_anonymous_reporter_is_in_no_group_message_outbox_row_or_log
     telegram.send_text(OFFICER, OFFICER, "Sudah diperiksa puskesmas, warga dirawat")
     await telegram.wait_for_edit(GROUP, alert.message_id, contains="Selesai", timeout=10)
     await wait_for_whatsapp(twilio, WA_REPORTER, "puskesmas")
+    # The reporter says it is not resolved: back to the group, the trail shown to the officer.
+    assert "dibuka lagi" in await live.say(WA_REPORTER, f"belum {wa_ticket} masih demam")
+    await telegram.wait_for_message(GROUP, contains="DIBUKA LAGI", since=0, timeout=10)
+    telegram.send_text(OFFICER, OFFICER, f"/status {wa_ticket}")
+    await telegram.wait_for_message(OFFICER, contains="dibuka lagi — pelapor (anonim)", timeout=10)
     # Nobody claims the Telegram report: it escalates to Kampung Melayu.
     async with sessions() as session:
         later = Context(core_config(), now=utcnow() + timedelta(hours=6))

@@ -207,7 +207,8 @@ class FakeChat:
         await self.send(description)
         outcome = await self.send("RT 03/RW 02 dekat masjid")
         if outcome.recorded.state == "photo":
-            await self.press("photo:skip")
+            outcome = await self.press("photo:skip")
+        if outcome.recorded.state == "anonymous":  # asked in every flow, urgent included
             await self.press("anon:yes" if anonymous else "anon:no")
         return await self.press("sum:send")
 

@@ -63,6 +63,7 @@ async def test_a_post_files_a_report_the_way_the_chat_does(api: Api) -> None:
         f"claim:{report.id}",
         f"resolve:{report.id}",
         f"reject:{report.id}",
+        f"merge:{report.id}",
     ]
     assert api.woken  # the dispatcher was woken after the commit
 
@@ -394,3 +395,33 @@ async def test_rate_limits_per_key_and_per_address_answer_429(api: Api) -> None:
     assert limited.headers["retry-after"] == "20"
     assert limited.headers["content-type"] == "text/xml; charset=utf-8"
     assert "<code>429</code>" in limited.text and "too many requests" in limited.text
+
+
+async def test_a_duplicate_is_closed_naming_its_report_and_a_reopened_one_is_open(
+    api: Api,
+) -> None:
+    officer, reporter = api.cast.officer, api.cast.reporter
+    main = str((await api.cast.resident.file_report()).recorded.filed["ticket"])
+    dup = str(
+        (await reporter.file_report(description="Motor hilang lagi")).recorded.filed["ticket"]
+    )
+    again = await reporter.file_report("kesehatan", "Got mampet")
+    redone = str(again.recorded.filed["ticket"])
+    await officer.send(f"gabung {dup} {main}")
+    await officer.send(f"selesai {redone} sudah dibersihkan")
+    await reporter.send(f"belum {redone} masih mampet")
+    headers = {"X-Api-Key": api.key}
+    async with api.client() as client:
+        listed = await client.get("/requests.json", headers=headers)
+        opened = await client.get("/requests.json", params={"status": "open"}, headers=headers)
+        closed = await client.get("/requests.json", params={"status": "closed"}, headers=headers)
+        xml = await client.get(f"/requests/{dup}.xml", headers=headers)
+    views = {v["service_request_id"]: v for v in listed.json()}
+    assert (views[dup]["status"], views[dup]["status_notes"]) == (
+        "closed",
+        f"Duplikat dari laporan {main}; perkembangannya ada di laporan itu.",
+    )
+    assert (views[redone]["status"], views[redone]["status_notes"]) == ("open", None)
+    assert {v["service_request_id"] for v in opened.json()} == {main, redone}
+    assert [v["service_request_id"] for v in closed.json()] == [dup]
+    assert "<status>closed</status>" in xml.text and f"Duplikat dari laporan {main}" in xml.text
