@@ -15,6 +15,7 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.alerts import enqueue_alert_edits, staff_name
+from handlers.claims import claim_refusal
 from handlers.context import Context
 from handlers.notify import enqueue_news
 from handlers.permissions import may_act, may_close_claimed
@@ -111,6 +112,8 @@ async def refusal(
         action is Action.CLAIM or not may_close_claimed(actor, report)
     ):
         return await handled_by(session, ctx, report, actor, lang)
+    if action is Action.CLAIM:  # nobody holds more open claims than the cap
+        return await claim_refusal(session, ctx, actor, lang)
     return None
 
 

@@ -145,7 +145,7 @@ async def compute_stats(
                 report.status == ReportStatus.NEW.value
                 and report.escalate_at is not None
                 and report.escalate_at <= now
-            ):
+            ) or (report.status == ReportStatus.NEW.value and report.escalated_at is not None):
                 overdue[report.category] += 1
         closed = report.closed_at
         resolved = report.status == ReportStatus.RESOLVED.value

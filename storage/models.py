@@ -154,6 +154,8 @@ class Report(Base):
     closed_at: Mapped[datetime | None]
     escalated_at: Mapped[datetime | None]
     escalate_at: Mapped[datetime | None]
+    # How far up the escalation went: 0 not yet, 1 the parent area, 2 the one above, ...
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         Index("ix_reports_area_status_created", "area_id", "status", "created_at"),
