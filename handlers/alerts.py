@@ -353,6 +353,7 @@ async def _followups(
     copies = await _live_alerts(session, report, ctx, editable=False)
     rows = []
     seen: set[tuple[str, int]] = set()
+    again = await reports.status_round(session, report.id, report.status)
     for copy in copies:
         if copy.contact_id == actor.id or (copy.channel, copy.chat_id) in seen:
             continue
@@ -369,7 +370,7 @@ async def _followups(
                 reply=Reply("\n".join([ticket, *lines])),
                 contact_id=copy.contact_id,
                 report_id=report.id,
-                dedupe_key=f"followup:{report.id}:{report.status}:{copy.channel}:{copy.chat_id}",
+                dedupe_key=f"followup:{report.id}:{report.status}:{copy.channel}:{copy.chat_id}{again}",
                 extra={"ticket": report.ticket, "status": report.status, "lang": lang},
                 bot=copy.bot,
             )

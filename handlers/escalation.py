@@ -134,6 +134,9 @@ async def _escalate(session: AsyncSession, ctx: Context, report: Report) -> int:
     if not await reports.mark_escalated(session, report, ctx.now, level=level, next_at=next_at):
         return 0
     where = f"{area.code} {area.name}" if area is not None else "-"
+    # The n-th step of the report (it starts again after a claim offered back, ``handlers.claims``)
+    # tells its copies apart from earlier ones to the same chats.
+    step = await reports.count_events(session, report.id, ESCALATED) + 1
     reports.add_event(session, report.id, ESCALATED, ctx.now, note=f"level {level}: {where}")
     await send_copies(
         session,
@@ -142,7 +145,7 @@ async def _escalate(session: AsyncSession, ctx: Context, report: Report) -> int:
         recipients,
         OutboxKind.ESCALATION,
         header="alert.escalation_title" if level == 1 else "alert.escalation_title_level",
-        round_=None if level == 1 else f"L{level}",
+        round_=None if step == 1 else f"s{step}",
         level=level,
     )
     return level

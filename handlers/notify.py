@@ -57,6 +57,7 @@ async def enqueue_news(
     """Tell the reporter and followers about the report's new status; returns the rows."""
     rows = []
     routes = BotRoutes(session, ctx.config)
+    again = await reports.status_round(session, report.id, report.status)
     for person in await interested(session, report):
         if person.id == actor.id:
             continue
@@ -71,7 +72,7 @@ async def enqueue_news(
                 reply=Reply(news_text(ctx, lang, report, officer)),
                 contact_id=person.id,
                 report_id=report.id,
-                dedupe_key=f"status:{report.id}:{report.status}:{person.id}",
+                dedupe_key=f"status:{report.id}:{report.status}:{person.id}{again}",
                 extra={"ticket": report.ticket, "status": report.status, "lang": lang},
                 bot=await routes.contact(person),
             )

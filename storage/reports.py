@@ -271,6 +271,27 @@ async def change_status(
     return True
 
 
+async def count_events(session: AsyncSession, report_id: int, kind: str) -> int:
+    """How many events of this kind the report's trail has."""
+    found = await session.scalar(
+        select(func.count())
+        .select_from(ReportEvent)
+        .where(ReportEvent.report_id == report_id, ReportEvent.kind == kind)
+    )
+    return int(found or 0)
+
+
+async def status_round(session: AsyncSession, report_id: int, status: str) -> str:
+    """'' the first time the report reached this status, ':2' the second time (a claim offered
+    back and claimed again), ...: keeps the news of each time apart in dedupe keys."""
+    times = await session.scalar(
+        select(func.count())
+        .select_from(ReportEvent)
+        .where(ReportEvent.report_id == report_id, ReportEvent.to_status == status)
+    )
+    return f":{times}" if times and times > 1 else ""
+
+
 async def last_actor_id(session: AsyncSession, report_id: int, status: str) -> int | None:
     """Who last moved the report to this status (None if nobody or erased)."""
     return await session.scalar(
