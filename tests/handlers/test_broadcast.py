@@ -164,3 +164,19 @@ async def test_help_names_the_coordinator_commands_only_to_coordinators(cast: Ca
     assert "/umumkan" in texts(await cast.coordinator.send("/bantuan"))
     assert "/umumkan" not in texts(await cast.officer.send("/bantuan"))
     assert "/umumkan" not in texts(await cast.resident.send("/bantuan"))
+
+
+async def test_a_broadcast_to_nobody_is_refused_with_a_warning(cast: Cast) -> None:
+    await cast.resident.send("/berhenti")
+    await cast.reporter.send("/berhenti")
+    preview = await prepare(cast.coordinator, audience="residents")
+    assert "0 penerima" in texts(preview)
+    refused = await cast.coordinator.press("Kirim")
+    assert texts(refused).startswith(
+        "⚠️ Tidak ada penerima (Warga) di Kampung Melayu dan wilayah di bawahnya, "
+        "jadi pengumuman ini tidak dikirim."
+    )
+    assert "dikirim ke 0 penerima" not in texts(refused)
+    assert refused.recorded.state == State.BROADCAST_AUDIENCE, "choose other recipients"
+    assert await rows(cast.coordinator.sessions, Broadcast) == []
+    assert await rows(cast.coordinator.sessions, Outbox) == []
