@@ -260,3 +260,46 @@ async def test_an_area_whose_announcement_fails_does_not_hold_back_the_others(
         ALERT_GROUP,
         wiyono_group,
     }
+
+
+async def test_an_old_hadir_pressed_after_aman_says_it_is_recorded_without_new_buttons(
+    cast: Cast,
+) -> None:
+    sessions = cast.coordinator.sessions
+    await announce(sessions, TONIGHT_21_WIB)
+    dm = (await patrol_rows(sessions))[-1]
+    [[_, hadir]] = dm.payload["reply"]["options"]
+    reporter = cast.reporter
+    reporter.now = TONIGHT_21_WIB + timedelta(minutes=40)
+    await reporter.send(button=hadir)
+    reporter.advance(hours=6)
+    await reporter.press("🛡 Aman")
+    again = await reporter.send(button=hadir)  # the old message's button, pressed again
+    assert again.notice == "Laporan ronda 2025-05-12 sudah tercatat sebelumnya."
+    assert texts(again) == "Laporan ronda 2025-05-12 sudah tercatat sebelumnya."
+    assert all(not reply.options for reply in again.replies), "no Aman / Lapor again"
+    assert await confirmations(sessions) == [
+        ("2025-05-12", "Pos Melati", "Andi", "-", "-"),
+        ("2025-05-12", "Pos Melati", "Budi Santoso", "hadir", "aman"),
+    ]
+
+
+async def test_a_resident_sees_the_teams_and_their_numbers(cast: Cast) -> None:
+    shown = texts(await cast.resident.send("/ronda"))
+    assert shown == (
+        "Tim ronda:\n"
+        "1. Pos Melati: Andi, Budi Santoso\n"
+        "2. Pos Mawar: Cici, Dedi\n"
+        "Ikut salah satu tim: ketik /ronda ikut NOMOR, misalnya /ronda ikut 1."
+    )
+    assert "Pos Mawar" in texts(await cast.resident.send("/ronda ikut 2"))
+    await cast.resident.send("/language en")
+    assert "Join a team: type /patrol join NUMBER" in texts(await cast.resident.send("/patrol"))
+
+
+async def test_a_resident_of_an_area_without_teams_is_told_so(cast: Cast) -> None:
+    elsewhere = FakeChat(cast.coordinator.sessions, user_id=3999, name="Warga Wiyono")
+    await elsewhere.onboard(WIYONO)
+    assert texts(await elsewhere.send("/ronda")) == (
+        "Belum ada tim ronda di wilayah Anda. Tim dibentuk oleh koordinator wilayah."
+    )
