@@ -54,6 +54,11 @@ def format_clock(moment: datetime, zone: str | None = None, since: datetime | No
     return f"{local:%H:%M} {abbreviation}".strip()
 
 
+def map_link(latitude: float, longitude: float) -> str:
+    """A link that opens the point in a map app (what residents see instead of numbers)."""
+    return f"https://maps.google.com/?q={latitude:.5f},{longitude:.5f}"
+
+
 def age_text(catalog: Catalog, lang: str, since: datetime, now: datetime) -> str:
     """How long ago, roughly: '5 mnt', '3 jam', '2 hari'."""
     minutes = max(0, int((now - since).total_seconds() // 60))
