@@ -180,3 +180,20 @@ async def test_a_broadcast_to_nobody_is_refused_with_a_warning(cast: Cast) -> No
     assert refused.recorded.state == State.BROADCAST_AUDIENCE, "choose other recipients"
     assert await rows(cast.coordinator.sessions, Broadcast) == []
     assert await rows(cast.coordinator.sessions, Outbox) == []
+
+
+async def test_after_a_broadcast_the_coordinator_gets_the_coordinator_menu(cast: Cast) -> None:
+    await prepare(cast.coordinator)
+    done = await cast.coordinator.press("Kirim")
+    assert "#1 dikirim ke 3 penerima" in texts(done)
+    menu = done.replies[-1]
+    assert [o.label for o in menu.options] == [
+        "Kirim pengumuman",
+        "Laporan terbuka",
+        "Lapor kejadian",
+        "Bantuan",
+    ]
+    again = await cast.coordinator.press("Kirim pengumuman")
+    assert again.recorded.state == State.BROADCAST_AREA, "the menu starts another one"
+    resident_menu = (await cast.resident.send("halo")).replies[-1]
+    assert "Kirim pengumuman" not in [o.label for o in resident_menu.options]
