@@ -34,7 +34,7 @@ from handlers.context import Context
 from handlers.onboarding import begin_report
 from handlers.options import normalise
 from handlers.permissions import area_chain_ids, is_supervisor
-from handlers.render import format_clock
+from handlers.render import format_clock, format_date
 from handlers.routing import BotRoutes
 from handlers.schedule import Schedule, parse_time, zone
 from handlers.states import State
@@ -162,7 +162,13 @@ async def _announce(
             chat_id=chat_id,
             kind=OutboxKind.PATROL.value,
             reply=Reply(
-                catalog.text(tlang, "patrol.tonight", date=when, team=team.team.name, members=names)
+                catalog.text(
+                    tlang,
+                    "patrol.tonight",
+                    date=format_date(catalog, tlang, when),
+                    team=team.team.name,
+                    members=names,
+                )
             ),
             contact_id=contact_id,
             dedupe_key=f"ronda:{shift.id}:{channel}:{chat_id}",
@@ -183,7 +189,12 @@ async def _announce(
                 chat_id=person.external_id,
                 kind=OutboxKind.PATROL.value,
                 reply=Reply(
-                    catalog.text(mlang, "patrol.dm", date=when, team=team.team.name),
+                    catalog.text(
+                        mlang,
+                        "patrol.dm",
+                        date=format_date(catalog, mlang, when),
+                        team=team.team.name,
+                    ),
                     (Option(catalog.text(mlang, "patrol.btn_present"), f"ronda:hadir:{shift.id}"),),
                 ),
                 contact_id=person.id,
@@ -281,14 +292,19 @@ async def answer(turn: Turn, data: str) -> None:
     if action == "hadir":
         row, changed = await store.record_answer(turn.session, shift.id, member.id, turn.now)
         if row.outcome is not None:  # an old Hadir pressed after Aman: nothing more to ask
-            turn.outcome.notice = turn.t("patrol.already", date=shift.shift_date)
+            turn.outcome.notice = turn.t(
+                "patrol.already", date=format_date(turn.catalog, turn.lang, shift.shift_date)
+            )
             turn.outcome.recorded.patrol = {"shift_id": shift.id, "present": False}
             turn.say(turn.outcome.notice)
             await turn.reprompt_if_busy()
             return
         turn.outcome.notice = turn.t("patrol.present_noted")
         turn.outcome.recorded.patrol = {"shift_id": shift.id, "present": changed}
-        turn.say(turn.t("patrol.present", date=shift.shift_date), after)
+        turn.say(
+            turn.t("patrol.present", date=format_date(turn.catalog, turn.lang, shift.shift_date)),
+            after,
+        )
         await turn.reprompt_if_busy()
         return
     outcome = "aman" if action == "aman" else "incident"
@@ -298,7 +314,12 @@ async def answer(turn: Turn, data: str) -> None:
     turn.outcome.recorded.patrol = {"shift_id": shift.id, "outcome": row.outcome}
     if action == "aman":
         turn.outcome.notice = turn.t("patrol.safe_noted")
-        turn.say(turn.t("patrol.safe" if changed else "patrol.already", date=shift.shift_date))
+        turn.say(
+            turn.t(
+                "patrol.safe" if changed else "patrol.already",
+                date=format_date(turn.catalog, turn.lang, shift.shift_date),
+            )
+        )
         await turn.reprompt_if_busy()
         return
     await begin_report(turn, urgent=False)
@@ -405,7 +426,13 @@ async def _answers(turn: Turn, area_id: int, teams: list[store.Team]) -> list[st
         return []
     area = await turn.session.get(Area, area_id)
     zone_name = area.timezone if area else None
-    lines = [turn.t("patrol.shift_title", date=shift.shift_date, team=team.team.name)]
+    lines = [
+        turn.t(
+            "patrol.shift_title",
+            date=format_date(turn.catalog, turn.lang, shift.shift_date),
+            team=team.team.name,
+        )
+    ]
     for member in team.members:
         row = await store.answer_of(turn.session, shift.id, member.id)
         if member.contact_id is None:

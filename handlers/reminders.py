@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.audience import officers_group, one_per_person
 from handlers.context import Context
 from handlers.permissions import is_supervisor
+from handlers.render import format_date
 from handlers.routing import BotRoutes
 from handlers.schedule import Schedule, ScheduleError, parse_schedule, zone
 from handlers.sweep import FailureHook, ItemGuard
@@ -331,7 +332,7 @@ async def _add(turn: Turn, area_id: int, rest: str) -> None:
         turn.t(
             "reminder.added",
             id=reminder.id,
-            next=following.strftime("%d/%m/%Y %H:%M"),  # the one date format (handlers.render)
+            next=f"{format_date(turn.catalog, turn.lang, following.date())} {following:%H:%M}",
             zone=following.tzname() or "",
         )
     )
