@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Context
-from handlers.render import DEFAULT_ZONE, category_label
+from handlers.render import DEFAULT_ZONE, category_label, format_date
 from handlers.routing import BotRoutes
 from handlers.schedule import zone as area_zone
 from handlers.sweep import FailureHook, ItemGuard
@@ -182,10 +182,9 @@ def recap_text(ctx: Context, lang: str, area: Area, period: Period, stats: Recap
     def t(key: str, /, **params: object) -> str:
         return catalog.text(lang, f"recap.{key}", **params)
 
-    if period.first_day == period.last_day:
-        label = f"{period.first_day:%d/%m/%Y}"
-    else:
-        label = f"{period.first_day:%d/%m} – {period.last_day:%d/%m/%Y}"
+    label = format_date(catalog, lang, period.first_day)
+    if period.first_day != period.last_day:
+        label = f"{label} – {format_date(catalog, lang, period.last_day)}"
     lines = [t(f"title_{period.kind}", area=area.name, period=label), t("new", count=stats.new)]
     lines.append(t("open", count=stats.open, overdue=stats.overdue))
     for key, (new, open_, overdue) in stats.by_category.items():
