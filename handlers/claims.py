@@ -114,16 +114,17 @@ async def _offer_back(
     recipients = [
         r for r in await alert_recipients(session, report, ctx) if r.contact_id != claimer_id
     ]
-    await send_copies(
-        session,
-        report,
-        ctx,
-        recipients,
-        OutboxKind.ALERT,
-        header="alert.offered_back_title",
-        round_=round_,
-        idle=_idle(ctx, ctx.config.default_language),
-    )
+    for lang in sorted({r.lang for r in recipients}):  # "4 jam" / "4 hours" in each language
+        await send_copies(
+            session,
+            report,
+            ctx,
+            [r for r in recipients if r.lang == lang],
+            OutboxKind.ALERT,
+            header="alert.offered_back_title",
+            round_=round_,
+            idle=_idle(ctx, lang),
+        )
     return True
 
 
