@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.database import Database
+from bot.metrics import Metrics
+from bot.roles.duties import make_claims_job
 from handlers.claims import offer_back_idle
 from handlers.config import CoreConfig
 from handlers.context import Context
@@ -129,3 +132,27 @@ async def test_nobody_holds_more_open_claims_than_the_cap(cast: Cast) -> None:
     await officer.send(f"selesai {filed[0]['ticket']} beres")  # one closed: room for one more
     out = await officer.in_group().send(button=f"claim:{third['report_id']}")
     assert out.notice == f"👍 Anda menangani {third['ticket']}."
+
+
+async def test_the_leaders_claims_job_offers_back_and_counts(
+    cast: Cast, engine: AsyncEngine
+) -> None:
+    """The job the leader runs (bot.roles.duties) on the real clock: a claim made on the test's
+    clock (May 2025) has long been idle."""
+    sessions = cast.reporter.sessions
+    filed = (await cast.reporter.file_report()).recorded.filed
+    await cast.officer.in_group().send(button=f"claim:{filed['report_id']}")
+    metrics = Metrics()
+    woken: list[bool] = []
+
+    class Waker:
+        def notify(self) -> None:
+            woken.append(True)
+
+    job = make_claims_job(Database(engine, sessions), core_config(), Waker(), metrics)
+    await job()
+    await job()  # nothing more: it is nobody's claim now
+    assert metrics.registry.get_sample_value("ktn_claims_offered_back_total") == 1
+    assert woken == [True]
+    [report] = [r for r in await rows(sessions, Report) if r.id == filed["report_id"]]
+    assert report.status == "new"
