@@ -251,6 +251,12 @@ class ReportSettings(Section):
     escalate_after_minutes: int = Field(default=60, ge=1)
     urgent_escalate_after_minutes: int = Field(default=10, ge=1)
     escalation_check_seconds: int = Field(default=30, ge=1)
+    # How far an unclaimed report's escalation climbs: 0 to the top area, N at most N areas up.
+    escalation_max_level: int = Field(default=0, ge=0, le=10)
+    # A claim with no update for this long is offered back to the officers (0: never).
+    claim_idle_minutes: int = Field(default=240, ge=0)
+    # The most reports one person may hold claimed at once (0: no limit).
+    max_open_claims: int = Field(default=5, ge=0)
     max_text_length: int = Field(default=1000, ge=50, le=3500)
     # Days after "selesai" in which the reporter may answer "Belum selesai" (0: never).
     reopen_days: int = Field(default=7, ge=0, le=365)

@@ -47,7 +47,15 @@ class Metrics:
         )
         self.outbox_depth = Gauge("ktn_outbox_depth", "Outbox rows waiting to be sent", registry=r)
         self.escalations = Counter(
-            "ktn_escalations_total", "Reports escalated to the parent area", registry=r
+            "ktn_escalations_total",
+            "Escalation steps taken, by level (1: the parent area, 2: the one above, ...)",
+            ["level"],
+            registry=r,
+        )
+        self.claims_offered_back = Counter(
+            "ktn_claims_offered_back_total",
+            "Claimed reports with no update in time, offered back to the officers",
+            registry=r,
         )
         self.leader = Gauge(
             "ktn_scheduler_leader", "1 when this process runs the schedules", registry=r

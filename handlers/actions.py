@@ -22,6 +22,7 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.alerts import enqueue_alert_edits, staff_name
+from handlers.claims import claim_refusal
 from handlers.context import Context
 from handlers.notify import enqueue_news
 from handlers.permissions import may_act, may_close_claimed
@@ -129,6 +130,8 @@ async def refusal(
         return await handled_by(session, ctx, report, actor, lang)
     if action is not Action.CLAIM and not may_close_claimed(actor, report):
         return await handled_by(session, ctx, report, actor, lang)
+    if action is Action.CLAIM:  # nobody holds more open claims than the cap
+        return await claim_refusal(session, ctx, actor, lang)
     return None
 
 

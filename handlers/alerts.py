@@ -3,8 +3,9 @@
 Routing: the area's officers' group (``handlers.audience``): its alert group(s), and 1:1 each
 officer no group reaches (on a channel without group chats, e.g. WhatsApp through Twilio, or in
 an area without a group); without officers or a group, the coordinators of the nearest area (the
-report's own, then its parents) that has any. Escalations go to the parent area's officers'
-group the same way, and to its coordinators; with nobody at all the report is still kept,
+report's own, then its parents) that has any. Escalations go up one area at a time
+(``handlers.escalation``): each area's officers' group the same way, and its coordinators; with
+nobody at all the report is still kept,
 with an "unrouted" event, and shows as "menunggu petugas". An anonymous reporter's name, id and
 phone never go into an alert, an escalation or an edit. A report filed through the Open311 API
 names the person it was filed for (unless anonymous) and the system that filed it.
@@ -16,6 +17,7 @@ can do comes from ``CoreConfig.channels``, never its name.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,27 +96,38 @@ async def alert_recipients(session: AsyncSession, report: Report, ctx: Context) 
 
 
 async def escalation_recipients(
-    session: AsyncSession, report: Report, ctx: Context
+    session: AsyncSession,
+    report: Report,
+    ctx: Context,
+    area_id: int,
+    also: Sequence[Contact] = (),
 ) -> list[Recipient]:
-    """The parent area's officers' group (its group(s), and 1:1 every officer of it no group
-    reaches, e.g. on WhatsApp) and its coordinators; or the next area up that has any."""
+    """One area's officers' group (its group(s), and 1:1 every officer of it no group
+    reaches, e.g. on WhatsApp) and its coordinators, and 1:1 ``also`` (the report's own area's
+    coordinators on the first step, ``handlers.escalation``); each person once."""
     lang = ctx.config.default_language
     routes = BotRoutes(session, ctx.config)
-    for area_id in (await area_chain_ids(session, report.area_id))[1:]:
-        reach = await officers_group(
-            session, ctx.config, [area_id], await alert_groups(session, area_id)
-        )
-        coordinators = await contacts.staff_in_area(session, area_id, [Role.COORDINATOR.value])
-        people = one_per_person([*reach.people, *coordinators], reached=reach.via_groups)
-        officers = [p for p in people if p.role == Role.OFFICER.value]
-        found = await _group_recipients(routes, reach.groups, lang)
-        found += await _private_recipients(routes, officers, "officer", lang)
-        found += await _private_recipients(
-            routes, [p for p in people if p.role != Role.OFFICER.value], "coordinator", lang
-        )
-        if found:
-            return found
-    return []
+    reach = await officers_group(
+        session, ctx.config, [area_id], await alert_groups(session, area_id)
+    )
+    coordinators = await contacts.staff_in_area(session, area_id, [Role.COORDINATOR.value])
+    people = one_per_person([*reach.people, *also, *coordinators], reached=reach.via_groups)
+    officers = [p for p in people if p.role == Role.OFFICER.value]
+    found = await _group_recipients(routes, reach.groups, lang)
+    found += await _private_recipients(routes, officers, "officer", lang)
+    found += await _private_recipients(
+        routes, [p for p in people if p.role != Role.OFFICER.value], "coordinator", lang
+    )
+    return found
+
+
+async def own_coordinators(
+    session: AsyncSession, ctx: Context, people: Sequence[Contact]
+) -> list[Recipient]:
+    """These coordinators 1:1, each person once (an escalation of a top area's report)."""
+    routes = BotRoutes(session, ctx.config)
+    lang = ctx.config.default_language
+    return await _private_recipients(routes, one_per_person(people), "coordinator", lang)
 
 
 async def compose_alert(
@@ -240,11 +253,13 @@ async def send_copies(
     kind: OutboxKind,
     header: str | None = None,
     *,
-    round_key: str = "",
-    header_params: dict[str, object] | None = None,
+    round_: str | None = None,
+    **header_params: object,
 ) -> list[Outbox]:
     """One outbox row per recipient, in the recipient's language; header keyed by language.
-    ``round_key`` tells a later copy of the same kind apart (a reopened report's new alert)."""
+
+    ``round_`` tells apart copies one chat gets more than once (an escalation's level, an
+    alert offered again): it goes into the dedupe key."""
     composed: dict[str, tuple[Reply, list[dict[str, Any]]]] = {}
     rows = []
     for to in recipients:
@@ -260,8 +275,9 @@ async def send_copies(
                 reply.ask_location,
             )
         if header is not None:
-            params = {"minutes": _minutes_waiting(report, ctx), **(header_params or {})}
-            title = ctx.config.catalog.text(to.lang, header, **params)
+            title = ctx.config.catalog.text(
+                to.lang, header, minutes=_minutes_waiting(report, ctx), **header_params
+            )
             reply = _with_text(reply, f"{title}\n{reply.text}")
         reply = _for_channel(reply, refs, to, ctx, report)
         rows.append(
@@ -273,7 +289,11 @@ async def send_copies(
                 reply=reply,
                 contact_id=to.contact_id,
                 report_id=report.id,
-                dedupe_key=f"{kind.value}:{report.id}{round_key}:{to.channel}:{to.chat_id}",
+                dedupe_key=":".join(
+                    str(p)
+                    for p in (kind.value, report.id, round_, to.channel, to.chat_id)
+                    if p is not None
+                ),
                 extra={
                     "ticket": report.ticket,
                     "urgent": report.urgent,
@@ -353,9 +373,8 @@ async def _followups(
     """'Tiket: KTN-…' and the status lines, once per chat that got an uneditable copy."""
     copies = await _live_alerts(session, report, ctx, editable=False)
     rows = []
-    times = await reports.times_moved_to(session, report.id, report.status)
-    again = f":{times}" if times > 1 else ""
     seen: set[tuple[str, int]] = set()
+    again = await reports.status_round(session, report.id, report.status)
     for copy in copies:
         if copy.contact_id == actor.id or (copy.channel, copy.chat_id) in seen:
             continue
@@ -372,9 +391,7 @@ async def _followups(
                 reply=Reply("\n".join([ticket, *lines])),
                 contact_id=copy.contact_id,
                 report_id=report.id,
-                dedupe_key=(
-                    f"followup:{report.id}:{report.status}{again}:{copy.channel}:{copy.chat_id}"
-                ),
+                dedupe_key=f"followup:{report.id}:{report.status}:{copy.channel}:{copy.chat_id}{again}",
                 extra={"ticket": report.ticket, "status": report.status, "lang": lang},
                 bot=copy.bot,
             )

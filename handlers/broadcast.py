@@ -285,6 +285,16 @@ async def send(turn: Turn) -> None:
     audience = Audience(draft.get("audience") or Audience.RESIDENTS)
     text = str(draft.get("text", ""))
     photo = _photo(draft)
+    if not await recipients(turn, area, audience):  # nobody to send to: say so, send nothing
+        turn.say(
+            turn.t(
+                "broadcast.no_recipients",
+                area=area.name,
+                audience=turn.t(f"broadcast.audience_{audience.value}"),
+            )
+        )
+        await turn.enter(State.BROADCAST_AUDIENCE)
+        return
     item = Broadcast(
         area_id=area_id,
         created_by_id=turn.contact.id,

@@ -54,6 +54,9 @@ class Capabilities:
     # A deployment may run several bots on this channel, each reaching only the chats that
     # talk to it (``handlers.routing``); else every message goes through the one default bot.
     several_bots: bool = False
+    # A reply may carry a button that sends the user's location when pressed (Telegram's
+    # request_location keyboard); else the user shares it through the app's own menu.
+    location_button: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "receives", _frozen(self.receives))

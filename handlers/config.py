@@ -111,6 +111,9 @@ class CoreConfig:
     duplicate_window_hours: int = 6
     escalate_after_minutes: int = 60
     urgent_escalate_after_minutes: int = 10
+    escalation_max_level: int = 0  # 0: escalations climb to the top area
+    claim_idle_minutes: int = 240  # 0: a claim is never offered back
+    max_open_claims: int = 5  # 0: no limit
     max_text_length: int = 1000
     # Days after "selesai" in which the reporter may answer "Belum selesai" (0: never).
     reopen_days: int = 7
@@ -138,10 +141,15 @@ class CoreConfig:
         ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1")
-        if self.duplicate_window_hours < 0:
-            raise ValueError("duplicate_window_hours must be >= 0")
-        if self.reopen_days < 0:
-            raise ValueError("reopen_days must be >= 0")
+        for name, value in (
+            ("duplicate_window_hours", self.duplicate_window_hours),
+            ("reopen_days", self.reopen_days),
+            ("escalation_max_level", self.escalation_max_level),
+            ("claim_idle_minutes", self.claim_idle_minutes),
+            ("max_open_claims", self.max_open_claims),
+        ):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0")
 
     @classmethod
     def default(cls, overrides_path: Path | None = None) -> CoreConfig:

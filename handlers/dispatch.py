@@ -24,6 +24,8 @@ MENU = {
     "menu:status": Command.STATUS,
     "menu:emergency": Command.EMERGENCY,
     "menu:help": Command.HELP,
+    "menu:announce": Command.ANNOUNCE,  # coordinators' menu
+    "menu:reports": Command.REPORTS,
 }
 
 
@@ -144,7 +146,18 @@ async def change_area(turn: Turn) -> None:
 
 @prompt(State.IDLE)
 async def show_menu(turn: Turn) -> None:
-    """What the bot can do, as options."""
+    """What the bot can do, as options; a coordinator's own (after a broadcast, too)."""
+    if is_supervisor(turn.contact):
+        turn.say(
+            turn.t("menu.ask"),
+            [
+                Option(turn.t("menu.announce"), "menu:announce"),
+                Option(turn.t("menu.reports"), "menu:reports"),
+                Option(turn.t("menu.report"), "menu:report"),
+                Option(turn.t("menu.help"), "menu:help"),
+            ],
+        )
+        return
     turn.say(
         turn.t("menu.ask"),
         [

@@ -79,6 +79,10 @@ async def handle_group(
             if link
             else catalog.text(lang, "group.private_only_nolink")
         )
-    else:
-        text = catalog.text(lang, "group.help")
+    else:  # /bantuan: the alert's buttons (as labelled) and the typed commands
+        text = catalog.text(
+            lang,
+            "group.help",
+            **{key: catalog.text(lang, f"alert.{key}") for key in ("claim", "resolve", "reject")},
+        )
     return Outcome(replies=[Reply(text)], recorded=Recorded(command=cmd.command))

@@ -106,8 +106,8 @@ async def reopen(turn: Turn, report: Report, reason: str) -> Answer:
         recipients,
         OutboxKind.ALERT,
         "alert.reopened_title",
-        round_key=f":reopened{times}",
-        header_params={"reason": reason},
+        round_=f"reopened{times}",
+        reason=reason,
     )
     rows += await enqueue_news(turn.session, report, ctx, turn.contact)
     turn.outcome.recorded.lifecycle = {"report_id": report.id, "answer": "reopened"}

@@ -89,8 +89,7 @@ async def enqueue_news(
     ``photo``: the closure photo; ``target``: the report a duplicate was merged into."""
     rows = []
     routes = BotRoutes(session, ctx.config)
-    times = await reports.times_moved_to(session, report.id, report.status)
-    again = f":{times}" if times > 1 else ""  # resolved, reopened and resolved again: new news
+    again = await reports.status_round(session, report.id, report.status)
     resolved = report.status == ReportStatus.RESOLVED.value
     for person in await interested(session, report):
         if person.id == actor.id:
@@ -123,7 +122,7 @@ async def enqueue_news(
                 reply=Reply(text, options, media=media),
                 contact_id=person.id,
                 report_id=report.id,
-                dedupe_key=f"status:{report.id}:{report.status}{again}:{person.id}",
+                dedupe_key=f"status:{report.id}:{report.status}:{person.id}{again}",
                 extra={"ticket": report.ticket, "status": report.status, "lang": lang},
                 bot=await routes.contact(person),
             )

@@ -34,7 +34,7 @@ from handlers.context import Context
 from handlers.onboarding import begin_report
 from handlers.options import normalise
 from handlers.permissions import area_chain_ids, is_supervisor
-from handlers.render import format_clock
+from handlers.render import format_clock, format_date
 from handlers.routing import BotRoutes
 from handlers.schedule import Schedule, parse_time, zone
 from handlers.states import State
@@ -162,7 +162,13 @@ async def _announce(
             chat_id=chat_id,
             kind=OutboxKind.PATROL.value,
             reply=Reply(
-                catalog.text(tlang, "patrol.tonight", date=when, team=team.team.name, members=names)
+                catalog.text(
+                    tlang,
+                    "patrol.tonight",
+                    date=format_date(catalog, tlang, when),
+                    team=team.team.name,
+                    members=names,
+                )
             ),
             contact_id=contact_id,
             dedupe_key=f"ronda:{shift.id}:{channel}:{chat_id}",
@@ -183,7 +189,12 @@ async def _announce(
                 chat_id=person.external_id,
                 kind=OutboxKind.PATROL.value,
                 reply=Reply(
-                    catalog.text(mlang, "patrol.dm", date=when, team=team.team.name),
+                    catalog.text(
+                        mlang,
+                        "patrol.dm",
+                        date=format_date(catalog, mlang, when),
+                        team=team.team.name,
+                    ),
                     (Option(catalog.text(mlang, "patrol.btn_present"), f"ronda:hadir:{shift.id}"),),
                 ),
                 contact_id=person.id,
@@ -279,10 +290,21 @@ async def answer(turn: Turn, data: str) -> None:
         Option(turn.t("patrol.btn_incident"), f"ronda:lapor:{shift.id}"),
     )
     if action == "hadir":
-        _, changed = await store.record_answer(turn.session, shift.id, member.id, turn.now)
+        row, changed = await store.record_answer(turn.session, shift.id, member.id, turn.now)
+        if row.outcome is not None:  # an old Hadir pressed after Aman: nothing more to ask
+            turn.outcome.notice = turn.t(
+                "patrol.already", date=format_date(turn.catalog, turn.lang, shift.shift_date)
+            )
+            turn.outcome.recorded.patrol = {"shift_id": shift.id, "present": False}
+            turn.say(turn.outcome.notice)
+            await turn.reprompt_if_busy()
+            return
         turn.outcome.notice = turn.t("patrol.present_noted")
         turn.outcome.recorded.patrol = {"shift_id": shift.id, "present": changed}
-        turn.say(turn.t("patrol.present", date=shift.shift_date), after)
+        turn.say(
+            turn.t("patrol.present", date=format_date(turn.catalog, turn.lang, shift.shift_date)),
+            after,
+        )
         await turn.reprompt_if_busy()
         return
     outcome = "aman" if action == "aman" else "incident"
@@ -292,7 +314,12 @@ async def answer(turn: Turn, data: str) -> None:
     turn.outcome.recorded.patrol = {"shift_id": shift.id, "outcome": row.outcome}
     if action == "aman":
         turn.outcome.notice = turn.t("patrol.safe_noted")
-        turn.say(turn.t("patrol.safe" if changed else "patrol.already", date=shift.shift_date))
+        turn.say(
+            turn.t(
+                "patrol.safe" if changed else "patrol.already",
+                date=format_date(turn.catalog, turn.lang, shift.shift_date),
+            )
+        )
         await turn.reprompt_if_busy()
         return
     await begin_report(turn, urgent=False)
@@ -310,6 +337,10 @@ async def command(turn: Turn, arg: str | None) -> None:
     action = SUBCOMMANDS.get(word.lower(), "show" if not word else "help")
     if action == "join":
         await _join(turn, rest)
+        await turn.reprompt_if_busy()
+        return
+    if action == "show" and code is None and not is_supervisor(turn.contact):
+        await _show_to_member(turn)  # a resident or officer: the teams to join, by number
         await turn.reprompt_if_busy()
         return
     area_id = await _managed_area(turn, code)
@@ -395,7 +426,13 @@ async def _answers(turn: Turn, area_id: int, teams: list[store.Team]) -> list[st
         return []
     area = await turn.session.get(Area, area_id)
     zone_name = area.timezone if area else None
-    lines = [turn.t("patrol.shift_title", date=shift.shift_date, team=team.team.name)]
+    lines = [
+        turn.t(
+            "patrol.shift_title",
+            date=format_date(turn.catalog, turn.lang, shift.shift_date),
+            team=team.team.name,
+        )
+    ]
     for member in team.members:
         row = await store.answer_of(turn.session, shift.id, member.id)
         if member.contact_id is None:
@@ -457,15 +494,37 @@ async def _pause(turn: Turn, area_id: int, *, paused: bool) -> None:
     turn.outcome.schedules_changed = True
 
 
+async def _nearest_teams(turn: Turn, area_id: int) -> list[store.Team]:
+    """The teams of the nearest area that has any: the village's, else its parent's..."""
+    for candidate in await area_chain_ids(turn.session, area_id):
+        teams = await store.teams_of(turn.session, candidate)
+        if teams:
+            return teams
+    return []
+
+
+async def _show_to_member(turn: Turn) -> None:
+    """/ronda by a resident: the teams with their numbers, and how to join one."""
+    if turn.contact.area_id is None:
+        turn.say(turn.t("patrol.no_area"))
+        return
+    teams = await _nearest_teams(turn, turn.contact.area_id)
+    if not teams:
+        turn.say(turn.t("patrol.no_teams_yet"))
+        return
+    lines = [turn.t("patrol.teams_title")]
+    for number, team in enumerate(teams, 1):
+        names = ", ".join(m.name for m in team.members) or "-"
+        lines.append(turn.t("patrol.team_line", number=number, name=team.team.name, members=names))
+    lines.append(turn.t("patrol.join_hint", example=1))
+    turn.say("\n".join(lines))
+
+
 async def _join(turn: Turn, rest: str) -> None:
     if turn.contact.area_id is None:
         turn.say(turn.t("patrol.no_area"))
         return
-    teams: list[store.Team] = []
-    for area_id in await area_chain_ids(turn.session, turn.contact.area_id):
-        teams = await store.teams_of(turn.session, area_id)
-        if teams:  # the nearest area with teams: the village's, else the RW's parent's...
-            break
+    teams = await _nearest_teams(turn, turn.contact.area_id)
     team = await _pick_team(turn, teams, rest)
     if team is None:
         return

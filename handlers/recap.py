@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Context
-from handlers.render import DEFAULT_ZONE, category_label
+from handlers.render import DEFAULT_ZONE, category_label, format_date
 from handlers.routing import BotRoutes
 from handlers.schedule import zone as area_zone
 from handlers.sweep import FailureHook, ItemGuard
@@ -148,7 +148,7 @@ async def compute_stats(
                 report.status == ReportStatus.NEW.value
                 and report.escalate_at is not None
                 and report.escalate_at <= now
-            ):
+            ) or (report.status == ReportStatus.NEW.value and report.escalated_at is not None):
                 overdue[report.category] += 1
         closed = report.closed_at
         resolved = report.status == ReportStatus.RESOLVED.value
@@ -173,7 +173,7 @@ async def compute_stats(
     if durations:
         stats.median_minutes = round(statistics.median(durations))
         stats.mean_minutes = round(statistics.fmean(durations))
-    stats.reopened = await reports.count_events(
+    stats.reopened = await reports.count_area_events(
         session, area_ids, ReportStatus.REOPENED.value, period.start, period.end
     )
     stats.patrol = await patrol_summary(session, area_ids, period.start, period.end)
@@ -194,10 +194,9 @@ def recap_text(ctx: Context, lang: str, area: Area, period: Period, stats: Recap
     def t(key: str, /, **params: object) -> str:
         return catalog.text(lang, f"recap.{key}", **params)
 
-    if period.first_day == period.last_day:
-        label = f"{period.first_day:%d/%m/%Y}"
-    else:
-        label = f"{period.first_day:%d/%m} – {period.last_day:%d/%m/%Y}"
+    label = format_date(catalog, lang, period.first_day)
+    if period.first_day != period.last_day:
+        label = f"{label} – {format_date(catalog, lang, period.last_day)}"
     lines = [t(f"title_{period.kind}", area=area.name, period=label), t("new", count=stats.new)]
     lines.append(t("open", count=stats.open, overdue=stats.overdue))
     for key, (new, open_, overdue) in stats.by_category.items():

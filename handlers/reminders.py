@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.audience import officers_group, one_per_person
 from handlers.context import Context
 from handlers.permissions import is_supervisor
+from handlers.render import format_date
 from handlers.routing import BotRoutes
 from handlers.schedule import Schedule, ScheduleError, parse_schedule, zone
 from handlers.sweep import FailureHook, ItemGuard
@@ -247,12 +248,31 @@ async def command(turn: Turn, arg: str | None) -> None:
     await turn.reprompt_if_busy()
 
 
+def schedule_words(turn: Turn, reminder: Reminder) -> str:
+    """The schedule in the reader's language ('every day 19:00' for an English reader of
+    'setiap hari 19:00'); cron as cron; the words as typed if the stored form is damaged."""
+    try:
+        schedule = Schedule.from_spec(reminder.cron)
+    except ScheduleError:
+        return reminder.schedule
+    at = f"{schedule.hour:02d}:{schedule.minute:02d}"
+    if schedule.kind == "daily":
+        return turn.t("reminder.every_day", time=at)
+    if schedule.kind == "weekly" and schedule.weekday is not None:
+        names = turn.t("reminder.weekdays").split(",")
+        weekday = names[schedule.weekday].strip() if len(names) == 7 else str(schedule.weekday)
+        return turn.t("reminder.every_week", weekday=weekday, time=at)
+    if schedule.kind == "monthly":
+        return turn.t("reminder.every_month", day=schedule.day, time=at)
+    return f"cron {schedule.cron}"
+
+
 def _describe(turn: Turn, reminder: Reminder) -> str:
     state = turn.t("reminder.paused_mark") if reminder.paused else ""
     return turn.t(
         "reminder.line",
         id=reminder.id,
-        schedule=reminder.schedule,
+        schedule=schedule_words(turn, reminder),
         target=turn.t(f"reminder.target_{reminder.target}"),
         title=reminder.title,
         state=state,
@@ -312,7 +332,7 @@ async def _add(turn: Turn, area_id: int, rest: str) -> None:
         turn.t(
             "reminder.added",
             id=reminder.id,
-            next=following.strftime("%d-%m-%Y %H:%M"),
+            next=f"{format_date(turn.catalog, turn.lang, following.date())} {following:%H:%M}",
             zone=following.tzname() or "",
         )
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,6 +52,17 @@ def format_clock(moment: datetime, zone: str | None = None, since: datetime | No
     if since is not None and since.astimezone(tz).date() != local.date():
         return f"{local:%d/%m %H:%M} {abbreviation}".strip()
     return f"{local:%H:%M} {abbreviation}".strip()
+
+
+def format_date(catalog: Catalog, lang: str, day: date | str) -> str:
+    """A date the one way the language writes dates ('12/05/2025'); an ISO string is read."""
+    when = date.fromisoformat(day) if isinstance(day, str) else day
+    return catalog.text(lang, "common.date", day=when.day, month=when.month, year=when.year)
+
+
+def map_link(latitude: float, longitude: float) -> str:
+    """A link that opens the point in a map app (what residents see instead of numbers)."""
+    return f"https://maps.google.com/?q={latitude:.5f},{longitude:.5f}"
 
 
 def age_text(catalog: Catalog, lang: str, since: datetime, now: datetime) -> str:

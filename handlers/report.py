@@ -20,6 +20,7 @@ from handlers.render import (
     category_options,
     emergency_text,
     format_time,
+    map_link,
     polsek_number,
     status_label,
 )
@@ -269,7 +270,16 @@ async def description_unclear(turn: Turn) -> None:
 
 @prompt(State.LOCATION)
 async def ask_location(turn: Turn) -> None:
-    """Ask where: a GPS pin or a few words."""
+    """Ask where: a GPS pin or a few words. The prompt names the way the channel really has:
+    the location button under the message, or the app's attachment menu."""
+    if turn.ctx.config.capabilities(turn.msg.channel).location_button:
+        label = turn.t("report.location_button")
+        turn.say(
+            turn.t("report.ask_location_button", button=label),
+            ask_location=True,
+            location_label=label,
+        )
+        return
     turn.say(turn.t("report.ask_location"), ask_location=True)
 
 
@@ -388,10 +398,12 @@ async def anonymous_unclear(turn: Turn) -> None:
 def summary_text(turn: Turn) -> str:
     """The draft in a few lines, as the officers will see it."""
     draft = turn.report
-    if draft.get("lat") is not None:
-        where = turn.t("report.where_pin", lat=f"{draft['lat']:.5f}", lon=f"{draft['lon']:.5f}")
+    lat, lon = draft.get("lat"), draft.get("lon")
+    if lat is not None and lon is not None:  # the place in words, else a map link: no numbers
         if draft.get("address"):
-            where = f"{where} — {draft['address']}"
+            where = f"{draft['address']} ({turn.t('report.where_pin_sent')})"
+        else:
+            where = turn.t("report.where_pin", link=map_link(lat, lon))
     else:
         where = str(draft.get("address") or "-")
     story = draft.get("description")

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 
-JOBS = ("escalation", "reminder", "patrol", "recap")  # the ``job`` of every guarded sweep
+JOBS = ("escalation", "claims", "reminder", "patrol", "recap")  # the ``job`` of every guarded sweep
 _HERE = Path(__file__).resolve()
 _PROJECT = _HERE.parent.parent
 _OURS = ("bot", "handlers", "storage")

@@ -157,6 +157,7 @@ class Turn:
         location: Location | None = None,
         media: Media | None = None,
         ask_location: bool = False,
+        location_label: str | None = None,
     ) -> None:
         """Answer in this chat."""
         self.outcome.replies.append(
@@ -166,6 +167,7 @@ class Turn:
                 location=location,
                 media=media,
                 ask_location=ask_location,
+                location_label=location_label,
             )
         )
 

@@ -159,6 +159,8 @@ class Report(Base):
     duplicate_of_id: Mapped[int | None] = mapped_column(
         ForeignKey("reports.id", ondelete="SET NULL")
     )
+    # How far up the escalation went: 0 not yet, 1 the parent area, 2 the one above, ...
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         Index("ix_reports_area_status_created", "area_id", "status", "created_at"),

@@ -301,6 +301,23 @@ async def change_status(
     return True
 
 
+async def count_events(session: AsyncSession, report_id: int, kind: str) -> int:
+    """How many events of this kind the report's trail has."""
+    found = await session.scalar(
+        select(func.count())
+        .select_from(ReportEvent)
+        .where(ReportEvent.report_id == report_id, ReportEvent.kind == kind)
+    )
+    return int(found or 0)
+
+
+async def status_round(session: AsyncSession, report_id: int, status: str) -> str:
+    """'' the first time the report reached this status, ':2' the second time (a claim offered
+    back and claimed again), ...: keeps the news of each time apart in dedupe keys."""
+    times = await times_moved_to(session, report_id, status)
+    return f":{times}" if times > 1 else ""
+
+
 async def last_actor_id(session: AsyncSession, report_id: int, status: str) -> int | None:
     """Who last moved the report to this status (None if nobody or erased)."""
     return await session.scalar(
@@ -361,7 +378,7 @@ async def take_over_followers(
     return added
 
 
-async def count_events(
+async def count_area_events(
     session: AsyncSession, area_ids: Sequence[int], kind: str, start: datetime, end: datetime
 ) -> int:
     """How many events of this kind the reports of these areas had in [start, end)."""
@@ -394,8 +411,8 @@ ESCALATION_FAILED = "escalate_failed"  # report_events.kind holds 16 characters
 
 
 async def due_for_escalation(session: AsyncSession, now: datetime, limit: int) -> list[Report]:
-    """Unclaimed reports whose escalation time has come, not escalated yet and whose escalation
-    did not fail before."""
+    """Unclaimed reports whose next escalation step is due and whose escalation did not fail
+    before (a report that reached the top has no ``escalate_at`` any more)."""
     failed = select(ReportEvent.id).where(
         ReportEvent.report_id == Report.id, ReportEvent.kind == ESCALATION_FAILED
     )
@@ -404,7 +421,6 @@ async def due_for_escalation(session: AsyncSession, now: datetime, limit: int) -
         .where(
             Report.status == ReportStatus.NEW.value,
             Report.escalate_at <= now,
-            Report.escalated_at.is_(None),
             ~failed.exists(),
         )
         .order_by(Report.escalate_at, Report.id)
@@ -413,16 +429,87 @@ async def due_for_escalation(session: AsyncSession, now: datetime, limit: int) -
     return list((await session.scalars(stmt)).all())
 
 
-async def mark_escalated(session: AsyncSession, report: Report, now: datetime) -> bool:
-    """Set escalated_at unless another worker did (conditional UPDATE); False if it did."""
+async def mark_escalated(
+    session: AsyncSession,
+    report: Report,
+    now: datetime,
+    *,
+    level: int,
+    next_at: datetime | None,
+) -> bool:
+    """Move the report's escalation from the level read to ``level`` (``escalated_at`` keeps
+    the first step's time) and set its next step's time, unless it was claimed meanwhile or
+    another worker took this step (conditional UPDATE); False then. ``level`` = the level
+    read: the escalation stops here (nobody above), ``next_at`` None."""
     result = await session.execute(
         update(Report)
         .where(
             Report.id == report.id,
-            Report.escalated_at.is_(None),
             Report.status == ReportStatus.NEW.value,
+            Report.escalation_level == report.escalation_level,
+            Report.escalate_at <= now,
         )
-        .values(escalated_at=now)
+        .values(
+            escalation_level=level,
+            escalate_at=next_at,
+            escalated_at=func.coalesce(Report.escalated_at, now)
+            if level > report.escalation_level
+            else Report.escalated_at,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(report)
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+# --- claims that do not rot (handlers.claims) ------------------------------------------------
+
+
+async def open_claims_of(session: AsyncSession, contact_id: int) -> list[Report]:
+    """The reports the contact claimed and has not closed yet, oldest claim first."""
+    stmt = (
+        select(Report)
+        .where(Report.assignee_id == contact_id, Report.status == ReportStatus.CLAIMED.value)
+        .order_by(Report.claimed_at, Report.id)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def idle_claims(session: AsyncSession, before: datetime, limit: int) -> list[Report]:
+    """Claimed reports with no update since ``before``, the longest idle first."""
+    stmt = (
+        select(Report)
+        .where(Report.status == ReportStatus.CLAIMED.value, Report.updated_at <= before)
+        .order_by(Report.updated_at, Report.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def release_claim(
+    session: AsyncSession, report: Report, now: datetime, *, before: datetime, escalate_at: datetime
+) -> bool:
+    """Give an idle claim back: the report is new again, nobody's, and escalates afresh from
+    ``escalate_at``; only if it is still claimed by the same officer and still idle
+    (conditional UPDATE: one worker, and not after a last-minute update). False otherwise."""
+    if report.assignee_id is None:
+        return False
+    result = await session.execute(
+        update(Report)
+        .where(
+            Report.id == report.id,
+            Report.status == ReportStatus.CLAIMED.value,
+            Report.assignee_id == report.assignee_id,
+            Report.updated_at <= before,
+        )
+        .values(
+            status=ReportStatus.NEW.value,
+            assignee_id=None,
+            claimed_at=None,
+            updated_at=now,
+            escalation_level=0,
+            escalate_at=escalate_at,
+        )
         .execution_options(synchronize_session=False)
     )
     await session.refresh(report)

@@ -22,6 +22,7 @@ from bot.roles.leader import LeaderJob
 from bot.roles.periodic import Periodic, wait_unless_set
 from bot.roles.recaps import RecapJob
 from bot.roles.scheduler import ReminderScheduler
+from handlers.claims import offer_back_idle
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.escalation import escalate_due
@@ -38,7 +39,7 @@ RETENTION_SECONDS = 3600.0  # how often the leader forgets what is no longer nee
 def make_escalation_job(
     db: Database, core: CoreConfig, dispatcher: Notifier, metrics: Metrics, *, page: int = 100
 ) -> Callable[[], Awaitable[None]]:
-    """One escalation sweep: reports unclaimed past their time go up one area, once.
+    """One escalation sweep: reports unclaimed past their time go up one more level.
 
     A page at a time, each its own transaction, while a page makes progress: escalates a report
     or meets a failing one not seen yet in this sweep (set aside, so the next page gets past it).
@@ -56,19 +57,54 @@ def make_escalation_job(
 
         while True:
             before = len(failures)
+            steps: list[int] = []
+
+            def on_step(_report: int, level: int, taken: list[int] = steps) -> None:
+                taken.append(level)
+
             async with db.sessions() as session:
                 escalated = await escalate_due(
-                    session, Context(config=core, now=utcnow()), limit=page, on_failure=on_failure
+                    session,
+                    Context(config=core, now=utcnow()),
+                    limit=page,
+                    on_failure=on_failure,
+                    on_step=on_step,
                 )
                 await session.commit()
+            for level in steps:  # counted once committed
+                metrics.escalations.labels(level=str(level)).inc()
             if escalated:
-                metrics.escalations.inc(len(escalated))
                 dispatcher.notify()
                 log.info("escalated %d report(s)", len(escalated))
             new = {f.item for f in failures[before:]} - failed
             failed |= new
             if not escalated and not new:
                 return
+
+    return sweep
+
+
+def make_claims_job(
+    db: Database, core: CoreConfig, dispatcher: Notifier, metrics: Metrics, *, page: int = 100
+) -> Callable[[], Awaitable[None]]:
+    """One sweep of idle claims: each is offered back to the officers (``handlers.claims``),
+    a page per transaction while a page offers something back."""
+
+    async def sweep() -> None:
+        while True:
+            async with db.sessions() as session:
+                offered = await offer_back_idle(
+                    session,
+                    Context(config=core, now=utcnow()),
+                    limit=page,
+                    on_failure=metrics.item_failed,
+                )
+                await session.commit()
+            if not offered:
+                return
+            metrics.claims_offered_back.inc(len(offered))
+            dispatcher.notify()
+            log.info("offered back %d idle claim(s)", len(offered))
 
     return sweep
 
@@ -128,6 +164,11 @@ def make_leader_duties(
         settings.reports.escalation_check_seconds,
         make_escalation_job(db, core, waker, metrics),
     )
+    claims = Periodic(
+        "claims",
+        settings.reports.escalation_check_seconds,
+        make_claims_job(db, core, waker, metrics),
+    )
     recaps = RecapJob(
         db.sessions,
         core,
@@ -142,7 +183,7 @@ def make_leader_duties(
         make_retention_job(db, settings.retention.processed_inbound_days),
     )
 
-    jobs = [escalations, recap_job, retention_job]
+    jobs = [escalations, claims, recap_job, retention_job]
     if media is not None:
         jobs.append(
             Periodic(

@@ -3,7 +3,7 @@ Twilio fake (the real async twilio client over HTTP) and the Telegram fake for t
 groups. What a Telegram officer or coordinator gets in the group or does there, one on
 WhatsApp 1:1 gets or does too: ronda Hadir/Aman by number and word (seen in /ronda and in the
 recap), the officers' groups' broadcast, a group reminder through the scheduler, an escalation
-from a child area. And what a newcomer asks first (LAPOR, /darurat) starts right after the
+from a child area, and one that climbs two levels on both channels and stops at the claim. And what a newcomer asks first (LAPOR, /darurat) starts right after the
 privacy notice, on both channels."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select, update
@@ -383,4 +384,97 @@ async def test_lapor_and_darurat_as_a_first_message_start_right_after_consent(
         assert {(p.channel, p.area_id) for p in people} == {
             ("whatsapp", area.id),
             ("telegram", area.id),
+        }
+
+
+KOTA = "17.71"
+KOTA_GROUP = -1009000001771  # Kota Bengkulu's officers' group (Telegram)
+KOTA_COORDINATOR = "+6281266667777"  # Kota Bengkulu's coordinator on WhatsApp
+
+
+async def file_on_whatsapp(staff: Staff, number: str, category: str, what: str) -> Report:
+    """A report filed by a resident on WhatsApp, the category by its number."""
+    await staff.say(number, "LAPOR", "Siti Aminah")
+    await staff.say(number, category, "Siti Aminah")
+    await staff.say(number, what, "Siti Aminah")
+    await staff.say(number, "RT 03 dekat masjid", "Siti Aminah")
+    await staff.say(number, "lewati", "Siti Aminah")  # no photo
+    await staff.say(number, "tidak", "Siti Aminah")  # not anonymous
+    assert "KTN-" in await staff.say(number, "kirim", "Siti Aminah")
+    async with staff.sessions() as s:
+        report = await s.scalar(select(Report).where(Report.description == what))
+        assert report is not None
+        return report
+
+
+async def time_passes(staff: Staff, *reports: Report) -> None:
+    """The reports' next escalation step falls due (the clock moved, as far as they know)."""
+    async with staff.sessions() as s:
+        await s.execute(
+            update(Report)
+            .where(Report.id.in_([r.id for r in reports]), Report.escalate_at.is_not(None))
+            .values(escalate_at=utcnow() - timedelta(minutes=1))
+        )
+        await s.commit()
+
+
+async def escalation_metrics(staff: Staff) -> dict[str, float]:
+    async with httpx.AsyncClient(trust_env=False) as client:
+        text = (await client.get(staff.url + "/metrics")).text
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("ktn_escalations_total")
+    }
+
+
+async def test_an_escalation_climbs_two_levels_on_both_channels_and_stops_at_the_claim(
+    start: Start,
+) -> None:
+    """Level 1: the kecamatan's Telegram group and its officer on WhatsApp; level 2: the kota's
+    Telegram group and its coordinator on WhatsApp, who claims it; then nothing more climbs
+    (another report, left unclaimed, shows that the sweeps went on)."""
+    async with start() as staff:
+        staff.telegram.add_group(KOTA_GROUP, "Polres Bengkulu", kind="supergroup")
+        await link_group(staff.sessions, KOTA, KOTA_GROUP, "Polres Bengkulu")
+        await register(staff, PARENT_OFFICER, "officer", KAMPUNG_MELAYU, "Iptu Bayu")
+        await register(staff, KOTA_COORDINATOR, "coordinator", KOTA, "Kompol Rudi")
+        await onboard(staff, RESIDENT, "Siti Aminah")
+        report = await file_on_whatsapp(staff, RESIDENT, "1", "Ada orang mencurigakan di gang")
+        await staff.telegram.wait_for_message(GROUP, contains=report.ticket, since=0)
+
+        await time_passes(staff, report)  # level 1
+        level_1 = await staff.received(PARENT_OFFICER, report.ticket)
+        assert level_1.body.startswith("⏰ ESKALASI: belum ditangani setelah")
+        await staff.telegram.wait_for_message(PARENT_GROUP, contains=report.ticket, since=0)
+        assert not [
+            m for m in staff.twilio.messages_to(KOTA_COORDINATOR) if report.ticket in m.body
+        ]
+
+        await time_passes(staff, report)  # level 2
+        level_2 = await staff.received(KOTA_COORDINATOR, report.ticket)
+        assert level_2.body.startswith("⏰ ESKALASI tingkat 2: belum ditangani setelah")
+        assert f"TANGANI {report.ticket}" in level_2.body
+        in_kota = await staff.telegram.wait_for_message(
+            KOTA_GROUP, contains="ESKALASI tingkat 2", since=0
+        )
+        assert report.ticket in in_kota.content
+
+        claimed = await staff.say(KOTA_COORDINATOR, f"TANGANI {report.ticket}", "Kompol Rudi")
+        assert claimed == f"👍 Anda menangani {report.ticket}."
+        edited = await staff.telegram.wait_for_edit(
+            KOTA_GROUP, in_kota.message_id, since=0, timeout=10
+        )
+        assert "Kompol Rudi" in edited.content
+
+        witness = await file_on_whatsapp(staff, RESIDENT, "2", "Banyak warga demam tinggi")
+        await time_passes(staff, report, witness)
+        await staff.received(PARENT_OFFICER, witness.ticket)  # a sweep ran after the claim
+        async with staff.sessions() as s:
+            after = await s.get(Report, report.id)
+            assert after is not None
+            assert (after.status, after.escalation_level) == ("claimed", 2), "stopped at the claim"
+        assert await escalation_metrics(staff) == {
+            'ktn_escalations_total{level="1"}': 2.0,  # the report, then the witness
+            'ktn_escalations_total{level="2"}': 1.0,
         }

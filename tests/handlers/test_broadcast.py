@@ -164,3 +164,36 @@ async def test_help_names_the_coordinator_commands_only_to_coordinators(cast: Ca
     assert "/umumkan" in texts(await cast.coordinator.send("/bantuan"))
     assert "/umumkan" not in texts(await cast.officer.send("/bantuan"))
     assert "/umumkan" not in texts(await cast.resident.send("/bantuan"))
+
+
+async def test_a_broadcast_to_nobody_is_refused_with_a_warning(cast: Cast) -> None:
+    await cast.resident.send("/berhenti")
+    await cast.reporter.send("/berhenti")
+    preview = await prepare(cast.coordinator, audience="residents")
+    assert "0 penerima" in texts(preview)
+    refused = await cast.coordinator.press("Kirim")
+    assert texts(refused).startswith(
+        "⚠️ Tidak ada penerima (Warga) di Kampung Melayu dan wilayah di bawahnya, "
+        "jadi pengumuman ini tidak dikirim."
+    )
+    assert "dikirim ke 0 penerima" not in texts(refused)
+    assert refused.recorded.state == State.BROADCAST_AUDIENCE, "choose other recipients"
+    assert await rows(cast.coordinator.sessions, Broadcast) == []
+    assert await rows(cast.coordinator.sessions, Outbox) == []
+
+
+async def test_after_a_broadcast_the_coordinator_gets_the_coordinator_menu(cast: Cast) -> None:
+    await prepare(cast.coordinator)
+    done = await cast.coordinator.press("Kirim")
+    assert "#1 dikirim ke 3 penerima" in texts(done)
+    menu = done.replies[-1]
+    assert [o.label for o in menu.options] == [
+        "Kirim pengumuman",
+        "Laporan terbuka",
+        "Lapor kejadian",
+        "Bantuan",
+    ]
+    again = await cast.coordinator.press("Kirim pengumuman")
+    assert again.recorded.state == State.BROADCAST_AREA, "the menu starts another one"
+    resident_menu = (await cast.resident.send("halo")).replies[-1]
+    assert "Kirim pengumuman" not in [o.label for o in resident_menu.options]

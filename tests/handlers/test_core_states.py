@@ -174,6 +174,7 @@ async def _to_broadcast_text(chat: FakeChat) -> None:
 
 
 async def _to_broadcast_confirm(chat: FakeChat) -> None:
+    await FakeChat(chat.sessions, user_id=chat.user_id + 1, name="Warga").onboard()  # a recipient
     await _to_broadcast_text(chat)
     await chat.send("Kerja bakti Minggu pagi")
 

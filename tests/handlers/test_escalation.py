@@ -1,9 +1,11 @@
-"""Escalation: an unclaimed report goes once to the parent area's group and coordinators, sooner
-when urgent, driven by the database (a restart loses nothing, two workers escalate once)."""
+"""Escalation: an unclaimed report climbs the area tree, one level each interval (sooner when
+urgent), until it is claimed or reaches the top; driven by the database (a restart loses
+nothing, two workers take a step once)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,8 +25,11 @@ from handlers.escalation import escalate_due
 from handlers.i18n import Catalog
 from storage.db import create_engine, session_factory
 from storage.models import Outbox, Report, ReportEvent
+from storage.types import Channel
 from tests.support.chats import (
     KAMPUNG_MELAYU,
+    SUMBER_JAYA,
+    WIYONO,
     Cast,
     FakeChat,
     core_config,
@@ -32,6 +37,7 @@ from tests.support.chats import (
     load_areas,
     photo,
     staff_cast,
+    texts,
 )
 
 PARENT_GROUP = -300
@@ -250,7 +256,7 @@ async def test_the_escalation_job_gets_past_a_failing_report_page_after_page(
     async with asyncio.timeout(60):  # a sweep that never ends fails here, not at the suite's end
         await job()
     assert await escalation_rows(sessions) == {g["report_id"]: 2 for g in good}
-    assert metrics.registry.get_sample_value("ktn_escalations_total") == 2
+    assert metrics.registry.get_sample_value("ktn_escalations_total", {"level": "1"}) == 2
     failures = metrics.registry.get_sample_value(
         "ktn_job_item_failures_total", {"job": "escalation"}
     )
@@ -261,3 +267,150 @@ async def test_the_escalation_job_gets_past_a_failing_report_page_after_page(
         metrics.registry.get_sample_value("ktn_job_item_failures_total", {"job": "escalation"}) == 1
     )
     assert bad["report_id"] not in await escalation_rows(sessions)
+
+
+# --- escalation that climbs ------------------------------------------------------------------
+
+KOTA = "17.71"
+PROVINSI = "17"
+WA_KOTA_COORDINATOR = 6281255556666
+
+
+def on_whatsapp(sessions: async_sessionmaker[AsyncSession], number: int, name: str) -> FakeChat:
+    return FakeChat(
+        sessions,
+        channel=Channel.WHATSAPP,
+        user_id=number,
+        name=name,
+        phone=f"+{number}",
+        bot_username=None,
+    )
+
+
+async def steps_of(sessions: async_sessionmaker[AsyncSession], report_id: int) -> list[str]:
+    """The report's escalation trail: the notes of its 'escalated' / 'escalation_end' events."""
+    return [
+        f"{e.kind} {e.note}"
+        for e in await rows(sessions, ReportEvent)
+        if e.report_id == report_id and e.kind.startswith("escalat")
+    ]
+
+
+async def targets(sessions: async_sessionmaker[AsyncSession], report_id: int) -> list[Any]:
+    return sorted(
+        (r.channel, r.chat_id, r.payload["route"])
+        for r in await rows(sessions, Outbox)
+        if r.kind == "escalation" and r.report_id == report_id
+    )
+
+
+async def test_an_escalation_climbs_a_level_each_interval_on_both_channels_and_stops_at_the_claim(
+    cast: Cast,
+) -> None:
+    """Level 1: the village's own coordinator and the kecamatan's group and coordinator; level
+    2: the kota's coordinator (on WhatsApp, with the words to answer); the kota's coordinator
+    claims it and nothing climbs to the provinsi."""
+    sessions = cast.reporter.sessions
+    village_coordinator = FakeChat(sessions, user_id=4010, name="Lurah Sri")
+    await village_coordinator.enrol("coordinator", SUMBER_JAYA)
+    kota = on_whatsapp(sessions, WA_KOTA_COORDINATOR, "Kompol Rudi")
+    await kota.enrol("coordinator", KOTA)
+    provinsi = FakeChat(sessions, user_id=4011, name="AKBP Dewi")
+    await provinsi.enrol("coordinator", PROVINSI)
+    start = cast.reporter.now
+    filed = (await cast.reporter.file_report("bencana", "Banjir setinggi lutut")).recorded.filed
+    report_id = filed["report_id"]
+    levels: list[tuple[int, int]] = []
+
+    async def sweep_at(minutes: int) -> list[int]:
+        async with sessions() as session:
+            done = await escalate_due(
+                session,
+                Context(core_config(), now=start + timedelta(minutes=minutes)),
+                on_step=lambda report, level: levels.append((report, level)),
+            )
+            await session.commit()
+            return done
+
+    assert await sweep_at(9) == []
+    assert await sweep_at(10) == [report_id]
+    assert await targets(sessions, report_id) == [
+        ("telegram", PARENT_GROUP, "group"),
+        ("telegram", cast.coordinator.user_id, "coordinator"),
+        ("telegram", village_coordinator.user_id, "coordinator"),
+    ], "level 1: the kecamatan's group and coordinator, and the village's own coordinator"
+    assert await sweep_at(19) == [], "the next level waits for the next interval"
+    assert await sweep_at(20) == [report_id]
+    level_2 = [
+        r
+        for r in await rows(sessions, Outbox)
+        if r.kind == "escalation" and r.chat_id == WA_KOTA_COORDINATOR
+    ]
+    [row] = level_2
+    assert row.channel == "whatsapp" and row.payload["route"] == "coordinator"
+    text = row.payload["reply"]["text"]
+    assert text.startswith("⏰ ESKALASI tingkat 2: belum ditangani setelah 20 menit.")
+    assert f"TANGANI {filed['ticket']}" in text, "WhatsApp: the words to answer with"
+    assert levels == [(report_id, 1), (report_id, 2)]
+
+    kota.now = start + timedelta(minutes=25)
+    claimed = await kota.send(f"TANGANI {filed['ticket']}")
+    assert texts(claimed) == f"👍 Anda menangani {filed['ticket']}."
+    assert await sweep_at(30) == [] and await sweep_at(600) == [], "the claim stops it"
+    assert not [r for r in await rows(sessions, Outbox) if r.chat_id == provinsi.user_id]
+    assert await steps_of(sessions, report_id) == [
+        "escalated level 1: 17.71.08 Kampung Melayu",
+        "escalated level 2: 17.71 Kota Bengkulu",
+    ]
+    [report] = [r for r in await rows(sessions, Report) if r.id == report_id]
+    assert report.escalation_level == 2
+    assert report.escalated_at == start + timedelta(minutes=10), "the first step's time"
+
+
+async def test_unclaimed_it_climbs_to_the_top_and_stops_there(cast: Cast) -> None:
+    sessions = cast.reporter.sessions
+    provinsi = FakeChat(sessions, user_id=4011, name="AKBP Dewi")
+    await provinsi.enrol("coordinator", PROVINSI)
+    start = cast.reporter.now
+    filed = (await cast.reporter.file_report("lainnya")).recorded.filed
+    for hours in (1, 2, 3, 4):
+        await sweep(sessions, start + timedelta(hours=hours))
+    assert await steps_of(sessions, filed["report_id"]) == [
+        "escalated level 1: 17.71.08 Kampung Melayu",
+        "escalated level 3: 17 Bengkulu",  # nobody in the kota: passed over
+        "escalation_end level 3",
+    ]
+    assert await sweep(sessions, start + timedelta(hours=10)) == []
+    assert len(await steps_of(sessions, filed["report_id"])) == 3, "nothing more after the top"
+
+
+async def test_a_top_level_cap_stops_the_climb(cast: Cast) -> None:
+    sessions = cast.reporter.sessions
+    provinsi = FakeChat(sessions, user_id=4011, name="AKBP Dewi")
+    await provinsi.enrol("coordinator", PROVINSI)
+    config = dataclasses.replace(core_config(), escalation_max_level=2)
+    filed = (await cast.reporter.file_report("lainnya")).recorded.filed
+    for hours in (1, 2, 3):
+        await sweep(sessions, cast.reporter.now + timedelta(hours=hours), config)
+    assert await steps_of(sessions, filed["report_id"]) == [
+        "escalated level 1: 17.71.08 Kampung Melayu",
+        "escalation_end level 1",
+    ], "the provinsi is above the configured top (2 levels up: the kota, which has nobody)"
+
+
+async def test_a_report_with_no_one_above_goes_to_its_own_areas_coordinator(
+    sessions: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Today's bug: 'nobody above it to escalate to' although the area has a coordinator."""
+    await load_areas(sessions)
+    reporter = FakeChat(sessions)
+    await reporter.onboard(WIYONO)
+    coordinator = on_whatsapp(sessions, WA_KOTA_COORDINATOR, "Ibu Kades")
+    await coordinator.enrol("coordinator", WIYONO)
+    filed = (await reporter.file_report("bencana", "Banjir")).recorded.filed
+    with caplog.at_level(logging.WARNING):
+        assert await sweep(sessions, reporter.now + timedelta(minutes=10)) == [filed["report_id"]]
+    assert await targets(sessions, filed["report_id"]) == [
+        ("whatsapp", WA_KOTA_COORDINATOR, "coordinator")
+    ]
+    assert "nobody above" not in caplog.text

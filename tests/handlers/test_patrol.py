@@ -97,7 +97,7 @@ async def test_tonights_team_is_announced_once_and_members_confirm(cast: Cast) -
     assert await announce(sessions, TONIGHT_21_WIB + timedelta(minutes=1)) == [], "once a night"
     group, dm = await patrol_rows(sessions)
     assert group.chat_id == ALERT_GROUP
-    assert "Ronda malam ini (2025-05-12) — Pos Melati" in group.payload["reply"]["text"]
+    assert "Ronda malam ini (12/05/2025) — Pos Melati" in group.payload["reply"]["text"]
     assert "• Andi\n• Budi Santoso" in group.payload["reply"]["text"]
     assert dm.chat_id == cast.reporter.user_id
     [[label, hadir]] = dm.payload["reply"]["options"]
@@ -107,7 +107,7 @@ async def test_tonights_team_is_announced_once_and_members_confirm(cast: Cast) -
     reporter.now = TONIGHT_21_WIB + timedelta(minutes=40)
     present = await reporter.send(button=hadir)
     assert present.notice == "Hadir tercatat"
-    assert "kehadiran Anda di ronda 2025-05-12 tercatat" in texts(present)
+    assert "kehadiran Anda di ronda 12/05/2025 tercatat" in texts(present)
     reporter.advance(hours=6)
     safe = await reporter.press("🛡 Aman")
     assert "aman, tercatat" in texts(safe)
@@ -205,13 +205,13 @@ async def test_a_rotation_set_after_tonights_time_starts_tomorrow_without_a_skip
     assert not caplog.records, "nothing was missed: the rotation had not begun"
     await announce(sessions, TONIGHT_21_WIB + timedelta(days=1))
     [group, _dm] = await patrol_rows(sessions)
-    assert "(2025-05-13) — Pos Melati" in group.payload["reply"]["text"]
+    assert "(13/05/2025) — Pos Melati" in group.payload["reply"]["text"]
     # Weekly: the same team all week, then the next one.
     await announce(sessions, TONIGHT_21_WIB + timedelta(days=7))
     await announce(sessions, TONIGHT_21_WIB + timedelta(days=8))
     texts_by_night = [r.payload["reply"]["text"] for r in await patrol_rows(sessions)]
-    assert "(2025-05-19) — Pos Melati" in texts_by_night[2]
-    assert "(2025-05-20) — Pos Mawar" in texts_by_night[-1]
+    assert "(19/05/2025) — Pos Melati" in texts_by_night[2]
+    assert "(20/05/2025) — Pos Mawar" in texts_by_night[-1]
 
 
 async def test_an_area_whose_announcement_fails_does_not_hold_back_the_others(
@@ -260,3 +260,46 @@ async def test_an_area_whose_announcement_fails_does_not_hold_back_the_others(
         ALERT_GROUP,
         wiyono_group,
     }
+
+
+async def test_an_old_hadir_pressed_after_aman_says_it_is_recorded_without_new_buttons(
+    cast: Cast,
+) -> None:
+    sessions = cast.coordinator.sessions
+    await announce(sessions, TONIGHT_21_WIB)
+    dm = (await patrol_rows(sessions))[-1]
+    [[_, hadir]] = dm.payload["reply"]["options"]
+    reporter = cast.reporter
+    reporter.now = TONIGHT_21_WIB + timedelta(minutes=40)
+    await reporter.send(button=hadir)
+    reporter.advance(hours=6)
+    await reporter.press("🛡 Aman")
+    again = await reporter.send(button=hadir)  # the old message's button, pressed again
+    assert again.notice == "Laporan ronda 12/05/2025 sudah tercatat sebelumnya."
+    assert texts(again) == "Laporan ronda 12/05/2025 sudah tercatat sebelumnya."
+    assert all(not reply.options for reply in again.replies), "no Aman / Lapor again"
+    assert await confirmations(sessions) == [
+        ("2025-05-12", "Pos Melati", "Andi", "-", "-"),
+        ("2025-05-12", "Pos Melati", "Budi Santoso", "hadir", "aman"),
+    ]
+
+
+async def test_a_resident_sees_the_teams_and_their_numbers(cast: Cast) -> None:
+    shown = texts(await cast.resident.send("/ronda"))
+    assert shown == (
+        "Tim ronda:\n"
+        "1. Pos Melati: Andi, Budi Santoso\n"
+        "2. Pos Mawar: Cici, Dedi\n"
+        "Ikut salah satu tim: ketik /ronda ikut NOMOR, misalnya /ronda ikut 1."
+    )
+    assert "Pos Mawar" in texts(await cast.resident.send("/ronda ikut 2"))
+    await cast.resident.send("/language en")
+    assert "Join a team: type /patrol join NUMBER" in texts(await cast.resident.send("/patrol"))
+
+
+async def test_a_resident_of_an_area_without_teams_is_told_so(cast: Cast) -> None:
+    elsewhere = FakeChat(cast.coordinator.sessions, user_id=3999, name="Warga Wiyono")
+    await elsewhere.onboard(WIYONO)
+    assert texts(await elsewhere.send("/ronda")) == (
+        "Belum ada tim ronda di wilayah Anda. Tim dibentuk oleh koordinator wilayah."
+    )

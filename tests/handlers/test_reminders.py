@@ -62,7 +62,7 @@ async def test_a_daily_reminder_reaches_group_and_residents_once_per_evening(cas
     outcome = await cast.coordinator.send(
         "/pengingat tambah setiap hari 19:00 | semua | Jangan lupa 3M ya"
     )
-    assert "Pertama dikirim 12-05-2025 19:00 WIB" in texts(outcome)
+    assert "Pertama dikirim 12/05/2025 19:00 WIB" in texts(outcome)  # the one date format
     listing = texts(await cast.coordinator.send("/pengingat"))
     assert "setiap hari 19:00" in listing and "grup dan warga" in listing
 
@@ -209,8 +209,25 @@ async def test_english_words_and_the_english_command(cast: Cast) -> None:
     outcome = await cast.coordinator.send(
         "/reminders add every Monday 08:00 | groups | Weekly clean-up"
     )
-    assert "First sent 19-05-2025 08:00 WIB" in texts(outcome)
+    assert "First sent 19/05/2025 08:00 WIB" in texts(outcome)
     assert "every Monday 08:00" in texts(await cast.coordinator.send("/reminders"))
+
+
+async def test_the_list_speaks_the_readers_language_whatever_words_were_typed(cast: Cast) -> None:
+    await add(cast.coordinator, "setiap hari 19:00 | warga | Jangan lupa 3M")
+    await add(cast.coordinator, "setiap Jumat 07:00 | grup | Kerja bakti")
+    await add(cast.coordinator, "tanggal 1 setiap bulan 09:00 | semua | #posyandu")
+    await add(cast.coordinator, "cron 0 7 * * 1-5 | grup | Apel pagi")
+    await cast.coordinator.send("/language en")
+    listing = texts(await cast.coordinator.send("/reminders"))
+    for words in ("every day 19:00", "every Friday 07:00", "on day 1 of every month 09:00"):
+        assert words in listing
+    assert "cron 0 7 * * 1-5" in listing
+    assert "setiap" not in listing and "tanggal" not in listing
+    await cast.coordinator.send("/bahasa id")
+    listing = texts(await cast.coordinator.send("/pengingat"))
+    assert "setiap hari 19:00" in listing and "setiap Jumat 07:00" in listing
+    assert "tanggal 1 setiap bulan 09:00" in listing
 
 
 async def test_help_shows_the_coordinator_commands_to_coordinators_only(cast: Cast) -> None:

@@ -85,7 +85,9 @@ async def test_full_report_flow_on_telegram(chat: FakeChat) -> None:
     summary = out.replies[-1]
     assert "Jenis: Keamanan" in summary.text
     assert "Motor tetangga hilang" in summary.text
-    assert "-3.79560, 102.25920" in summary.text
+    assert "Lokasi: titik lokasi di peta: https://maps.google.com/?q=-3.79560,102.25920" in (
+        summary.text
+    ), "a map link, not bare numbers"
     assert "Foto/file: 1" in summary.text
     assert "Nama: terlihat oleh petugas" in summary.text
     assert [o.data for o in summary.options] == ["sum:send", "sum:edit", "sum:cancel"]
@@ -603,3 +605,36 @@ async def test_nul_characters_are_dropped_so_any_database_stores_the_report(
     assert out.recorded.filed is not None
     [report] = await rows(chat.sessions, Report)
     assert report.description == "Ada maling di rumah"
+
+
+@pytest.mark.parametrize("channel", [Channel.TELEGRAM, Channel.WHATSAPP])
+async def test_the_location_prompt_names_the_way_the_channel_really_has(
+    sessions: async_sessionmaker[AsyncSession], channel: Channel
+) -> None:
+    await load_areas(sessions)
+    chat = FakeChat(sessions, channel=channel, user_id=6281234500001, phone="+6281234500001")
+    await chat.onboard()
+    await chat.send("/lapor")
+    await chat.press("cat:keamanan")
+    asked = (await chat.send("Lampu jalan mati sejak kemarin")).replies[-1]
+    assert asked.ask_location
+    if channel is Channel.TELEGRAM:  # a keyboard button that sends the location
+        assert asked.text.startswith("Di mana tepatnya? Tekan tombol 📍 Kirim lokasi di bawah")
+        assert asked.location_label == "📍 Kirim lokasi"
+    else:  # no such button: the app's attachment menu
+        assert asked.text.startswith("Di mana tepatnya? Kirim lokasi (📎 → Lokasi)")
+        assert "tombol" not in asked.text
+
+
+async def test_a_pin_with_words_shows_the_words(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await load_areas(sessions)
+    chat = FakeChat(sessions)
+    await chat.onboard()
+    await chat.send("/lapor")
+    await chat.press("cat:keamanan")
+    await chat.send("Lampu jalan mati sejak kemarin")
+    await chat.send(location=Location(-3.7956, 102.2592, address="Jl. Merpati 12"))
+    await chat.press("photo:skip")
+    summary = (await chat.press("anon:no")).replies[-1].text
+    assert "Lokasi: Jl. Merpati 12 (titik lokasi terkirim)" in summary
+    assert "-3.79" not in summary

@@ -336,7 +336,7 @@ async def test_the_note_state_refuses_stickers_and_over_long_notes(cast: Cast) -
     assert texts(out).startswith("Mohon tulis catatannya dengan teks")
     assert out.recorded.state == State.STAFF_NOTE.value
     out = await cast.officer.send("x" * 600)
-    assert "terlalu panjang: 600 huruf, batasnya 500" in texts(out)
+    assert "terlalu panjang (600 karakter; maksimal 500 karakter)" in texts(out)
     assert out.recorded.state == State.STAFF_NOTE.value
     out = await cast.officer.send("Laporan ganda, sudah ada KTN sebelumnya")
     assert texts(out) == f"⛔ {ticket} ditolak."

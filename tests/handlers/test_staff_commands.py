@@ -374,3 +374,22 @@ async def get_by_code_in(cast: Cast, code: str) -> int:
         area = await get_by_code(s, code)
         assert area is not None
         return area.id
+
+
+async def test_help_in_a_group_lists_the_buttons_and_the_typed_commands(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    cast = await staff_cast(sessions)
+    out = await cast.officer.in_group().send("/bantuan")
+    text = texts(out)
+    for line in (
+        "• Tangani — Anda yang menangani laporan itu",
+        "• Selesai — laporan sudah beres",
+        "• Tolak — laporan tidak bisa ditindaklanjuti",
+        "/tangani KTN-XXXXXX",
+        "/selesai KTN-XXXXXX catatan singkat",
+        "/tolak KTN-XXXXXX alasan singkat",
+        "/laporan",
+        "/hubungkan",
+    ):
+        assert line in text

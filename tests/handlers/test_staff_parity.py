@@ -319,7 +319,7 @@ async def test_tonights_team_reaches_the_whatsapp_officer_and_the_member_answers
     assert [o.label for o in Reply.from_json(dm.payload["reply"]).options] == ["✅ Hadir"]
 
     present = await member.send("1")  # the DM's only option: it came after her last message
-    assert "kehadiran Anda di ronda 2025-05-12 tercatat" in texts(present)
+    assert "kehadiran Anda di ronda 12/05/2025 tercatat" in texts(present)
     assert [o.label for o in present.replies[-1].options] == ["🛡 Aman", "🚨 Lapor kejadian"]
     member.advance(hours=7)
     safe = await member.send("1")  # now "Aman", the first of the answer's options
@@ -328,7 +328,7 @@ async def test_tonights_team_reaches_the_whatsapp_officer_and_the_member_answers
 
     cast.coordinator.now = member.now
     overview = texts(await cast.coordinator.send(f"/ronda {SUMBER_JAYA}"))
-    assert "Ronda 2025-05-12 — Pos Melati:" in overview
+    assert "Ronda 12/05/2025 — Pos Melati:" in overview
     assert "• Andi: tidak memakai bot" in overview
     assert "• Siti Aminah: ✅ hadir 21:10 WIB, 🛡 aman 04:10 WIB" in overview
 

@@ -32,4 +32,5 @@ TELEGRAM = Capabilities(
     sends_documents=True,
     template_window_hours=None,
     several_bots=True,  # [[telegram.bots]]: each bot reaches the chats that pressed Start on it
+    location_button=True,  # a reply keyboard's request_location button
 )
