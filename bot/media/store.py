@@ -252,7 +252,9 @@ class LocalBackend:
             while chunk := await asyncio.to_thread(handle.read, chunk_size):
                 yield chunk
         finally:
-            await asyncio.to_thread(handle.close)
+            # Closed here, not in a thread: a response cut off (the fetcher went away, the
+            # server stopping) closes this generator where it can no longer await.
+            handle.close()
 
     async def delete(self, digest: str) -> None:
         """Unlink the file."""
