@@ -411,10 +411,12 @@ def compare(args: argparse.Namespace) -> None:
         f"(1 min) at the probes' start: {min(loads, default=0):.1f}–{max(loads, default=0):.1f}, "
         f"median {statistics.median(loads) if loads else 0:.1f}"
     )
-    print(
-        f"P4: {args.reports:,} reports + {args.contacts:,} contacts (SQLite); "
-        f"P5: {args.conversations:,} drafts; P3 paced: {args.paced} recipients"
-    )
+    sizes = {
+        "p3": f"P3 paced: {args.paced} recipients",
+        "p4": f"P4: {args.reports:,} reports + {args.contacts:,} contacts (SQLite)",
+        "p5": f"P5: {args.conversations:,} drafts",
+    }
+    print("; ".join(text for group, text in sizes.items() if group in groups))
     print()
     skipped = {} if args.p2_load else dict.fromkeys(("p2_load_p95", "p2_load_rate"), P2_LOAD_OFF)
     rows = rows_from(results, missing, skipped)

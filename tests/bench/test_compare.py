@@ -87,7 +87,11 @@ def test_the_table_lists_each_figure_with_medians_ratio_noise_and_verdict(
         "before": {"p1_rate": [400, 410, 395], "p1_cpu": [2.4, 2.5, 2.45]},
         "after": {"p1_rate": [402, 399, 405], "p1_cpu": [2.45, 2.5, 2.5]},
     }
-    rows = compare.rows_from(results, {"p5_idle": "after: timed out after 600 s"})
+    rows = compare.rows_from(
+        results,
+        {"p5_idle": "after: timed out after 600 s"},
+        {"p2_load_p95": "--p2-load"},
+    )
     text = compare.table(rows).splitlines()
     assert text[0].startswith("| figure | before | after | ratio after/before |")
     assert len(text) == 2 + len(compare.FIGURES)
@@ -98,6 +102,10 @@ def test_the_table_lists_each_figure_with_medians_ratio_noise_and_verdict(
     assert (
         "| P1 ktn-bot CPU per update (bot process) (ms), lower is better | 2.45 | 2.5 | 1.02 "
         "| ×1.04 | within noise |" in text
+    )
+    assert (
+        "| P2 under background load, p95 (ms), lower is better | — | — | — | — | "
+        "not run: --p2-load |" in text
     )
     assert (
         "| P5 RSS idle (MB), lower is better | — | — | — | — | not measured on either tree "
