@@ -304,8 +304,9 @@ def _fake_process(conn: Connection, recipients: int, flood: bool) -> None:
 
 async def broadcast(
     recipients: int, limits: ChannelLimits | None, tmp: Path, *, null_sender: bool = False
-) -> tuple[float, int]:
-    """P3: msg/s for a broadcast to ``recipients`` private chats, and the 429s it caused.
+) -> tuple[float, int, float]:
+    """P3: msg/s for a broadcast to ``recipients`` private chats, the 429s it caused, and the
+    CPU seconds this process spent draining (the dispatcher and, over HTTP, PTB; not the fake's).
 
     The fake runs in its own process (the machine's second core), as Telegram would; with
     ``null_sender`` no HTTP is made at all: the dispatcher's own claim/schedule/record cost.
@@ -331,11 +332,11 @@ async def broadcast(
     limit_map = {"telegram": limits} if limits else {}
     if null_sender:
         dispatcher = Dispatcher(sessions, {"telegram": NullSender()}, limit_map, batch_size=1000)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await dispatcher.drain()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         await engine.dispose()
-        return recipients / elapsed, 0
+        return recipients / elapsed, 0, cpu
     ctx = multiprocessing.get_context("spawn")
     ours, theirs = ctx.Pipe()
     child = ctx.Process(target=_fake_process, args=(theirs, recipients, limits is not None))
@@ -349,9 +350,9 @@ async def broadcast(
                 limit_map,
                 batch_size=1000,
             )
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             await dispatcher.drain()
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         ours.send("done")
         sent, count_429 = await _recv(ours, child)
     finally:
@@ -361,7 +362,7 @@ async def broadcast(
     await engine.dispose()
     if sent != recipients:
         raise RuntimeError(f"the fake received {sent} of {recipients} messages")
-    return recipients / elapsed, count_429
+    return recipients / elapsed, count_429, cpu
 
 
 async def _readable(conn: Connection, timeout: float | None = None) -> bool:  # noqa: ASYNC109
@@ -503,7 +504,7 @@ async def main() -> None:
         if "p3" not in only:
             return
         recipients = 10_000 if args.full else 600
-        rate, n429 = await broadcast(recipients, ChannelLimits.rates(30, 20, 1), tmp)
+        rate, n429, _ = await broadcast(recipients, ChannelLimits.rates(30, 20, 1), tmp)
         print(
             f"P3 broadcast {recipients} recipients at 30 msg/s: {rate:.1f} msg/s, "
             f"ratio to limit {rate / 30:.3f} (target >= 0.97), 429s: {n429}"

@@ -119,6 +119,13 @@ async def bot_process(args: list[str], env: dict[str, str]) -> AsyncIterator[int
         await asyncio.to_thread(proc.wait, 30)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) the process has used so far, from /proc."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def prepared_db(
     path: Path, *, url: str | None = None, contacts: int = 0, reports: int = 0
 ) -> str:

@@ -39,8 +39,9 @@ async def start_conversation(fake: TelegramFake, chats: Chats, user: int) -> Non
     await chats.next(user)
 
 
-async def p5(conversations: int, tmp: Path) -> None:
-    """Print the bot's RSS idle and after ``conversations`` drafts are in progress."""
+async def measure(conversations: int, tmp: Path) -> tuple[float, float, float, float]:
+    """The bot's RSS idle, and now and at its peak after ``conversations`` drafts are in
+    progress (MB), and the seconds those took."""
     db_url = await prepared_db(tmp / "p5.db")
     async with TelegramFake(flood=False) as fake:
         cfg = tmp / "p5.toml"
@@ -66,6 +67,12 @@ async def p5(conversations: int, tmp: Path) -> None:
             took = time.perf_counter() - started
             now, peak = rss_mb(pid)
             await chats.close()
+    return idle, now, peak, took
+
+
+async def p5(conversations: int, tmp: Path) -> None:
+    """Print the bot's RSS idle and after ``conversations`` drafts are in progress."""
+    idle, now, peak, took = await measure(conversations, tmp)
     print(f"P5 memory idle: {idle:.0f} MB RSS (target <= 100 MB)")
     print(
         f"P5 memory with {conversations} conversations in progress: {now:.0f} MB RSS, "
