@@ -122,8 +122,11 @@ async def perform(
     action: Action,
     lang: str,
     note: str | None = None,
+    *,
+    via: str | None = None,
 ) -> Verdict:
-    """Do the action if allowed; a resolve/reject without a note asks for one first."""
+    """Do the action if allowed; a resolve/reject without a note asks for one first.
+    ``via`` marks the trail event when the action was not taken in a chat ("dasbor")."""
     catalog = ctx.config.catalog
     reason = await refusal(session, ctx, actor, report, action, lang)
     if reason is not None or actor is None:
@@ -142,6 +145,7 @@ async def perform(
         actor_id=actor.id,
         now=ctx.now,
         note=note if action.needs_note else None,
+        via=via,
     )
     if not moved:  # someone else got there first: say who, change nothing
         return Verdict(False, await handled_by(session, ctx, report, actor, lang))

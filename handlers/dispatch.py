@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from handlers import account, broadcast, export, onboarding, patrol, reminders, report, staff
+from handlers import (
+    account,
+    broadcast,
+    desk,
+    export,
+    onboarding,
+    patrol,
+    reminders,
+    report,
+    staff,
+)
 from handlers.commands import ACTIONS, Command, ParsedCommand
 from handlers.permissions import is_staff, is_supervisor
 from handlers.states import State
@@ -71,6 +81,8 @@ async def run_command(turn: Turn, cmd: ParsedCommand) -> None:
         case Command.EXPORT:
             await export.export_in_chat(turn, cmd.arg)
         # --- end coordinators: broadcasts and exports ---
+        case Command.DESK:
+            await desk.command(turn, cmd.arg)
         case Command.UNKNOWN:
             turn.say(turn.t("help.unknown", command=cmd.word[:32]))
             await turn.reprompt_if_busy()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Area, Contact, Report
@@ -46,9 +46,13 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 async def report_rows(
-    session: AsyncSession, area_ids: Sequence[int] | None, since: datetime | None
+    session: AsyncSession,
+    area_ids: Sequence[int] | None,
+    since: datetime | None,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> list[dict[str, Any]]:
-    """The reports of these areas (all areas when None) created since ``since``, oldest first."""
+    """The reports of these areas (all areas when None) created since ``since`` (and matching
+    ``where``, e.g. the desk's filter), oldest first."""
     stmt = (
         select(Report, Area, Contact)
         .join(Area, Area.id == Report.area_id)
@@ -59,6 +63,8 @@ async def report_rows(
         stmt = stmt.where(Report.area_id.in_(list(area_ids)))
     if since is not None:
         stmt = stmt.where(Report.created_at >= since)
+    if where:
+        stmt = stmt.where(*where)
     rows = []
     for report, area, reporter in (await session.execute(stmt)).all():
         row: dict[str, Any] = {

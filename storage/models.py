@@ -208,6 +208,8 @@ class ReportEvent(Base):
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Where the action was taken when not in a chat: "dasbor" (the desk, bot/web/desk).
+    via: Mapped[str | None] = mapped_column(String(16))
 
 
 class Conversation(Base):
@@ -508,3 +510,36 @@ class MediaFileId(Base):
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     file_id: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeskLogin(Base):
+    """A single-use sign-in link to the desk (``/dasbor`` in a private chat): only the
+    SHA-256 of its token is kept; it expires after ``[web] login_minutes``."""
+
+    __tablename__ = "desk_logins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_desk_logins_contact_id", "contact_id"),)
+
+
+class DeskSession(Base):
+    """A browser signed in to the desk: the SHA-256 of its cookie, its CSRF token, when it
+    was last used (idle timeout) and when it ended (logout, or "log out everywhere")."""
+
+    __tablename__ = "desk_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_desk_sessions_contact_id", "contact_id"),)

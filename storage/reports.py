@@ -207,8 +207,9 @@ def add_event(
     from_status: str | None = None,
     to_status: str | None = None,
     note: str | None = None,
+    via: str | None = None,
 ) -> ReportEvent:
-    """Add one line of the report's audit trail."""
+    """Add one line of the report's audit trail (``via``: where, when not in a chat)."""
     event = ReportEvent(
         report_id=report_id,
         kind=kind,
@@ -217,6 +218,7 @@ def add_event(
         actor_id=actor_id,
         note=note,
         created_at=now,
+        via=via,
     )
     session.add(event)
     return event
@@ -230,6 +232,7 @@ async def change_status(
     actor_id: int,
     now: datetime,
     note: str | None = None,
+    via: str | None = None,
 ) -> bool:
     """Move the report on, only if nobody changed it since it was read; False if someone did.
 
@@ -267,6 +270,7 @@ async def change_status(
         from_status=from_status,
         to_status=to_status.value,
         note=note,
+        via=via,
     )
     return True
 
