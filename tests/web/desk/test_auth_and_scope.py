@@ -41,7 +41,7 @@ async def test_a_link_signs_in_once_and_the_cookie_is_locked_down(
     async with client(app) as http:
         path = link.removeprefix(DESK_URL)
         preview = await http.get(path)  # a link preview: a page with a button, nothing spent
-        assert preview.status_code == 200 and "<form method=\"post\"" in preview.text
+        assert preview.status_code == 200 and '<form method="post"' in preview.text
         first = await http.post(path)
         assert first.status_code == 303
         cookie = first.headers["set-cookie"]
