@@ -431,7 +431,11 @@ async def _spreads(
     )
     n = inner.c.n
     picked = select(inner.c.k, inner.c.m, inner.c.rn, n).where(
-        or_(inner.c.rn == (n + 1) / 2, inner.c.rn == (n + 2) / 2, inner.c.rn == (9 * n + 9) / 10)
+        or_(
+            inner.c.rn == (n + 1) // 2,
+            inner.c.rn == (n + 2) // 2,
+            inner.c.rn == (9 * n + 9) // 10,
+        )
     )
     found: dict[Any, dict[str, Any]] = {}
     for k, m, rn, count in await session.execute(picked):

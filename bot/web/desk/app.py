@@ -13,7 +13,7 @@ into a log; the only URL with a secret is the sign-in link, which works once.
 
 from __future__ import annotations
 
-import json
+import base64
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -227,7 +227,7 @@ class Desk:
     def _flash(self, request: Request, response: Response, text: str) -> None:
         response.set_cookie(
             FLASH,
-            json.dumps(text)[:1500],
+            base64.urlsafe_b64encode(text[:600].encode("utf-8")).decode("ascii"),
             path=PREFIX,
             httponly=True,
             samesite="lax",
@@ -239,10 +239,9 @@ class Desk:
         if not raw:
             return None
         try:
-            value = json.loads(raw)
-        except ValueError:
+            return base64.urlsafe_b64decode(raw.encode("ascii")).decode("utf-8")
+        except (ValueError, UnicodeError):
             return None
-        return value if isinstance(value, str) else None
 
     def _context(self) -> Context:
         return Context(self.core, now=self.clock())
@@ -367,7 +366,9 @@ class Desk:
         for key, value in merged.items():
             if isinstance(value, list):
                 pairs.extend((key, str(v)) for v in value)
-            elif value not in ("", None, 0) or (key == "page" and value):
+            elif key == "sort" and value == "newest":
+                continue
+            elif value not in ("", None, 0):
                 pairs.append((key, str(value)))
         return urlencode(pairs)
 
