@@ -4,7 +4,7 @@
   "use strict";
   var el = document.getElementById("map");
   if (!el || !window.L) { return; }
-  var map = L.map(el, { scrollWheelZoom: false });
+  var map = L.map(el, { scrollWheelZoom: false, maxZoom: 19 });
   if (el.dataset.tiles) {
     L.tileLayer(el.dataset.tiles, { maxZoom: 19, attribution: el.dataset.attribution || "" }).addTo(map);
   } else {
@@ -68,5 +68,5 @@
         status.textContent = text.replace("{count}", String(data.points.length));
       }
     })
-    .catch(function () { el.dataset.markers = "error"; });
+    .catch(function (err) { el.dataset.markers = "error"; el.dataset.error = String(err); });
 })();
