@@ -7,20 +7,28 @@ import contextlib
 import ipaddress
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import SecretStr
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot.config import Settings
-from bot.sandbox.demo import BOT_NAME, BOT_USERNAME, SANDBOX_TOKEN, page_config
+from bot.database import Database, connect
+from bot.sandbox.demo import BOT_NAME, BOT_USERNAME, COORDINATOR_ID, SANDBOX_TOKEN, page_config
 from bot.sandbox.seed import seed_database, seed_fake
 from bot.sandbox.telegram_fake import FloodLimits, TelegramFake
+from bot.web.desk import Desk
 from bot.web.serving import serve_asgi
+from bot.wiring import core_config_from
+from storage.desk import create_login
+from storage.models import Contact
+from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +38,12 @@ DB_FILE = "sandbox.db"
 NO_CACHE = {"Cache-Control": "no-cache"}
 
 
-def build_app(fake: TelegramFake) -> Starlette:
-    """The page (``/``, ``/static/``, ``/sandbox.json``) in front of the fake's routes."""
+def build_app(
+    fake: TelegramFake, desk: Desk | None = None, db: Database | None = None
+) -> Starlette:
+    """The page (``/``, ``/static/``, ``/sandbox.json``) in front of the fake's routes, and
+    the desk (``/dasbor``) on the sandbox's database with ``/sandbox/dasbor`` signing the
+    demo coordinator in ("Buka dasbor" in the coordinator's pane)."""
 
     async def index(_request: Request) -> Response:
         """The page."""
@@ -41,10 +53,29 @@ def build_app(fake: TelegramFake) -> Starlette:
         """Who is in which pane, and the demo pin."""
         return JSONResponse(page_config(), headers=NO_CACHE)
 
+    async def open_desk(_request: Request) -> Response:
+        """A sign-in link for the demo coordinator, as /dasbor in their chat would give."""
+        if desk is None or db is None:
+            return Response(status_code=404)
+        async with db.sessions() as session:
+            contact_id = await session.scalar(
+                select(Contact.id).where(
+                    Contact.channel == "telegram", Contact.external_id == COORDINATOR_ID
+                )
+            )
+            if contact_id is None:
+                return Response(status_code=404)
+            minutes = desk.settings.login_minutes
+            token = create_login(session, contact_id, utcnow(), timedelta(minutes=minutes))
+            await session.commit()
+        return RedirectResponse(f"/dasbor/masuk/{token}", status_code=303)
+
+    desk_routes = [*desk.routes(), Route("/sandbox/dasbor", open_desk)] if desk else []
     return Starlette(
         routes=[
             Route("/", index, methods=["GET"]),
             Route("/sandbox.json", config, methods=["GET"]),
+            *desk_routes,
             Mount("/static", app=StaticFiles(directory=STATIC)),
             Mount("", app=fake.app),  # /bot<token>/<method>, /file/bot<token>/..., /_sim/...
         ]
@@ -82,6 +113,10 @@ def sandbox_settings(settings: Settings, url: str) -> Settings:
             "telegram": telegram,
             "whatsapp": base.whatsapp.model_copy(update={"enabled": False}),
             "http": base.http.model_copy(update={"port": 0}),
+            # the desk is served by the page's server: its links and tiles (none: offline)
+            "web": base.web.model_copy(update={"public_url": url, "tiles_url": ""}),
+            # the desk on the page's server writes rows the bot's sender finds by its sweep
+            "outbox": base.outbox.model_copy(update={"sweep_seconds": 1.0}),
             "telegram_token": SecretStr(SANDBOX_TOKEN),
             "telegram_webhook_secret": None,
             "twilio_account_sid": None,
@@ -134,17 +169,26 @@ async def serve_sandbox(
     seed_fake(fake)
     if not is_loopback(host):
         log.warning("the sandbox on %s can be driven by anyone who reaches it", host)
-    async with serve_asgi(build_app(fake), host, port) as url:
-        fake.url = url
-        bot = asyncio.create_task(run(sandbox_settings(settings, url), stop), name="sandbox-bot")
-        try:
-            if await _bot_polling(fake, bot) and on_ready is not None:
-                on_ready(url)
-            await bot
-        finally:
-            stop.set()
-            await asyncio.gather(bot, return_exceptions=True)
-            await fake.aclose()  # wakes the page's long polls so the server can stop
+    own = with_sandbox_database(settings)
+    db = connect(own)
+    web = settings.web.model_copy(update={"tiles_url": ""})  # the sandbox works offline
+    desk = Desk(db.sessions, core_config_from(own), web)
+    try:
+        async with serve_asgi(build_app(fake, desk, db), host, port) as url:
+            fake.url = url
+            bot = asyncio.create_task(
+                run(sandbox_settings(settings, url), stop), name="sandbox-bot"
+            )
+            try:
+                if await _bot_polling(fake, bot) and on_ready is not None:
+                    on_ready(url)
+                await bot
+            finally:
+                stop.set()
+                await asyncio.gather(bot, return_exceptions=True)
+                await fake.aclose()  # wakes the page's long polls so the server can stop
+    finally:
+        await db.close()
 
 
 async def _bot_polling(fake: TelegramFake, bot: asyncio.Task[None]) -> bool:
