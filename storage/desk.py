@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Integer, and_, case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +27,7 @@ from storage.models import (
     ReportEvent,
     ReportFollower,
 )
+from storage.reports import normalise_ticket
 from storage.types import ReportStatus, Role, UTCDateTime
 
 TOKEN_BYTES = 32
@@ -166,12 +167,14 @@ SORTS: dict[str, tuple[Any, ...]] = {
 
 
 def _like(text: str) -> str:
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
-def conditions(f: Filter) -> list[ColumnElement[bool]]:
-    """The WHERE clauses of a filter."""
+def conditions(f: Filter, dialect: str) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a filter for the database ``dialect`` ("sqlite", "postgresql"):
+    text that is a ticket finds that ticket (its unique index); other text is matched in the
+    ticket, description and address, ignoring case (SQLite's LIKE already does, for ASCII)."""
     where: list[ColumnElement[bool]] = [Report.area_id.in_(list(f.area_ids))]
     if f.statuses:
         where.append(Report.status.in_(list(f.statuses)))
@@ -185,16 +188,26 @@ def conditions(f: Filter) -> list[ColumnElement[bool]]:
         where.append(Report.created_at < f.until)
     if f.officer_id is not None:
         where.append(Report.assignee_id == f.officer_id)
-    if f.text:
+    ticket = normalise_ticket(f.text) if f.text and f.text.upper().startswith("KTN") else None
+    if ticket is not None:
+        where.append(Report.ticket == ticket)
+    elif f.text:
         pattern = _like(f.text)
+
+        def match(column: Any) -> ColumnElement[bool]:
+            if dialect == "sqlite":
+                return cast(ColumnElement[bool], column.like(pattern, escape="\\"))
+            return cast(ColumnElement[bool], column.ilike(pattern, escape="\\"))
+
         where.append(
-            or_(
-                func.lower(Report.ticket).like(pattern, escape="\\"),
-                func.lower(Report.description).like(pattern, escape="\\"),
-                func.lower(func.coalesce(Report.address_text, "")).like(pattern, escape="\\"),
-            )
+            or_(match(Report.ticket), match(Report.description), match(Report.address_text))
         )
     return where
+
+
+def dialect_of(session: AsyncSession) -> str:
+    """The database's dialect name, for ``conditions``."""
+    return session.get_bind().dialect.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +227,7 @@ async def list_reports(
         select(Report, Area.name, Contact.display_name)
         .join(Area, Area.id == Report.area_id)
         .outerjoin(Contact, Contact.id == Report.assignee_id)
-        .where(*conditions(f))
+        .where(*conditions(f, dialect_of(session)))
         .order_by(*SORTS.get(f.sort, SORTS["newest"]))
         .limit(limit)
         .offset(offset)
@@ -247,7 +260,11 @@ async def map_points(session: AsyncSession, f: Filter, *, limit: int) -> list[Po
             Report.created_at,
             Report.urgent,
         )
-        .where(*conditions(f), Report.latitude.is_not(None), Report.longitude.is_not(None))
+        .where(
+            *conditions(f, dialect_of(session)),
+            Report.latitude.is_not(None),
+            Report.longitude.is_not(None),
+        )
         .order_by(Report.created_at.desc(), Report.id.desc())
         .limit(limit)
     )
@@ -409,47 +426,76 @@ class Numbers:
     created: int = 0
 
 
+def _ranks(n: Any) -> tuple[Any, ...]:
+    """The ranks that make the median (one or two middle values) and the p90 (nearest rank)."""
+    return ((n + 1) // 2, (n + 2) // 2, (9 * n + 9) // 10)
+
+
+@dataclass(slots=True)
+class _Picked:
+    n: int = 0
+    mid: list[float] = field(default_factory=list)
+    p90: float | None = None
+
+    def add(self, value: float, rank: int, n: int) -> None:
+        self.n = n
+        low, high, p90 = _ranks(n)
+        if rank == low:
+            self.mid.append(value)
+        if rank == high:
+            self.mid.append(value)
+        if rank == p90:
+            self.p90 = value
+
+    def spread(self) -> Spread:
+        return Spread(self.n, sum(self.mid) / len(self.mid) if self.mid else None, self.p90)
+
+
 async def _spreads(
-    session: AsyncSession,
-    key: Any,
-    start: Any,
-    end: Any,
-    where: Sequence[ColumnElement[bool]],
-) -> dict[Any, Spread]:
+    session: AsyncSession, start: Any, end: Any, where: Sequence[ColumnElement[bool]]
+) -> tuple[dict[int, Spread], dict[int, Spread], Spread]:
     """Median (as ``statistics.median``: the mean of the two middle values) and p90 (nearest
-    rank) of end - start per key, computed by the database."""
-    minutes = _minutes(session, start, end).label("m")
+    rank) of end - start per area, per officer and overall, in one pass of the database (window
+    functions); only the rows at those ranks come back."""
+    m = _minutes(session, start, end)
+    area, officer = Report.area_id, Report.assignee_id
     inner = (
         select(
-            key.label("k"),
-            minutes,
-            func.row_number().over(partition_by=key, order_by=minutes).label("rn"),
-            func.count().over(partition_by=key).label("n"),
+            area.label("a"),
+            officer.label("o"),
+            m.label("m"),
+            func.row_number().over(partition_by=area, order_by=m).label("ra"),
+            func.count().over(partition_by=area).label("na"),
+            func.row_number().over(partition_by=officer, order_by=m).label("ro"),
+            func.count().over(partition_by=officer).label("no"),
+            func.row_number().over(order_by=m).label("rt"),
+            func.count().over().label("nt"),
         )
         .where(*where)
         .subquery()
     )
-    n = inner.c.n
-    picked = select(inner.c.k, inner.c.m, inner.c.rn, n).where(
+    c = inner.c
+    picked = select(c.a, c.o, c.m, c.ra, c.na, c.ro, c.no, c.rt, c.nt).where(
         or_(
-            inner.c.rn == (n + 1) // 2,
-            inner.c.rn == (n + 2) // 2,
-            inner.c.rn == (9 * n + 9) // 10,
+            *(c.ra == r for r in _ranks(c.na)),
+            *(c.ro == r for r in _ranks(c.no)),
+            *(c.rt == r for r in _ranks(c.nt)),
         )
     )
-    found: dict[Any, dict[str, Any]] = {}
-    for k, m, rn, count in await session.execute(picked):
-        entry = found.setdefault(k, {"n": int(count), "mid": [], "p90": None})
-        if rn in ((count + 1) // 2, (count + 2) // 2):
-            entry["mid"].append(float(m))
-            if (count + 1) // 2 == (count + 2) // 2 == rn:
-                entry["mid"].append(float(m))
-        if rn == (9 * count + 9) // 10:
-            entry["p90"] = float(m)
-    return {
-        k: Spread(e["n"], sum(e["mid"]) / len(e["mid"]) if e["mid"] else None, e["p90"])
-        for k, e in found.items()
-    }
+    by_area: dict[int, _Picked] = {}
+    by_officer: dict[int, _Picked] = {}
+    overall = _Picked()
+    for a, o, value, ra, na, ro, no, rt, nt in await session.execute(picked):
+        minutes = float(value)
+        by_area.setdefault(a, _Picked()).add(minutes, int(ra), int(na))
+        if o is not None:
+            by_officer.setdefault(o, _Picked()).add(minutes, int(ro), int(no))
+        overall.add(minutes, int(rt), int(nt))
+    return (
+        {k: v.spread() for k, v in by_area.items()},
+        {k: v.spread() for k, v in by_officer.items()},
+        overall.spread(),
+    )
 
 
 async def numbers(
@@ -496,31 +542,12 @@ async def numbers(
         Report.closed_at >= since,
         Report.closed_at < until,
     )
-    everyone = literal(0)
-    out.claim_by_area = await _spreads(
-        session, Report.area_id, Report.created_at, Report.claimed_at, claimed
+    out.claim_by_area, out.claim_by_officer, out.claim_all = await _spreads(
+        session, Report.created_at, Report.claimed_at, claimed
     )
-    out.resolve_by_area = await _spreads(
-        session, Report.area_id, Report.created_at, Report.closed_at, resolved
+    out.resolve_by_area, out.resolve_by_officer, out.resolve_all = await _spreads(
+        session, Report.created_at, Report.closed_at, resolved
     )
-    out.claim_by_officer = await _spreads(
-        session,
-        Report.assignee_id,
-        Report.created_at,
-        Report.claimed_at,
-        (*claimed, Report.assignee_id.is_not(None)),
-    )
-    out.resolve_by_officer = await _spreads(
-        session,
-        Report.assignee_id,
-        Report.created_at,
-        Report.closed_at,
-        (*resolved, Report.assignee_id.is_not(None)),
-    )
-    all_claim = await _spreads(session, everyone, Report.created_at, Report.claimed_at, claimed)
-    all_resolve = await _spreads(session, everyone, Report.created_at, Report.closed_at, resolved)
-    out.claim_all = next(iter(all_claim.values()), Spread(0, None, None))
-    out.resolve_all = next(iter(all_resolve.values()), Spread(0, None, None))
     for area_id, count in await session.execute(
         select(Report.area_id, func.count())
         .where(in_area, Report.escalated_at >= since, Report.escalated_at < until)

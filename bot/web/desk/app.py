@@ -575,7 +575,9 @@ class Desk:
         if fmt not in exports.FORMATS:
             return self._not_found(request, viewer)
         f, _values = await self._filter(request, session, viewer)
-        rows = await exports.report_rows(session, None, None, where=desk.conditions(f))
+        rows = await exports.report_rows(
+            session, None, None, where=desk.conditions(f, desk.dialect_of(session))
+        )
         name = f"ktn-laporan-{self.clock():%Y%m%d}.{fmt}"
         media = {"csv": "text/csv; charset=utf-8", "geojson": "application/geo+json"}[fmt]
         headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}

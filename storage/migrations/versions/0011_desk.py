@@ -15,6 +15,29 @@ down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# The desk's list (newest first), its officer filter and its numbers' time ranges.
+INDEXES = (
+    (
+        "ix_reports_desk_list",
+        [
+            "created_at",
+            "id",
+            "area_id",
+            "status",
+            "category",
+            "urgent",
+            "assignee_id",
+            "latitude",
+            "longitude",
+        ],
+    ),
+    ("ix_reports_assignee_created", ["assignee_id", "created_at"]),
+    ("ix_reports_claimed_at", ["claimed_at", "area_id", "created_at", "assignee_id"]),
+    ("ix_reports_closed_at", ["closed_at", "status", "area_id", "created_at", "assignee_id"]),
+    ("ix_reports_escalated_at", ["escalated_at", "area_id"]),
+    ("ix_reports_status_escalate_at", ["status", "escalate_at", "area_id"]),
+)
+
 
 def upgrade() -> None:
     op.create_table(
@@ -56,9 +79,13 @@ def upgrade() -> None:
     op.create_index("ix_desk_sessions_contact_id", "desk_sessions", ["contact_id"], unique=False)
     with op.batch_alter_table("report_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("via", sa.String(length=16), nullable=True))
+    for name, columns in INDEXES:
+        op.create_index(name, "reports", columns, unique=False)
 
 
 def downgrade() -> None:
+    for name, _columns in INDEXES:
+        op.drop_index(name, table_name="reports")
     with op.batch_alter_table("report_events", schema=None) as batch_op:
         batch_op.drop_column("via")
     op.drop_index("ix_desk_sessions_contact_id", table_name="desk_sessions")
