@@ -8,9 +8,10 @@ import hashlib
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handlers.types import Channel
 from storage.models import DeskLogin, Report
 from storage.types import Role
-from tests.support.chats import Cast, FakeChat, staff_cast, texts
+from tests.support.chats import SUMBER_JAYA, Cast, FakeChat, staff_cast, texts
 from tests.support.desk import DESK_URL, client, desk_app, link_of, sign_in, with_desk
 
 
@@ -179,3 +180,27 @@ async def test_someone_elses_report_is_404(sessions: async_sessionmaker[AsyncSes
     async with client(app) as http:
         await sign_in(http, cast.coordinator)
         assert (await http.get(f"/dasbor/laporan/{ticket}")).status_code == 200
+
+
+async def test_whatsapp_staff_sign_in_by_typing_dasbor(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    cast = await _cast(sessions)
+    wati = FakeChat(
+        sessions,
+        channel=Channel.WHATSAPP,
+        user_id=6281311112222,
+        name="Bripka Wati",
+        phone="+6281311112222",
+    )
+    await wati.enrol(Role.OFFICER, SUMBER_JAYA)
+    with_desk(wati)
+    link = await link_of(wati, "DASBOR")
+    app, _desk = desk_app(sessions, wati)
+    async with client(app) as http:
+        assert (await http.post(link.removeprefix(DESK_URL))).status_code == 303
+        assert "Bripka Wati" in (await http.get("/dasbor/")).text
+        outcome = await wati.send("dasbor keluar")
+        assert "1 sesi" in texts(outcome)
+        assert (await http.get("/dasbor/")).status_code == 303
+    assert cast  # the Telegram staff exist beside her
