@@ -323,6 +323,8 @@ class WebSettings(Section):
     login_attempts_per_minute: int = Field(default=10, ge=1, le=10_000)
     page_size: int = Field(default=50, ge=10, le=500)
     map_limit: int = Field(default=5000, ge=100, le=100_000)  # the newest markers shown
+    # The numbers of one area and period are computed once in this long (0: every view).
+    numbers_cache_seconds: int = Field(default=60, ge=0, le=3600)
 
     @field_validator("public_url")
     @classmethod

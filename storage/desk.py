@@ -9,13 +9,14 @@ p90), so the numbers page reads a few hundred rows however many reports there ar
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Integer, and_, case, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -28,7 +29,7 @@ from storage.models import (
     ReportFollower,
 )
 from storage.reports import normalise_ticket
-from storage.types import ReportStatus, Role, UTCDateTime
+from storage.types import ReportStatus, Role
 
 TOKEN_BYTES = 32
 SEEN_EVERY = timedelta(minutes=1)  # a session's last_seen_at is written at most this often
@@ -388,14 +389,6 @@ def _minutes(session: AsyncSession, start: Any, end: Any) -> ColumnElement[Any]:
     return func.extract("epoch", end - start) / 60.0
 
 
-def _week_index(session: AsyncSession, moment: Any, start: datetime) -> ColumnElement[int]:
-    """Whole weeks from ``start`` to the moment (0 for the first week)."""
-    origin = literal(start, UTCDateTime())
-    if session.get_bind().dialect.name == "sqlite":
-        return func.cast((func.julianday(moment) - func.julianday(origin)) / 7, Integer())
-    return func.cast(func.floor(func.extract("epoch", moment - origin) / WEEK), Integer())
-
-
 @dataclass(frozen=True, slots=True)
 class Spread:
     """How long something took in a group: how many, median and p90 (minutes)."""
@@ -426,75 +419,36 @@ class Numbers:
     created: int = 0
 
 
-def _ranks(n: Any) -> tuple[Any, ...]:
-    """The ranks that make the median (one or two middle values) and the p90 (nearest rank)."""
-    return ((n + 1) // 2, (n + 2) // 2, (9 * n + 9) // 10)
-
-
-@dataclass(slots=True)
-class _Picked:
-    n: int = 0
-    mid: list[float] = field(default_factory=list)
-    p90: float | None = None
-
-    def add(self, value: float, rank: int, n: int) -> None:
-        self.n = n
-        low, high, p90 = _ranks(n)
-        if rank == low:
-            self.mid.append(value)
-        if rank == high:
-            self.mid.append(value)
-        if rank == p90:
-            self.p90 = value
-
-    def spread(self) -> Spread:
-        return Spread(self.n, sum(self.mid) / len(self.mid) if self.mid else None, self.p90)
+def spread_of(values: list[float]) -> Spread:
+    """How many, the median (as ``statistics.median``: the mean of the two middle values) and
+    the p90 (nearest rank)."""
+    if not values:
+        return Spread(0, None, None)
+    values.sort()
+    n = len(values)
+    median = (values[(n - 1) // 2] + values[n // 2]) / 2
+    return Spread(n, median, values[math.ceil(0.9 * n) - 1])
 
 
 async def _spreads(
     session: AsyncSession, start: Any, end: Any, where: Sequence[ColumnElement[bool]]
 ) -> tuple[dict[int, Spread], dict[int, Spread], Spread]:
-    """Median (as ``statistics.median``: the mean of the two middle values) and p90 (nearest
-    rank) of end - start per area, per officer and overall, in one pass of the database (window
-    functions); only the rows at those ranks come back."""
-    m = _minutes(session, start, end)
-    area, officer = Report.area_id, Report.assignee_id
-    inner = (
-        select(
-            area.label("a"),
-            officer.label("o"),
-            m.label("m"),
-            func.row_number().over(partition_by=area, order_by=m).label("ra"),
-            func.count().over(partition_by=area).label("na"),
-            func.row_number().over(partition_by=officer, order_by=m).label("ro"),
-            func.count().over(partition_by=officer).label("no"),
-            func.row_number().over(order_by=m).label("rt"),
-            func.count().over().label("nt"),
-        )
-        .where(*where)
-        .subquery()
-    )
-    c = inner.c
-    picked = select(c.a, c.o, c.m, c.ra, c.na, c.ro, c.no, c.rt, c.nt).where(
-        or_(
-            *(c.ra == r for r in _ranks(c.na)),
-            *(c.ro == r for r in _ranks(c.no)),
-            *(c.rt == r for r in _ranks(c.nt)),
-        )
-    )
-    by_area: dict[int, _Picked] = {}
-    by_officer: dict[int, _Picked] = {}
-    overall = _Picked()
-    for a, o, value, ra, na, ro, no, rt, nt in await session.execute(picked):
-        minutes = float(value)
-        by_area.setdefault(a, _Picked()).add(minutes, int(ra), int(na))
-        if o is not None:
-            by_officer.setdefault(o, _Picked()).add(minutes, int(ro), int(no))
-        overall.add(minutes, int(rt), int(nt))
+    """end - start in minutes per area, per officer and overall: the database computes each
+    duration (reading only a covering index), Python sorts them once per group."""
+    stmt = select(Report.area_id, Report.assignee_id, _minutes(session, start, end)).where(*where)
+    by_area: dict[int, list[float]] = {}
+    by_officer: dict[int, list[float]] = {}
+    overall: list[float] = []
+    for area_id, officer_id, minutes in await session.execute(stmt):
+        value = float(minutes)
+        by_area.setdefault(area_id, []).append(value)
+        if officer_id is not None:
+            by_officer.setdefault(officer_id, []).append(value)
+        overall.append(value)
     return (
-        {k: v.spread() for k, v in by_area.items()},
-        {k: v.spread() for k, v in by_officer.items()},
-        overall.spread(),
+        {k: spread_of(v) for k, v in by_area.items()},
+        {k: spread_of(v) for k, v in by_officer.items()},
+        spread_of(overall),
     )
 
 
@@ -513,7 +467,15 @@ async def numbers(
     out = Numbers()
     in_area = Report.area_id.in_(ids)
     created = and_(in_area, Report.created_at >= since, Report.created_at < until)
-    week = _week_index(session, Report.created_at, since).label("w")
+    weeks = max(1, math.ceil((until - since) / timedelta(weeks=1)))
+    week: Any = (
+        case(
+            *((Report.created_at < since + timedelta(weeks=w + 1), w) for w in range(weeks - 1)),
+            else_=weeks - 1,
+        )
+        if weeks > 1
+        else literal(0)
+    ).label("w")
     for category, w, count in await session.execute(
         select(Report.category, week, func.count()).where(created).group_by(Report.category, week)
     ):

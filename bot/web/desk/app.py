@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import monotonic as time_now
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -98,6 +99,9 @@ class Desk:
         self.clock = clock
         self.texts = DeskTexts.load()
         self.logins = RateLimiter(settings.login_attempts_per_minute)
+        # (areas, since, until) -> (monotonic expiry, numbers): one computation per period a
+        # minute, however many people of the area look (a monthly meeting's projector)
+        self._numbers: dict[tuple[tuple[int, ...], datetime, datetime], tuple[float, Any]] = {}
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(default=True),
@@ -649,7 +653,7 @@ class Desk:
             area = None
         since = _midnight(since_day, zone)
         until = _midnight(until_day + timedelta(days=1), zone)
-        found = await desk.numbers(session, area_ids, since, until, now)
+        found = await self._cached_numbers(session, area_ids, since, until, now)
         view = await self._numbers_view(session, viewer, found, since_day, until_day)
         return self._html(
             request,
@@ -661,6 +665,27 @@ class Desk:
             n=found,
             **view,
         )
+
+    async def _cached_numbers(
+        self,
+        session: AsyncSession,
+        area_ids: list[int],
+        since: datetime,
+        until: datetime,
+        now: datetime,
+    ) -> desk.Numbers:
+        ttl = self.settings.numbers_cache_seconds
+        key = (tuple(sorted(area_ids)), since, until)
+        held = self._numbers.get(key)
+        if ttl and held is not None and held[0] > time_now():
+            found: desk.Numbers = held[1]
+            return found
+        found = await desk.numbers(session, area_ids, since, until, now)
+        if ttl:
+            if len(self._numbers) > 200:
+                self._numbers.clear()
+            self._numbers[key] = (time_now() + ttl, found)
+        return found
 
     async def _numbers_view(
         self,
