@@ -11,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from pydantic import SecretStr
-from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -26,8 +25,8 @@ from bot.sandbox.telegram_fake import FloodLimits, TelegramFake
 from bot.web.desk import Desk
 from bot.web.serving import serve_asgi
 from bot.wiring import core_config_from
+from storage import contacts
 from storage.desk import create_login
-from storage.models import Contact
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -58,13 +57,10 @@ def build_app(
         if desk is None or db is None:
             return Response(status_code=404)
         async with db.sessions() as session:
-            contact_id = await session.scalar(
-                select(Contact.id).where(
-                    Contact.channel == "telegram", Contact.external_id == COORDINATOR_ID
-                )
-            )
-            if contact_id is None:
+            coordinator = await contacts.find(session, "telegram", COORDINATOR_ID)
+            if coordinator is None:
                 return Response(status_code=404)
+            contact_id = coordinator.id
             minutes = desk.settings.login_minutes
             token = create_login(session, contact_id, utcnow(), timedelta(minutes=minutes))
             await session.commit()
