@@ -16,7 +16,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import cast as cast_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -433,8 +445,12 @@ def spread_of(values: list[float]) -> Spread:
 async def _spreads(
     session: AsyncSession, start: Any, end: Any, where: Sequence[ColumnElement[bool]]
 ) -> tuple[dict[int, Spread], dict[int, Spread], Spread]:
-    """end - start in minutes per area, per officer and overall: the database computes each
-    duration (reading only a covering index), Python sorts them once per group."""
+    """end - start in minutes per area, per officer and overall. PostgreSQL computes them
+    itself (``percentile_cont(0.5)`` is ``statistics.median``, ``percentile_disc(0.9)`` the
+    nearest rank); on SQLite the database computes each duration (reading only a covering
+    index) and Python sorts them once per group."""
+    if dialect_of(session) == "postgresql":
+        return await _spreads_in_postgres(session, start, end, where)
     stmt = select(Report.area_id, Report.assignee_id, _minutes(session, start, end)).where(*where)
     by_area: dict[int, list[float]] = {}
     by_officer: dict[int, list[float]] = {}
@@ -450,6 +466,39 @@ async def _spreads(
         {k: spread_of(v) for k, v in by_officer.items()},
         spread_of(overall),
     )
+
+
+async def _spreads_in_postgres(
+    session: AsyncSession, start: Any, end: Any, where: Sequence[ColumnElement[bool]]
+) -> tuple[dict[int, Spread], dict[int, Spread], Spread]:
+    m = cast_(_minutes(session, start, end), Float)
+    area, officer = Report.area_id, Report.assignee_id
+    stmt = (
+        select(
+            area,
+            officer,
+            func.grouping(area),
+            func.grouping(officer),
+            func.count(),
+            func.percentile_cont(0.5).within_group(m),
+            func.percentile_disc(0.9).within_group(m),
+        )
+        .where(*where)
+        .group_by(text("GROUPING SETS ((reports.area_id), (reports.assignee_id), ())"))
+    )
+    by_area: dict[int, Spread] = {}
+    by_officer: dict[int, Spread] = {}
+    overall = Spread(0, None, None)
+    for a, o, no_area, no_officer, n, median, p90 in await session.execute(stmt):
+        spread = Spread(int(n), float(median), float(p90))
+        if not no_area:
+            by_area[a] = spread
+        elif not no_officer:
+            if o is not None:
+                by_officer[o] = spread
+        else:
+            overall = spread
+    return by_area, by_officer, overall
 
 
 async def numbers(
@@ -476,16 +525,16 @@ async def numbers(
         if weeks > 1
         else literal(0)
     ).label("w")
-    for category, w, count in await session.execute(
-        select(Report.category, week, func.count()).where(created).group_by(Report.category, week)
+    for category, w, area_id, count in await session.execute(
+        select(Report.category, week, Report.area_id, func.count())
+        .where(created)
+        .group_by(Report.category, week, Report.area_id)
     ):
-        out.weekly[(category, int(w))] = int(count)
+        key = (category, int(w))
+        out.weekly[key] = out.weekly.get(key, 0) + int(count)
         out.by_category[category] = out.by_category.get(category, 0) + int(count)
+        out.by_area[area_id] = out.by_area.get(area_id, 0) + int(count)
     out.created = sum(out.by_category.values())
-    for area_id, count in await session.execute(
-        select(Report.area_id, func.count()).where(created).group_by(Report.area_id)
-    ):
-        out.by_area[area_id] = int(count)
     edges = [now - timedelta(days=d) for d in AGE_BUCKETS]
     bucket = case(
         *((Report.created_at > edge, i) for i, edge in enumerate(edges)), else_=len(edges)
