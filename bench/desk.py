@@ -165,6 +165,7 @@ async def run_backend(
     client, _scope, rows, officer = await signed_in(url)
     today = datetime.now(UTC).date()
     month = f"from={today - timedelta(days=30)}&to={today}"
+    weeks8 = f"from={today - timedelta(days=today.weekday(), weeks=7)}&to={today}"
     pages = [
         ("list", "/dasbor/", 300),
         ("list, page 50", "/dasbor/?page=50", 300),
@@ -177,9 +178,11 @@ async def run_backend(
         ("filter text (a word), oldest first", "/dasbor/?q=sandal&sort=oldest", 300),
         ("map data", "/dasbor/peta.json", 300),
         ("map data, one category", "/dasbor/peta.json?category=bencana", 300),
-        ("numbers, 8 weeks (computed every view)", "/dasbor/angka", 500),
+        ("numbers, default: 4 weeks (computed every view)", "/dasbor/angka", 500),
         ("numbers, 30 days (computed every view)", f"/dasbor/angka?{month}", 500),
+        ("numbers, 8 weeks (computed every view)", f"/dasbor/angka?{weeks8}", 500),
     ]
+    pages = [p for p in pages if args.only in p[0]]
     try:
         for label, path, target in pages:
             times, shown = await measure(client, path, args.runs)
@@ -203,6 +206,7 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--pg", help="also on this PostgreSQL URL (its schema is dropped)")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--only", default="", help="only the pages whose label contains this")
     parser.add_argument(
         "--pg-seeded", action="store_true", help="the PostgreSQL database is seeded already"
     )

@@ -640,7 +640,8 @@ class Desk:
         now = self.clock()
         today = now.astimezone(zone).date()
         until_day = _day(q.get("to")) or today
-        default_from = until_day - timedelta(days=until_day.weekday()) - timedelta(weeks=7)
+        # default: this week and the three before it (the monthly meeting's view)
+        default_from = until_day - timedelta(days=until_day.weekday()) - timedelta(weeks=3)
         since_day = _day(q.get("from")) or default_from
         if since_day > until_day:
             since_day = until_day
