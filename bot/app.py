@@ -54,6 +54,7 @@ from bot.roles.duties import make_leader_duties, make_sender_job
 from bot.roles.leader import SCHEDULER_LOCK, SENDER_LOCK, Leadership
 from bot.roles.scheduler import ReminderScheduler
 from bot.web.app import build_app
+from bot.web.desk import Desk
 from bot.web.open311 import Open311Api
 from bot.web.serving import bind_socket, make_server
 from bot.wiring import core_config_from
@@ -406,6 +407,10 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
                     news_by_phone=settings.whatsapp.enabled,
                     max_body=settings.http.max_body_bytes,
                 ).routes()
+            )
+        if settings.web.enabled:  # the desk (/dasbor): coordinators' and officers' web dashboard
+            routes.extend(
+                Desk(db.sessions, core, settings.web, notify=waker.notify, media=media).routes()
             )
         server = make_server(
             build_app(db, metrics.registry, routes, roles={"leader": leader, "sender": sender})

@@ -317,6 +317,35 @@ class Open311Settings(Section):
         return value.rstrip("/")
 
 
+class WebSettings(Section):
+    """The desk (``/dasbor``, bot/web/desk): the web dashboard for coordinators and officers."""
+
+    enabled: bool = True
+    # The public base URL the sign-in links point at (else [whatsapp] public_url, else
+    # http://<[http] host>:<port>).
+    public_url: str | None = None
+    # Map tiles ({z}/{x}/{y}); empty: the markers on a plain background (no tile requests).
+    tiles_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    tiles_attribution: str = "&copy; OpenStreetMap contributors"
+    login_minutes: int = Field(default=10, ge=1, le=60)  # a sign-in link is valid this long
+    idle_minutes: int = Field(default=60, ge=5, le=24 * 60)  # a session unused this long ends
+    # Sign-in attempts per client address per minute (a wrong or used link counts too).
+    login_attempts_per_minute: int = Field(default=10, ge=1, le=10_000)
+    page_size: int = Field(default=50, ge=10, le=500)
+    map_limit: int = Field(default=5000, ge=100, le=100_000)  # the newest markers shown
+    # The numbers of one area and period are computed once in this long (0: every view).
+    numbers_cache_seconds: int = Field(default=60, ge=0, le=3600)
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return value.rstrip("/")
+
+
 MEDIA_KINDS = ("photo", "video", "voice", "document")  # what a report or broadcast keeps
 
 
@@ -393,6 +422,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     open311: Open311Settings = Field(default_factory=Open311Settings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     telegram_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None

@@ -50,4 +50,21 @@ def core_config_from(settings: Settings) -> CoreConfig:
         default_language=settings.locale.default,
         bot_areas=bot_areas(settings),
         channels=CHANNELS,
+        desk_url=desk_url(settings),
+        desk_login_minutes=settings.web.login_minutes,
     )
+
+
+def desk_url(settings: Settings) -> str | None:
+    """Where the desk's sign-in links point: ``[web] public_url``, else ``[whatsapp]
+    public_url``, else this server's own address; None when the desk is off."""
+    if not settings.web.enabled:
+        return None
+    if settings.web.public_url:
+        return settings.web.public_url
+    if settings.whatsapp.public_url:
+        return settings.whatsapp.public_url.rstrip("/")
+    host = settings.http.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a wildcard listen: link to loopback
+        host = "127.0.0.1"
+    return f"http://{host}:{settings.http.port}"

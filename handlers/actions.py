@@ -144,9 +144,12 @@ async def perform(
     lang: str,
     note: str | None = None,
     photo: Media | None = None,
+    *,
+    via: str | None = None,
 ) -> Verdict:
     """Do the action if allowed; a resolve/reject/merge without its note asks for it first,
-    a resolve whose category requires a closure photo asks for the photo."""
+    a resolve whose category requires a closure photo asks for the photo. ``via`` marks the
+    trail event when the action was not taken in a chat ("dasbor")."""
     catalog = ctx.config.catalog
     reason = await refusal(session, ctx, actor, report, action, lang)
     if reason is not None or actor is None:
@@ -172,6 +175,7 @@ async def perform(
         actor_id=actor.id,
         now=ctx.now,
         note=note if action.needs_note else None,
+        via=via,
     )
     if not moved:  # someone else got there first: say who, change nothing
         return Verdict(False, await handled_by(session, ctx, report, actor, lang))

@@ -48,6 +48,7 @@ class Command(StrEnum):
     ANNOUNCE = "announce"
     EXPORT = "export"
     # --- end coordinators: broadcasts and exports ---
+    DESK = "desk"
     UNKNOWN = "unknown"
 
 
@@ -105,6 +106,8 @@ WORDS: dict[str, Command] = {
     "ekspor": Command.EXPORT,
     "export": Command.EXPORT,
     # --- end coordinators: broadcasts and exports ---
+    "dasbor": Command.DESK,
+    "dashboard": Command.DESK,
 }
 # Staff actions on a report; typed without a slash they need a "KTN-" ticket (see above).
 ACTIONS = frozenset({Command.CLAIM, Command.RESOLVE, Command.REJECT, Command.MERGE})
@@ -148,6 +151,7 @@ LANGUAGE_WORDS: dict[str, str] = {
 ANNOUNCE_STATUS_WORDS = frozenset({"status"})
 EXPORT_FORMATS = frozenset({"csv", "geojson"})
 # --- end coordinators: broadcasts and exports ---
+DESK_LOGOUT_WORDS = frozenset({"keluar", "logout"})  # /dasbor keluar: end every desk session
 _AREA_CODE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._\-]{0,31}$")
 _INVITE_CODE = re.compile(rf"^[A-Z0-9]{{{CODE_LENGTH}}}$")
 _TYPED_ACTION = re.compile(
@@ -199,6 +203,8 @@ def _arg_is_valid(command: Command, arg: str) -> bool:
     if command is Command.EXPORT:
         return arg.lower() in EXPORT_FORMATS
     # --- end coordinators: broadcasts and exports ---
+    if command is Command.DESK:
+        return arg.lower() in DESK_LOGOUT_WORDS
     return False
 
 

@@ -124,6 +124,10 @@ class CoreConfig:
     # Channel name -> what that channel can do, declared by its adapter (bot.wiring gives
     # every channel's); the core decides by these, never by a channel's name.
     channels: Mapping[str, Capabilities] = field(default_factory=dict)
+    # The desk (/dasbor): the public base URL its sign-in links start with (None: no desk),
+    # and how long such a link is valid.
+    desk_url: str | None = None
+    desk_login_minutes: int = 10
 
     def __post_init__(self) -> None:
         if not self.categories:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers import (
     account,
     broadcast,
+    desk,
     export,
     lifecycle,
     onboarding,
@@ -85,6 +86,8 @@ async def run_command(turn: Turn, cmd: ParsedCommand) -> None:
         case Command.EXPORT:
             await export.export_in_chat(turn, cmd.arg)
         # --- end coordinators: broadcasts and exports ---
+        case Command.DESK:
+            await desk.command(turn, cmd.arg)
         case Command.UNKNOWN:
             turn.say(turn.t("help.unknown", command=cmd.word[:32]))
             await turn.reprompt_if_busy()

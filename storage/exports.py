@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -52,9 +52,13 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 async def report_rows(
-    session: AsyncSession, area_ids: Sequence[int] | None, since: datetime | None
+    session: AsyncSession,
+    area_ids: Sequence[int] | None,
+    since: datetime | None,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> list[dict[str, Any]]:
-    """The reports of these areas (all areas when None) created since ``since``, oldest first."""
+    """The reports of these areas (all areas when None) created since ``since`` (and matching
+    ``where``, e.g. the desk's filter), oldest first."""
     original = aliased(Report)
     reopened = (
         select(func.count())
@@ -76,6 +80,8 @@ async def report_rows(
         stmt = stmt.where(Report.area_id.in_(list(area_ids)))
     if since is not None:
         stmt = stmt.where(Report.created_at >= since)
+    if where:
+        stmt = stmt.where(*where)
     rows = []
     for report, area, reporter, duplicate_of, times_reopened in (await session.execute(stmt)).all():
         row: dict[str, Any] = {

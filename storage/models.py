@@ -129,6 +129,20 @@ class Invite(Base):
     used_by_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
 
 
+# The desk's list index (bot/web/desk): its order, then what its filters read.
+DESK_LIST_COLUMNS = (
+    "created_at",
+    "id",
+    "area_id",
+    "status",
+    "category",
+    "urgent",
+    "assignee_id",
+    "latitude",
+    "longitude",
+)
+
+
 class Report(Base):
     """An incident reported by a resident."""
 
@@ -166,6 +180,16 @@ class Report(Base):
         Index("ix_reports_area_status_created", "area_id", "status", "created_at"),
         Index("ix_reports_reporter_id", "reporter_id"),
         Index("ix_reports_escalate_at", "escalate_at"),
+        # the desk (bot/web/desk): newest first, by officer, and its numbers' time ranges
+        # newest first with every structured filter inside the index (no table reads to filter)
+        Index("ix_reports_desk_list", *DESK_LIST_COLUMNS),
+        Index("ix_reports_assignee_created", "assignee_id", "created_at"),
+        Index("ix_reports_claimed_at", "claimed_at", "area_id", "created_at", "assignee_id"),
+        Index(
+            "ix_reports_closed_at", "closed_at", "status", "area_id", "created_at", "assignee_id"
+        ),
+        Index("ix_reports_escalated_at", "escalated_at", "area_id"),
+        Index("ix_reports_status_escalate_at", "status", "escalate_at", "area_id"),
     )
 
 
@@ -217,6 +241,8 @@ class ReportEvent(Base):
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Where the action was taken when not in a chat: "dasbor" (the desk, bot/web/desk).
+    via: Mapped[str | None] = mapped_column(String(16))
 
 
 class Conversation(Base):
@@ -517,3 +543,36 @@ class MediaFileId(Base):
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     file_id: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeskLogin(Base):
+    """A single-use sign-in link to the desk (``/dasbor`` in a private chat): only the
+    SHA-256 of its token is kept; it expires after ``[web] login_minutes``."""
+
+    __tablename__ = "desk_logins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_desk_logins_contact_id", "contact_id"),)
+
+
+class DeskSession(Base):
+    """A browser signed in to the desk: the SHA-256 of its cookie, its CSRF token, when it
+    was last used (idle timeout) and when it ended (logout, or "log out everywhere")."""
+
+    __tablename__ = "desk_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_desk_sessions_contact_id", "contact_id"),)

@@ -230,8 +230,9 @@ def add_event(
     from_status: str | None = None,
     to_status: str | None = None,
     note: str | None = None,
+    via: str | None = None,
 ) -> ReportEvent:
-    """Add one line of the report's audit trail."""
+    """Add one line of the report's audit trail (``via``: where, when not in a chat)."""
     event = ReportEvent(
         report_id=report_id,
         kind=kind,
@@ -240,6 +241,7 @@ def add_event(
         actor_id=actor_id,
         note=note,
         created_at=now,
+        via=via,
     )
     session.add(event)
     return event
@@ -254,6 +256,7 @@ async def change_status(
     now: datetime,
     note: str | None = None,
     duplicate_of_id: int | None = None,
+    via: str | None = None,
 ) -> bool:
     """Move the report on, only if nobody changed it since it was read; False if someone did.
 
@@ -297,6 +300,7 @@ async def change_status(
         from_status=from_status,
         to_status=to_status.value,
         note=note,
+        via=via,
     )
     return True
 

@@ -9,19 +9,22 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot.config import Settings
+from bot.database import Database, connect
 from bot.sandbox.demo import (
     BOT_NAME,
     BOT_USERNAME,
+    COORDINATOR_ID,
     SANDBOX_TOKEN,
     WA_BOT_NUMBER,
     WHATSAPP_USERS,
@@ -30,7 +33,12 @@ from bot.sandbox.demo import (
 from bot.sandbox.seed import seed_database, seed_fake
 from bot.sandbox.telegram_fake import FloodLimits, TelegramFake
 from bot.sandbox.twilio_fake import TwilioFake, WhatsAppSim
+from bot.web.desk import Desk
 from bot.web.serving import serve_asgi
+from bot.wiring import core_config_from
+from storage import contacts
+from storage.desk import create_login
+from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +48,17 @@ DB_FILE = "sandbox.db"
 NO_CACHE = {"Cache-Control": "no-cache"}
 
 
-def build_app(fake: TelegramFake, twilio: TwilioFake, whatsapp: WhatsAppSim) -> Starlette:
+def build_app(
+    fake: TelegramFake,
+    twilio: TwilioFake,
+    whatsapp: WhatsAppSim,
+    desk: Desk | None = None,
+    db: Database | None = None,
+) -> Starlette:
     """The page (``/``, ``/static/``, ``/sandbox.json``), the WhatsApp pane's ``/_wa/`` API and
-    Twilio's REST routes in front of the Telegram fake's routes."""
+    Twilio's REST routes in front of the Telegram fake's routes; and the desk (``/dasbor``) on
+    the sandbox's database with ``/sandbox/dasbor`` signing the demo coordinator in ("Buka
+    dasbor" in the coordinator's pane)."""
 
     async def index(_request: Request) -> Response:
         """The page."""
@@ -52,10 +68,27 @@ def build_app(fake: TelegramFake, twilio: TwilioFake, whatsapp: WhatsAppSim) -> 
         """Who is in which pane, and the demo pin."""
         return JSONResponse(page_config(), headers=NO_CACHE)
 
+    async def open_desk(_request: Request) -> Response:
+        """A sign-in link for the demo coordinator, as /dasbor in their chat would give."""
+        if desk is None or db is None:
+            return Response(status_code=404)
+        async with db.sessions() as session:
+            coordinator = await contacts.find(session, "telegram", COORDINATOR_ID)
+            if coordinator is None:
+                return Response(status_code=404)
+            contact_id = coordinator.id
+            minutes = desk.settings.login_minutes
+            token = create_login(session, contact_id, utcnow(), timedelta(minutes=minutes))
+            await session.commit()
+        return RedirectResponse(f"/dasbor/masuk/{token}", status_code=303)
+
+    desk_routes = [*desk.routes(), Route("/sandbox/dasbor", open_desk)] if desk else []
+
     return Starlette(
         routes=[
             Route("/", index, methods=["GET"]),
             Route("/sandbox.json", config, methods=["GET"]),
+            *desk_routes,
             Mount("/static", app=StaticFiles(directory=STATIC)),
             *whatsapp.routes(),
             *twilio.app.routes,  # /2010-04-01/Accounts/..., /v1/Content
@@ -113,6 +146,10 @@ def sandbox_settings(
             "http": base.http.model_copy(
                 update={"host": "127.0.0.1", "port": bot_port, "reuse_port": False}
             ),
+            # the desk is served by the page's server: its links and tiles (none: offline)
+            "web": base.web.model_copy(update={"public_url": url, "tiles_url": ""}),
+            # the desk on the page's server writes rows the bot's sender finds by its sweep
+            "outbox": base.outbox.model_copy(update={"sweep_seconds": 1.0}),
             "telegram_token": SecretStr(SANDBOX_TOKEN),
             "telegram_webhook_secret": None,
             "twilio_account_sid": SecretStr(twilio.account_sid) if twilio else None,
@@ -177,21 +214,29 @@ async def serve_sandbox(
     whatsapp = WhatsAppSim(twilio, f"http://127.0.0.1:{bot_port}/whatsapp/inbound", WHATSAPP_USERS)
     if not is_loopback(host):
         log.warning("the sandbox on %s can be driven by anyone who reaches it", host)
-    async with serve_asgi(build_app(fake, twilio, whatsapp), host, port) as url:
-        fake.url = url
-        twilio.public_base_url = _loopback_url(url)  # where the bot fetches residents' photos
-        wired = sandbox_settings(settings, twilio.public_base_url, bot_port, twilio)
-        bot = asyncio.create_task(run(wired, stop), name="sandbox-bot")
-        try:
-            if await _bot_polling(fake, bot) and on_ready is not None:
-                on_ready(url)
-            await bot
-        finally:
-            stop.set()
-            await asyncio.gather(bot, return_exceptions=True)
-            whatsapp.close()
-            await twilio.aclose()
-            await fake.aclose()  # wakes the page's long polls so the server can stop
+    own = with_sandbox_database(settings)
+    db = connect(own)
+    web = settings.web.model_copy(update={"tiles_url": ""})  # the sandbox works offline
+    desk = Desk(db.sessions, core_config_from(own), web)
+    try:
+        app = build_app(fake, twilio, whatsapp, desk, db)
+        async with serve_asgi(app, host, port) as url:
+            fake.url = url
+            twilio.public_base_url = _loopback_url(url)  # where the bot fetches residents' photos
+            wired = sandbox_settings(settings, twilio.public_base_url, bot_port, twilio)
+            bot = asyncio.create_task(run(wired, stop), name="sandbox-bot")
+            try:
+                if await _bot_polling(fake, bot) and on_ready is not None:
+                    on_ready(url)
+                await bot
+            finally:
+                stop.set()
+                await asyncio.gather(bot, return_exceptions=True)
+                whatsapp.close()
+                await twilio.aclose()
+                await fake.aclose()  # wakes the page's long polls so the server can stop
+    finally:
+        await db.close()
 
 
 def _loopback_url(url: str) -> str:

@@ -1,0 +1,275 @@
+"""The desk in headless Chromium (Debian's ``chromium``, driven by Playwright) against the real
+``ktn-bot run`` and the fake Bot API: an officer signs in with the link /dasbor gave them (a
+used and an expired link are refused), filters, opens a report and claims it -> the Telegram
+group's alert is edited and the resident is told; the map shows one marker per located report;
+the numbers equal SQL counts; a coordinator of another kecamatan gets 404; a POST without the
+CSRF token gets 403. Screenshots go to artifacts/ and, when missing or with
+KTN_UPDATE_DOCS_SCREENSHOT=1, to docs/desk-*.png (the README's).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import WebSettings
+from bot.sandbox.telegram_fake import TelegramFake
+from storage import desk
+from storage.areas import get_by_code
+from storage.models import Contact, Report
+from storage.reports import create_report
+from storage.types import Role, utcnow
+from tests.conftest import ROOT
+from tests.support.chats import SUMBER_JAYA, WIYONO
+from tests.support.net import free_port
+from tests.support.telegram_run import (
+    GROUP,
+    RESIDENT,
+    Running,
+    bot_running,
+    file_report,
+    invite_code,
+    lenient_private_chats,
+    link_alert_group,
+    settings_for,
+)
+from tests.web.desk.chromium import CHROMIUM_ARGS, chromium_path
+
+pytestmark = pytest.mark.browser
+
+OFFICER = 4101
+WAIT_MS = 15_000
+LINK = re.compile(r"(http://127\.0\.0\.1:\d+/dasbor/masuk/[A-Za-z0-9_\-]+)")
+SHOTS = {"list": "desk-list.png", "map": "desk-map.png", "numbers": "desk-numbers.png"}
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(chromium_path()), args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+async def desk_bot(
+    migrated_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> AsyncIterator[tuple[Running, str]]:
+    await link_alert_group(sessions)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with TelegramFake(flood_limits=lenient_private_chats()) as fake:
+        fake.add_group(GROUP, "Bhabin Sumber Jaya", kind="supergroup")
+        fake.add_user(RESIDENT, "Siti", "Aminah")
+        fake.add_user(OFFICER, "Bripka", "Andi")
+        settings = settings_for(fake, migrated_url, tmp_path, port=port)
+        settings = settings.model_copy(update={"web": WebSettings(public_url=base, tiles_url="")})
+        async with bot_running(fake, settings, sessions) as bot:
+            yield bot, base
+
+
+async def seed_more(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Three more reports in Sumber Jaya (two with a pin) and one in Wiyono (outside)."""
+    now = utcnow()
+    async with sessions() as s:
+        sumber = await get_by_code(s, SUMBER_JAYA)
+        wiyono = await get_by_code(s, WIYONO)
+        assert sumber is not None and wiyono is not None
+        places = [(-3.80, 102.26), (-3.79, 102.27), None]
+        for i, place in enumerate(places):
+            await create_report(
+                s,
+                category="kesehatan" if i else "bencana",
+                description=f"Warga sakit demam nomor {i}",
+                area_id=sumber.id,
+                reporter_id=None,
+                anonymous=True,
+                urgent=False,
+                now=now - timedelta(days=i + 1),
+                latitude=place[0] if place else None,
+                longitude=place[1] if place else None,
+            )
+        await create_report(
+            s,
+            category="keamanan",
+            description="Di desa lain",
+            area_id=wiyono.id,
+            reporter_id=None,
+            anonymous=True,
+            urgent=False,
+            now=now,
+            latitude=-5.4,
+            longitude=105.1,
+        )
+        await s.commit()
+
+
+async def new_page(browser: Browser, width: int = 1280, height: int = 900) -> Page:
+    context = await browser.new_context(
+        viewport={"width": width, "height": height}, locale="id-ID", timezone_id="Asia/Jakarta"
+    )
+    page = await context.new_page()
+    page.on("pageerror", lambda error: pytest.fail(f"script error on the page: {error}"))
+    return page
+
+
+async def sign_in(page: Page, link: str) -> None:
+    await page.goto(link)
+    await page.get_by_role("button", name="Masuk").click()
+    await expect(page.get_by_role("heading", name="Laporan")).to_be_visible(timeout=WAIT_MS)
+
+
+def keep(page_shot: bytes, name: str) -> None:
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / name).write_bytes(page_shot)
+    docs = ROOT / "docs" / name
+    if not docs.exists() or os.environ.get("KTN_UPDATE_DOCS_SCREENSHOT") == "1":
+        shutil.copyfile(artifacts / name, docs)
+
+
+async def test_the_desk_in_chromium(
+    desk_bot: tuple[Running, str], browser: Browser, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    bot, base = desk_bot
+    fake = bot.fake
+    code = await invite_code(sessions, Role.OFFICER, SUMBER_JAYA)
+    fake.send_text(OFFICER, OFFICER, f"/daftar {code}")
+    await fake.wait_for_message(OFFICER, contains="Sumber Jaya")
+    await file_report(bot, RESIDENT, "Motor tetangga hilang dari depan rumah")
+    alert = await fake.wait_for_message(GROUP, contains="KTN-")
+    await seed_more(sessions)
+
+    fake.send_text(OFFICER, OFFICER, "/dasbor")
+    answer = await fake.wait_for_message(OFFICER, contains="/dasbor/masuk/")
+    found = LINK.search(answer.content)
+    assert found, answer.content
+    link = found.group(1)
+
+    page = await new_page(browser)
+    await sign_in(page, link)
+    rows = page.locator("table.reports tbody tr")
+    await expect(rows).to_have_count(4)  # Sumber Jaya's four, not Wiyono's
+
+    # a used link is refused, in another browser too
+    other = await new_page(browser)
+    await other.goto(link)
+    await other.get_by_role("button", name="Masuk").click()
+    await expect(other.get_by_role("heading")).to_contain_text("tidak berlaku")
+    # and an expired one
+    async with sessions() as s:
+        officer = await s.scalar(select(Contact).where(Contact.external_id == OFFICER))
+        assert officer is not None
+        old = desk.create_login(
+            s, officer.id, utcnow() - timedelta(minutes=11), timedelta(minutes=10)
+        )
+        await s.commit()
+    await other.goto(f"{base}/dasbor/masuk/{old}")
+    await other.get_by_role("button", name="Masuk").click()
+    await expect(other.get_by_role("heading")).to_contain_text("tidak berlaku")
+    assert await other.context.cookies() == []
+
+    # filter: free text and a category, kept in the URL
+    await page.get_by_label("Cari teks atau tiket").fill("motor")
+    await page.get_by_role("button", name="Terapkan").click()
+    await expect(rows).to_have_count(1)
+    assert "q=motor" in page.url
+    await page.get_by_role("link", name="Hapus saringan").click()
+    await page.get_by_label("Kategori").select_option("kesehatan")
+    await page.get_by_role("button", name="Terapkan").click()
+    await expect(rows).to_have_count(2)
+    await page.goto(f"{base}/dasbor/")
+    keep(await page.screenshot(full_page=True), SHOTS["list"])
+
+    # open the resident's report and claim it from the web
+    async with sessions() as s:
+        ticket = await s.scalar(select(Report.ticket).where(Report.description.like("Motor%")))
+    assert ticket is not None and ticket in alert.content
+    await page.get_by_role("link", name=ticket).click()
+    await expect(page.get_by_role("heading", level=1)).to_contain_text(ticket)
+    await expect(page.locator(".photos img")).to_have_count(1)
+    mark = fake.mark()
+    await page.get_by_role("button", name="Tangani").click()
+    await expect(page.locator(".flash")).to_contain_text(f"Anda menangani {ticket}")
+    await expect(page.locator(".trail")).to_contain_text("lewat dasbor")
+    edited = await fake.wait_for_edit(GROUP, alert.message_id, contains="Ditangani", since=mark)
+    assert "Bripka Andi" in edited.content
+    told = await fake.wait_for_message(RESIDENT, contains=ticket, since=mark, timeout=10)
+    assert "Bripka Andi" in told.content
+
+    # a POST without the CSRF token: 403, nothing changes
+    refused = await page.request.post(
+        f"{base}/dasbor/laporan/{ticket}", form={"action": "resolve", "note": "x"}
+    )
+    assert refused.status == 403
+    async with sessions() as s:
+        assert await s.scalar(select(Report.status).where(Report.ticket == ticket)) == "claimed"
+
+    # the map: one marker per located report of the area
+    await page.goto(f"{base}/dasbor/peta")
+    map_box = page.locator("#map")
+    await expect(map_box).to_have_attribute("data-markers", "3", timeout=WAIT_MS)
+    assert await page.evaluate("window.ktnDesk.cluster.getLayers().length") == 3
+    async with sessions() as s:
+        sumber = await get_by_code(s, SUMBER_JAYA)
+        assert sumber is not None
+        located = await s.scalar(
+            select(func.count()).where(Report.area_id == sumber.id, Report.latitude.is_not(None))
+        )
+    assert located == 3
+    await expect(page.locator(".leaflet-marker-icon").first).to_be_visible()
+    keep(await page.screenshot(full_page=True), SHOTS["map"])
+
+    # the numbers equal SQL counts
+    await page.goto(f"{base}/dasbor/angka")
+    async with sessions() as s:
+        sumber = await get_by_code(s, SUMBER_JAYA)
+        assert sumber is not None
+        total = await s.scalar(select(func.count()).where(Report.area_id == sumber.id))
+        health = await s.scalar(
+            select(func.count()).where(Report.area_id == sumber.id, Report.category == "kesehatan")
+        )
+    await expect(page.get_by_test_id("created")).to_have_text(str(total))
+    await expect(page.locator('[data-total="Kesehatan"]')).to_have_text(str(health))
+    await expect(page.get_by_test_id("claimed")).to_have_text("1")
+    keep(await page.screenshot(full_page=True), SHOTS["numbers"])
+
+    # phone width: the list still works
+    phone = await new_page(browser, 390, 844)
+    await phone.context.add_cookies(await page.context.cookies())
+    await phone.goto(f"{base}/dasbor/")
+    await expect(phone.locator("table.reports tbody tr")).to_have_count(4)
+
+    # a coordinator of another kecamatan: 404 for this report
+    async with sessions() as s:
+        area = await get_by_code(s, "18.09.01")
+        assert area is not None
+        stranger = Contact(
+            channel="telegram",
+            external_id=4999,
+            display_name="Kompol Dewi",
+            role="coordinator",
+            area_id=area.id,
+        )
+        s.add(stranger)
+        await s.flush()
+        token = desk.create_login(s, stranger.id, utcnow(), timedelta(minutes=10))
+        await s.commit()
+    elsewhere = await new_page(browser)
+    await sign_in(elsewhere, f"{base}/dasbor/masuk/{token}")
+    await expect(elsewhere.locator("table.reports tbody tr")).to_have_count(1)  # Wiyono's
+    response = await elsewhere.goto(f"{base}/dasbor/laporan/{ticket}")
+    assert response is not None and response.status == 404
