@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -56,7 +57,7 @@ from bot.roles.scheduler import ReminderScheduler
 from bot.web.app import build_app
 from bot.web.open311 import Open311Api
 from bot.web.serving import bind_socket, make_server
-from bot.wiring import core_config_from
+from bot.wiring import core_config_from, telegram_group_window
 from handlers.commands import GROUP_MENU
 from handlers.config import CoreConfig
 from storage.areas import known_codes
@@ -161,11 +162,11 @@ def make_scheduler(
 def telegram_limits(settings: Settings) -> ChannelLimits:
     """Telegram's flood limits as configured."""
     out = settings.outbox
-    return ChannelLimits.rates(
+    limits = ChannelLimits.rates(
         per_second=out.telegram_per_second,
-        group_per_minute=out.telegram_group_per_minute,
         chat_per_second=out.telegram_chat_per_second,
     )
+    return dataclasses.replace(limits, group_window=telegram_group_window(settings))
 
 
 def shared_limits(db: Database, settings: Settings, token: str) -> LimitedRequest:
