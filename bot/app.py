@@ -159,6 +159,11 @@ def make_scheduler(
     )
 
 
+# A chat whose flood window is full for longer than this gets its rows back in the queue (due
+# when it has room) rather than held by the sender: a group's queue stays visible to the core.
+HOLD_SECONDS = 2.0
+
+
 def telegram_limits(settings: Settings) -> ChannelLimits:
     """Telegram's flood limits as configured."""
     out = settings.outbox
@@ -321,6 +326,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
             metrics=metrics,
             max_attempts=settings.outbox.max_attempts,
             sweep_seconds=settings.outbox.sweep_seconds,
+            hold_seconds=HOLD_SECONDS,
         )
         shared = not is_sqlite(settings.database.url)  # several workers may share this database
         waker = Waker(db.engine, dispatcher, shared)

@@ -115,11 +115,12 @@ async def load_of(
 
 async def pin_fits(session: AsyncSession, ctx: Context, to: Target) -> bool:
     """Whether a group alert may bring its location pin as a second message: the group is not
-    busy (nothing waiting, under half its window used). Always for a private chat."""
+    busy: the alert and its pin, with what waits and what went out within the window, take
+    at most half of it. Always for a private chat."""
     if to.route != "group":
         return True
     load = await load_of(session, ctx, to.channel, to.chat_id)
-    return load is None or (load.queued == 0 and load.recent + 2 <= load.limit // 2)
+    return load is None or load.queued + load.recent + 2 <= load.limit // 2
 
 
 async def divert(

@@ -134,7 +134,7 @@ async def reports_on(session: AsyncSession, board_id: int) -> Sequence[tuple[Rep
         .where(BoardReport.board_id == board_id)
         .order_by(BoardReport.added_at.desc(), Report.id.desc())
     )
-    return [(report, added) for report, added in rows.tuples().all()]
+    return [(row[0], row[1]) for row in rows.all()]
 
 
 async def added_since(session: AsyncSession, board_id: int, since: datetime) -> int:

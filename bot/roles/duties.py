@@ -22,6 +22,7 @@ from bot.roles.leader import LeaderJob
 from bot.roles.periodic import Periodic, wait_unless_set
 from bot.roles.recaps import RecapJob
 from bot.roles.scheduler import ReminderScheduler
+from handlers import board
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.escalation import escalate_due
@@ -33,6 +34,7 @@ from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 RETENTION_SECONDS = 3600.0  # how often the leader forgets what is no longer needed
+BOARD_SWEEP_SECONDS = 15.0  # how often the leader closes report boards a surge left behind
 
 
 def make_escalation_job(
@@ -69,6 +71,22 @@ def make_escalation_job(
             failed |= new
             if not escalated and not new:
                 return
+
+    return sweep
+
+
+def make_board_job(
+    db: Database, core: CoreConfig, dispatcher: Notifier
+) -> Callable[[], Awaitable[None]]:
+    """Close the groups' report boards nothing went onto for a whole group window: their last
+    edit says the queue is back to normal (``handlers.board.sweep``)."""
+
+    async def sweep() -> None:
+        async with db.sessions() as session:
+            closed = await board.sweep(session, Context(config=core, now=utcnow()))
+            await session.commit()
+        if closed:
+            dispatcher.notify()
 
     return sweep
 
@@ -143,6 +161,8 @@ def make_leader_duties(
     )
 
     jobs = [escalations, recap_job, retention_job]
+    if core.board_after_seconds is not None:
+        jobs.append(Periodic("boards", BOARD_SWEEP_SECONDS, make_board_job(db, core, waker)))
     if media is not None:
         jobs.append(
             Periodic(
