@@ -8,7 +8,9 @@ one board instead of one alert per report: a message edited in place with the co
 category and the newest unclaimed tickets, each with its claim button (``claim:<report id>``,
 the alert's own, so role and area are checked the same way). The group's alerts not yet being
 sent are folded into it (status ``folded``: never sent later as stale alerts). Urgent reports
-still get their own alert (and show on the board). Board edits go out at most every
+still get their own alert (and show on the board, at the top) while that goes out in time;
+when even the urgent alerts would wait too long (a flood: every report is "Bencana"), they are
+on the board only. Board edits go out at most every
 ``2 × window / limit`` seconds, half the group's budget, and a new report updates the edit
 still waiting instead of queueing another; edits are outbox rows paced like any other message
 to the group, so the dispatcher keeps them within the group's limit.
@@ -154,11 +156,24 @@ async def divert(
                 load.wait_seconds(),
                 board.id,
             )
-        if report.urgent:
+        if report.urgent and await _urgent_in_time(session, board, load, after):
             keep.append(to)
         await boards.add_reports(session, board.id, [report.id], ctx.now)
         await refresh(session, ctx, board, load)
     return keep
+
+
+async def _urgent_in_time(
+    session: AsyncSession, board: GroupBoard, load: GroupLoad, after: float
+) -> bool:
+    """An urgent report gets its own alert while that goes out in time: urgent alerts go
+    before everything else waiting (the dispatcher's order), so only they, the board's own
+    rows and the window count. When even they would wait too long (every report of a surge is
+    urgent), the report is on the board only, at the top."""
+    urgent = await boards.urgent_waiting(session, board.channel, board.chat_id)
+    own = sum(1 for row in (board.message_row, board.edit_row) if row is not None)
+    ahead = GroupLoad(urgent + own, load.recent, load.limit, load.seconds)
+    return ahead.wait_seconds() <= after
 
 
 async def _cleared(session: AsyncSession, ctx: Context, board: GroupBoard, load: GroupLoad) -> bool:
@@ -265,7 +280,7 @@ async def sweep(session: AsyncSession, ctx: Context) -> int:
 
 async def render(session: AsyncSession, ctx: Context, board: GroupBoard) -> Reply:
     """The board's text and buttons: totals, counts by RW and category, the newest unclaimed
-    tickets with a claim button each; never a reporter's name."""
+    tickets with a claim button each (urgent ones first); never a reporter's name."""
     catalog = ctx.config.catalog
     lang = board.lang
 
@@ -276,6 +291,7 @@ async def render(session: AsyncSession, ctx: Context, board: GroupBoard) -> Repl
     zone = area.timezone if area else None
     shown = await boards.reports_on(session, board.id)
     waiting = [r for r, _ in shown if r.status == ReportStatus.NEW.value]
+    waiting.sort(key=lambda r: not r.urgent)  # urgent first, then the newest (a stable sort)
     claimed = sum(1 for r, _ in shown if r.status == ReportStatus.CLAIMED.value)
     closed = len(shown) - len(waiting) - claimed
     by_rw: Counter[str] = Counter()

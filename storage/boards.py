@@ -38,6 +38,25 @@ async def chat_load(
     return int(await session.scalar(queued) or 0), int(await session.scalar(sent) or 0)
 
 
+async def urgent_waiting(session: AsyncSession, channel: str, chat_id: int) -> int:
+    """How many alerts of urgent reports wait for the chat (pending or being sent)."""
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Outbox)
+            .join(Report, Report.id == Outbox.report_id)
+            .where(
+                Outbox.channel == channel,
+                Outbox.chat_id == chat_id,
+                Outbox.kind == OutboxKind.ALERT.value,
+                Outbox.status.in_(QUEUED),
+                Report.urgent.is_(True),
+            )
+        )
+        or 0
+    )
+
+
 async def open_board(
     session: AsyncSession, channel: str, chat_id: int, *, lock: bool = True
 ) -> GroupBoard | None:

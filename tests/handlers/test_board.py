@@ -311,3 +311,18 @@ async def test_an_edit_a_sender_already_claimed_is_left_alone(
     async with sessions() as s:
         on_board = (await s.scalars(select(BoardReport.report_id))).all()
     assert len(on_board) == 9
+
+
+async def test_when_even_urgent_alerts_would_be_late_they_go_on_top_of_the_board(
+    sessions: async_sessionmaker[AsyncSession], cast: Cast
+) -> None:
+    """A flood where every report is urgent: one by one while that is in time, then the board."""
+    village = Village(sessions, config())
+    for _ in range(7):
+        await village.report()
+    urgent = [await village.report(urgent=True) for _ in range(6)]
+    alerts = await village.rows(kind="alert", status="pending")
+    assert [r.report_id for r in alerts] == [r.id for r in urgent[:5]]
+    reply = board_reply((await village.rows(kind="board"))[0])
+    assert reply.options[0].data == f"claim:{urgent[5].id}"  # the newest urgent on top
+    assert f"🚨 {urgent[5].ticket}" in reply.text
