@@ -137,6 +137,7 @@ async def divert(
         if to.route != "group" or after is None or _window(ctx, to.channel) is None:
             keep.append(to)
             continue
+        await boards.lock_group(session, to.channel, to.chat_id)
         board = await boards.open_board(session, to.channel, to.chat_id)
         load = await load_of(session, ctx, to.channel, to.chat_id, board)
         assert load is not None

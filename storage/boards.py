@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.locks import lock_for_transaction, scope_key
 from storage.models import BoardReport, GroupBoard, Outbox, Report
 from storage.types import OutboxKind, OutboxStatus
 
@@ -55,6 +56,14 @@ async def urgent_waiting(session: AsyncSession, channel: str, chat_id: int) -> i
         )
         or 0
     )
+
+
+async def lock_group(session: AsyncSession, channel: str, chat_id: int) -> None:
+    """Take the group's board lock until the transaction ends (PostgreSQL: an advisory lock, so
+    two reports filed at once cannot both open a board; SQLite serialises writers anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = scope_key(f"board:{channel}:{chat_id}")
+        await lock_for_transaction(await session.connection(), key)
 
 
 async def open_board(
