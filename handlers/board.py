@@ -320,11 +320,29 @@ async def render(session: AsyncSession, ctx: Context, board: GroupBoard) -> Repl
             _short(report.description) or t("alert.voice_only"),
         ]
         lines.append(" · ".join(parts))
-    if len(waiting) > len(newest):
-        lines.append(t("board.more", count=len(waiting) - len(newest)))
-    lines += ["", t("board.updated", time=format_clock(ctx.now, zone))]
+    footer = ["", t("board.updated", time=format_clock(ctx.now, zone))]
+    older = [r.ticket for r in waiting[len(newest) :]]
+    if older:  # every other waiting ticket by its number, as many as the message holds
+        room = ctx.config.capabilities(board.channel).text_limit - 200
+        room -= sum(len(line) + 1 for line in [*lines, *footer])
+        shown_older = _fitting(older, room - len(t("board.more", count=len(older))))
+        lines += ["", t("board.also_waiting", tickets=", ".join(shown_older))]
+        if len(shown_older) < len(older):
+            lines.append(t("board.more", count=len(older) - len(shown_older)))
+    lines += footer
     options = tuple(Option(t("board.claim", ticket=r.ticket), f"claim:{r.id}") for r in newest)
     return Reply("\n".join(lines), options=options)
+
+
+def _fitting(tickets: list[str], room: int) -> list[str]:
+    """The first tickets whose comma-separated list fits ``room`` characters."""
+    used, out = 0, []
+    for ticket in tickets:
+        used += len(ticket) + 2
+        if used > room:
+            break
+        out.append(ticket)
+    return out
 
 
 def _counts(counter: Counter[str]) -> str:

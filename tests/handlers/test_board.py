@@ -326,3 +326,14 @@ async def test_when_even_urgent_alerts_would_be_late_they_go_on_top_of_the_board
     reply = board_reply((await village.rows(kind="board"))[0])
     assert reply.options[0].data == f"claim:{urgent[5].id}"  # the newest urgent on top
     assert f"🚨 {urgent[5].ticket}" in reply.text
+
+
+async def test_every_waiting_ticket_shows_the_newest_with_buttons(
+    sessions: async_sessionmaker[AsyncSession], cast: Cast
+) -> None:
+    village = Village(sessions, config(board_tickets=3))
+    filed = [await village.report() for _ in range(7)]
+    reply = board_reply((await village.rows(kind="board"))[0])
+    assert [o.data for o in reply.options] == [f"claim:{r.id}" for r in filed[:-4:-1]]
+    older = ", ".join(r.ticket for r in filed[-4::-1])
+    assert f"Juga menunggu (ketik: tangani KTN-…): {older}" in reply.text
