@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -57,7 +58,7 @@ from bot.web.app import build_app
 from bot.web.desk import Desk
 from bot.web.open311 import Open311Api
 from bot.web.serving import bind_socket, make_server
-from bot.wiring import core_config_from
+from bot.wiring import core_config_from, telegram_group_window
 from handlers.commands import GROUP_MENU
 from handlers.config import CoreConfig
 from storage.areas import known_codes
@@ -159,14 +160,19 @@ def make_scheduler(
     )
 
 
+# A chat whose flood window is full for longer than this gets its rows back in the queue (due
+# when it has room) rather than held by the sender: a group's queue stays visible to the core.
+HOLD_SECONDS = 2.0
+
+
 def telegram_limits(settings: Settings) -> ChannelLimits:
     """Telegram's flood limits as configured."""
     out = settings.outbox
-    return ChannelLimits.rates(
+    limits = ChannelLimits.rates(
         per_second=out.telegram_per_second,
-        group_per_minute=out.telegram_group_per_minute,
         chat_per_second=out.telegram_chat_per_second,
     )
+    return dataclasses.replace(limits, group_window=telegram_group_window(settings))
 
 
 def shared_limits(db: Database, settings: Settings, token: str) -> LimitedRequest:
@@ -321,6 +327,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
             metrics=metrics,
             max_attempts=settings.outbox.max_attempts,
             sweep_seconds=settings.outbox.sweep_seconds,
+            hold_seconds=HOLD_SECONDS,
         )
         shared = not is_sqlite(settings.database.url)  # several workers may share this database
         waker = Waker(db.engine, dispatcher, shared)

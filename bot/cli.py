@@ -389,6 +389,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
             raise CommandError("--workers needs PostgreSQL: SQLite serves one process")
         if settings.http.port == 0:
             raise CommandError("--workers needs a fixed [http] port to share")
+        if not has_channel(settings):
+            raise CommandError(
+                "--workers needs a channel (KTN_TELEGRAM_TOKEN or [whatsapp] enabled = true); "
+                "`ktn-bot run` alone serves the sandbox"
+            )
         if supervise(args.workers, args.config) != 0:
             raise CommandError("a worker stopped with an error")
     elif args.command == "run" and not has_channel(settings):

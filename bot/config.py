@@ -285,6 +285,19 @@ class OutboxSettings(Section):
     telegram_per_second: float = Field(default=30.0, gt=0)
     telegram_group_per_minute: float = Field(default=20.0, gt=0)
     telegram_chat_per_second: float = Field(default=1.0, gt=0)
+    # The window the group rate is counted over (Telegram: a minute); the core reads the
+    # resulting (messages, seconds) to see when a group's queue is too long (see [surge]).
+    telegram_group_window_seconds: float = Field(default=60.0, gt=0, le=3600)
+
+
+class SurgeSettings(Section):
+    """Alerts in a surge (README: Surges): the live report board."""
+
+    # When a group's queue would hold a new alert longer than this, the group gets one live
+    # report board (edited in place) instead of one alert per report; 0 turns the board off.
+    board_after_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # The newest unclaimed tickets listed on the board, each with a claim button.
+    board_tickets: int = Field(default=15, ge=1, le=50)
 
 
 class Open311Settings(Section):
@@ -419,6 +432,7 @@ class Settings(BaseSettings):
     reports: ReportSettings = Field(default_factory=ReportSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    surge: SurgeSettings = Field(default_factory=SurgeSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     open311: Open311Settings = Field(default_factory=Open311Settings)
     media: MediaSettings = Field(default_factory=MediaSettings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -18,6 +19,20 @@ from storage.types import Channel
 CHANNELS: Mapping[str, Capabilities] = MappingProxyType(
     {Channel.TELEGRAM.value: TELEGRAM, Channel.WHATSAPP.value: WHATSAPP}
 )
+
+
+def telegram_group_window(settings: Settings) -> tuple[int, float]:
+    """Telegram's per-group limit as configured: (messages, seconds), e.g. (20, 60.0)."""
+    out = settings.outbox
+    seconds = out.telegram_group_window_seconds
+    return (max(1, round(out.telegram_group_per_minute * seconds / 60.0)), seconds)
+
+
+def channels_from(settings: Settings) -> Mapping[str, Capabilities]:
+    """Every channel's capabilities, Telegram's group limit as this deployment configured it
+    (what the dispatcher paces by is what the core plans with)."""
+    telegram = dataclasses.replace(TELEGRAM, group_window=telegram_group_window(settings))
+    return MappingProxyType({**CHANNELS, Channel.TELEGRAM.value: telegram})
 
 
 def core_config_from(settings: Settings) -> CoreConfig:
@@ -49,9 +64,11 @@ def core_config_from(settings: Settings) -> CoreConfig:
         reopen_days=reports.reopen_days,
         default_language=settings.locale.default,
         bot_areas=bot_areas(settings),
-        channels=CHANNELS,
+        channels=channels_from(settings),
         desk_url=desk_url(settings),
         desk_login_minutes=settings.web.login_minutes,
+        board_after_seconds=settings.surge.board_after_seconds or None,
+        board_tickets=settings.surge.board_tickets,
     )
 
 

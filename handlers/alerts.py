@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers import board
 from handlers.audience import officers_group, one_per_person
 from handlers.context import Context
 from handlers.permissions import area_chain_ids
@@ -155,7 +156,7 @@ async def compose_alert(
         contact = await session.get(Contact, report.reporter_id)
         reporter = (contact.display_name if contact else None) or t("alert.reporter_unnamed")
     if report.latitude is not None and report.longitude is not None:
-        where = t("alert.where_pin")
+        where = t("alert.where_pin", url=map_link(report.latitude, report.longitude))
         if report.address_text:
             where = f"{where} — {report.address_text}"
     else:
@@ -207,6 +208,11 @@ async def compose_alert(
     return reply, refs
 
 
+def map_link(latitude: float, longitude: float) -> str:
+    """A map link for a GPS pin: the alert carries its place in its one message."""
+    return f"https://www.google.com/maps?q={latitude:.5f},{longitude:.5f}"
+
+
 def _submitter(row: Open311Request) -> str | None:
     """'Budi Santoso, +6281234567890' from what the submitting system said."""
     name = " ".join(p for p in (row.first_name, row.last_name) if p)
@@ -242,6 +248,7 @@ async def enqueue_alert(session: AsyncSession, report: Report, ctx: Context) -> 
             report.area_id,
         )
         return []
+    recipients = await board.divert(session, report, ctx, recipients)
     return await send_copies(session, report, ctx, recipients, OutboxKind.ALERT)
 
 
@@ -280,6 +287,8 @@ async def send_copies(
             )
             reply = _with_text(reply, f"{title}\n{reply.text}")
         reply = _for_channel(reply, refs, to, ctx, report)
+        if reply.location is not None and not await board.pin_fits(session, ctx, to):
+            reply = Reply(reply.text, reply.options, None, reply.media, reply.ask_location)
         rows.append(
             outbox.enqueue(
                 session,
@@ -348,6 +357,7 @@ async def enqueue_alert_edits(
     the other recipients of copies that cannot be edited (WhatsApp) get it as a short message
     (unless ``followups`` is False: they get a new alert instead, e.g. when it was reopened)."""
     rows = await _edits(session, report, ctx, actor)
+    await board.on_report_changed(session, report, ctx)
     if not followups:
         return rows
     return rows + await _followups(session, report, ctx, actor)

@@ -57,6 +57,10 @@ class Capabilities:
     # A reply may carry a button that sends the user's location when pressed (Telegram's
     # request_location keyboard); else the user shares it through the app's own menu.
     location_button: bool = False
+    # How many messages the bot may send into one group chat in how many seconds, e.g.
+    # (20, 60.0); None: no per-group limit (or no groups). The core reads it to tell when a
+    # group's queue would hold an alert too long (``handlers.board``).
+    group_window: tuple[int, float] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "receives", _frozen(self.receives))
@@ -69,6 +73,10 @@ class Capabilities:
             raise ValueError("media sizes must be >= 1 byte")
         if self.template_window_hours is not None and self.template_window_hours < 1:
             raise ValueError("template_window_hours must be >= 1 (or None)")
+        if self.group_window is not None and (
+            self.group_window[0] < 1 or self.group_window[1] <= 0
+        ):
+            raise ValueError("group_window must be (messages >= 1, seconds > 0) (or None)")
 
     @property
     def has_buttons(self) -> bool:

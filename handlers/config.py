@@ -128,6 +128,11 @@ class CoreConfig:
     # and how long such a link is valid.
     desk_url: str | None = None
     desk_login_minutes: int = 10
+    # Surges (``handlers.board``): when a group's queue would hold a new alert longer than
+    # this many seconds, the group gets the live report board instead (None: never).
+    board_after_seconds: float | None = 30.0
+    # The newest unclaimed tickets the board lists, each with its claim button.
+    board_tickets: int = 15
 
     def __post_init__(self) -> None:
         if not self.categories:
@@ -154,6 +159,10 @@ class CoreConfig:
         ):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0")
+        if self.board_after_seconds is not None and self.board_after_seconds < 0:
+            raise ValueError("board_after_seconds must be >= 0 (or None)")
+        if not 1 <= self.board_tickets <= 50:
+            raise ValueError("board_tickets must be 1..50")
 
     @classmethod
     def default(cls, overrides_path: Path | None = None) -> CoreConfig:

@@ -490,7 +490,12 @@ async def _spreads_in_postgres(
     by_officer: dict[int, Spread] = {}
     overall = Spread(0, None, None)
     for a, o, no_area, no_officer, n, median, p90 in await session.execute(stmt):
-        spread = Spread(int(n), float(median), float(p90))
+        # the grand total over no rows: a count of 0 and no percentiles
+        spread = Spread(
+            int(n),
+            None if median is None else float(median),
+            None if p90 is None else float(p90),
+        )
         if not no_area:
             by_area[a] = spread
         elif not no_officer:

@@ -576,3 +576,43 @@ class DeskSession(Base):
     ended_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_desk_sessions_contact_id", "contact_id"),)
+
+
+class GroupBoard(Base):
+    """A group's live report board (``handlers.board``): one message edited in place while the
+    group's queue is too long for one alert per report. ``message_row`` is the outbox row that
+    sends it; ``edit_row`` the newest edit not yet sent (new reports update that row instead of
+    queueing another); edits go out no sooner than ``next_edit_at``. Closed when the queue has
+    cleared (``closed_at``); at most one open board per group chat."""
+
+    __tablename__ = "group_boards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    bot: Mapped[str] = mapped_column(String(32), default=DEFAULT_BOT)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"))
+    lang: Mapped[str] = mapped_column(String(8))
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+    message_row: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+    edit_row: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+    next_edit_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_group_boards_chat", "channel", "chat_id", "closed_at"),)
+
+
+class BoardReport(Base):
+    """A report shown on a board instead of its own alert in that group."""
+
+    __tablename__ = "board_reports"
+
+    board_id: Mapped[int] = mapped_column(
+        ForeignKey("group_boards.id", ondelete="CASCADE"), primary_key=True
+    )
+    report_id: Mapped[int] = mapped_column(
+        ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True
+    )
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_board_reports_report_id", "report_id"),)

@@ -92,6 +92,7 @@ class OutboxStatus(StrEnum):
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
+    FOLDED = "folded"  # a group alert not sent: its report went onto the group's board
     UNDELIVERED = "undelivered"
     NEEDS_TEMPLATE = "needs_template"
 
@@ -107,3 +108,4 @@ class OutboxKind(StrEnum):
     PATROL = "patrol"
     RECAP = "recap"
     NOTICE = "notice"
+    BOARD = "board"  # a group's live report board in a surge (handlers.board)

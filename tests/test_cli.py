@@ -191,6 +191,16 @@ def test_run_explains_an_unreachable_telegram(cfg: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_run_workers_need_a_channel(db_url: str, cfg: Path) -> None:
+    """Several workers of the sandbox make no sense: without a channel, --workers says so."""
+    if is_sqlite(db_url):
+        pytest.skip("PostgreSQL only: .ci/run runs this with KTN_TEST_DATABASE_URL")
+    env = {"KTN_DATABASE__URL": db_url, "KTN_HTTP__PORT": "8099"}
+    result = cli(cfg, "run", "--workers", "2", env=env)
+    assert result.returncode == 1
+    assert "--workers needs a channel" in result.stderr
+
+
 def test_run_workers_needs_postgresql(cfg: Path) -> None:
     result = cli(cfg, "run", "--workers", "2")
     assert result.returncode == 1
@@ -204,7 +214,7 @@ def test_run_workers_share_one_port_and_stop_on_sigterm(migrated_url: str, cfg: 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "KTN_DATABASE__URL": migrated_url, "KTN_HTTP__PORT": str(port)}
+    env = {**whatsapp_env(), "KTN_DATABASE__URL": migrated_url, "KTN_HTTP__PORT": str(port)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "--config", str(cfg), "run", "--workers", "2"],
         cwd=ROOT,

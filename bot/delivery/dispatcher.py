@@ -38,6 +38,7 @@ from storage.types import OutboxKind, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
 ChatKey = tuple[str, str, int]  # channel, bot, chat id
+URGENT_KINDS = frozenset({OutboxKind.ALERT.value, OutboxKind.ESCALATION.value})
 WARM_UP_SECONDS = 61.0  # the longest flood window (20 per minute per group), and a margin
 
 
@@ -157,6 +158,11 @@ class Dispatcher:
     record_seconds: float = 1.0
     # On stop, sends in flight get this long to finish; unanswered ones go back to pending.
     stop_grace: float = 20.0
+    # A chat whose flood window is full for longer than this gets its claimed rows back in the
+    # queue, due when the window has room (a group's 20 a minute can mean a minute): they stay
+    # visible to the core (which folds a group's waiting alerts into its board) and rows
+    # written meanwhile, an urgent alert first, join them in order. None: wait in memory.
+    hold_seconds: float | None = None
     worker_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     monotonic: Callable[[], float] = time.monotonic
     wall: Callable[[], datetime] = utcnow
@@ -167,6 +173,7 @@ class Dispatcher:
         self._overall: dict[tuple[str, str], SlidingWindow] = {}
         self._chats: dict[ChatKey, SlidingWindow | None] = {}
         self._recorded_early: set[int] = set()
+        self._held: list[tuple[Envelope, datetime]] = []
         self._warmed_up = False
 
     def notify(self) -> None:
@@ -207,6 +214,7 @@ class Dispatcher:
             await self._record([self._unexpected(env, reason) for env, reason in broken], [], [])
         ready, deferred = await self._resolve_edit_targets(batch)
         self._recorded_early = set()
+        self._held = []
         results: list[_Result] = []
         try:
             await self._send_batch(ready, stop or asyncio.Event(), results)
@@ -220,9 +228,10 @@ class Dispatcher:
                 for env in ready
                 if env.id not in handled
             )
-        handled = {r.envelope.id for r in results}
+        handled = {r.envelope.id for r in results} | {env.id for env, _ in self._held}
         remaining = [r for r in results if r.envelope.id not in self._recorded_early]
-        await self._record(remaining, deferred, [e for e in ready if e.id not in handled])
+        unsent = [e for e in ready if e.id not in handled]
+        await self._record(remaining, [*deferred, *self._held], unsent)
         return len(batch) + len(broken)
 
     async def _warm_up(self) -> None:
@@ -313,7 +322,7 @@ class Dispatcher:
         """Send per chat in order, several chats at once, within every flood limit; each row's
         outcome is appended to ``results`` as it comes."""
         queues: dict[ChatKey, deque[Envelope]] = {}
-        for env in batch:
+        for env in sorted(batch, key=_send_order):
             queues.setdefault(env.key, deque()).append(env)
         heap: list[tuple[float, int, ChatKey]] = []
         seq = 0
@@ -323,6 +332,8 @@ class Dispatcher:
                 free = self._chat_free(key, now)
             except Exception as exc:  # this chat's rows cannot be paced: they fail alone
                 results.extend(self._unexpected(e, _described(exc)) for e in queues.pop(key))
+                continue
+            if free > now and self._hold(key, queues, free - now):
                 continue
             heapq.heappush(heap, (free, seq, key))
             seq += 1
@@ -375,6 +386,8 @@ class Dispatcher:
                 except Exception as exc:  # this chat's rows cannot be paced: they fail alone
                     results.extend(self._unexpected(e, _described(exc)) for e in queues.pop(key))
                     continue
+                if free > now and self._hold(key, queues, free - now):
+                    continue
                 if free > now:
                     # inf: every slot is in flight; look again shortly (a completion wakes us too)
                     heapq.heappush(heap, (min(free, now + 0.02), seq, key))
@@ -407,6 +420,15 @@ class Dispatcher:
                     len(stuck),
                     self.stop_grace,
                 )
+
+    def _hold(self, key: ChatKey, queues: dict[ChatKey, deque[Envelope]], wait: float) -> bool:
+        """Give the chat's claimed rows back, due when its window has room, if that is more
+        than ``hold_seconds`` away (nothing of the chat is in flight: it sends one at a time)."""
+        if self.hold_seconds is None or not wait > self.hold_seconds or wait == float("inf"):
+            return False
+        due = self.wall() + timedelta(seconds=wait)
+        self._held.extend((env, due) for env in queues.pop(key))
+        return True
 
     def _unrecorded(self, results: list[_Result]) -> list[_Result]:
         """The batch's successful sends not yet written (failures wait for the batch's end)."""
@@ -602,6 +624,13 @@ class Dispatcher:
             return self.sweep_seconds
         until_due = (self._next_due - self.wall()).total_seconds()
         return min(self.sweep_seconds, max(0.0, until_due))
+
+
+def _send_order(env: Envelope) -> tuple[int, int]:
+    """A chat's rows go oldest first, urgent alerts before all others (a group in a surge
+    gets them first; an edit never overtakes its message: it waits until that is sent)."""
+    urgent = env.kind in URGENT_KINDS and env.payload.get("urgent") is True
+    return (0 if urgent else 1, env.id)
 
 
 def _row_problem(env: Envelope) -> str | None:

@@ -22,6 +22,7 @@ from bot.roles.leader import LeaderJob
 from bot.roles.periodic import Periodic, wait_unless_set
 from bot.roles.recaps import RecapJob
 from bot.roles.scheduler import ReminderScheduler
+from handlers import board
 from handlers.claims import offer_back_idle
 from handlers.config import CoreConfig
 from handlers.context import Context
@@ -34,6 +35,7 @@ from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 RETENTION_SECONDS = 3600.0  # how often the leader forgets what is no longer needed
+BOARD_SWEEP_SECONDS = 15.0  # how often the leader closes report boards a surge left behind
 
 
 def make_escalation_job(
@@ -105,6 +107,22 @@ def make_claims_job(
             metrics.claims_offered_back.inc(len(offered))
             dispatcher.notify()
             log.info("offered back %d idle claim(s)", len(offered))
+
+    return sweep
+
+
+def make_board_job(
+    db: Database, core: CoreConfig, dispatcher: Notifier
+) -> Callable[[], Awaitable[None]]:
+    """Close the groups' report boards nothing went onto for a whole group window: their last
+    edit says the queue is back to normal (``handlers.board.sweep``)."""
+
+    async def sweep() -> None:
+        async with db.sessions() as session:
+            closed = await board.sweep(session, Context(config=core, now=utcnow()))
+            await session.commit()
+        if closed:
+            dispatcher.notify()
 
     return sweep
 
@@ -184,6 +202,8 @@ def make_leader_duties(
     )
 
     jobs = [escalations, claims, recap_job, retention_job]
+    if core.board_after_seconds is not None:
+        jobs.append(Periodic("boards", BOARD_SWEEP_SECONDS, make_board_job(db, core, waker)))
     if media is not None:
         jobs.append(
             Periodic(

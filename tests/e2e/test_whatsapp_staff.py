@@ -466,6 +466,9 @@ async def test_an_escalation_climbs_two_levels_on_both_channels_and_stops_at_the
             KOTA_GROUP, in_kota.message_id, since=0, timeout=10
         )
         assert "Kompol Rudi" in edited.content
+        # The resident hears of the claim (sent in the background) before writing again, so
+        # that news is not taken for the answer to their next message.
+        await staff.received(RESIDENT, "Kompol Rudi")
 
         witness = await file_on_whatsapp(staff, RESIDENT, "2", "Banyak warga demam tinggi")
         await time_passes(staff, report, witness)

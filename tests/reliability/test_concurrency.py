@@ -260,4 +260,7 @@ async def test_r6_p1_load_many_residents_at_once_meet_no_lock(
     assert all(o is not None and o.recorded.filed is not None for o in filed)
     assert whole == users
     assert sorted(m["ref"] for m in media) == sorted(f"p1-{i}" for i in range(burst))
-    assert seam.wakes.count >= users, "each report's alert row woke the dispatcher"
+    # Each report that queued a row woke the dispatcher. Fifty reports at once into one group
+    # open its report board (issue 18): a report then updates the board's waiting row instead.
+    queued = sum(1 for o in filed if o is not None and o.outbox_ids)
+    assert queued >= 1 and seam.wakes.count >= queued, "each report's new rows woke the dispatcher"

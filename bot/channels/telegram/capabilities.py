@@ -31,6 +31,7 @@ TELEGRAM = Capabilities(
     },
     sends_documents=True,
     template_window_hours=None,
+    group_window=(20, 60.0),  # 20 messages a minute per group ([outbox] may say otherwise)
     several_bots=True,  # [[telegram.bots]]: each bot reaches the chats that pressed Start on it
     location_button=True,  # a reply keyboard's request_location button
 )
