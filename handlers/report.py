@@ -98,7 +98,8 @@ async def next_step(turn: Turn, done: State) -> None:
         State.CATEGORY: State.DESCRIPTION,
         State.DUPLICATE: State.DESCRIPTION,
         State.DESCRIPTION: State.LOCATION,
-        State.LOCATION: State.ANONYMOUS if urgent else State.PHOTO,
+        # urgent: no photo question; photos sent with the story are not asked for again
+        State.LOCATION: State.ANONYMOUS if urgent or _photos(turn.report) else State.PHOTO,
         State.PHOTO: State.ANONYMOUS,
         State.ANONYMOUS: State.SUMMARY,
     }

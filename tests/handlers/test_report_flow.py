@@ -208,8 +208,9 @@ async def test_photo_without_caption_asks_for_words_and_keeps_the_photo(chat: Fa
     assert "Fotonya sudah disimpan" in texts(out)
     out = await chat.send(media=[photo("p2")], text="Pagar sekolah dirusak")
     assert out.recorded.state == State.LOCATION.value
-    await chat.send("SD Negeri 3")
-    await chat.press("photo:skip")
+    out = await chat.send("SD Negeri 3")
+    assert out.recorded.state == State.ANONYMOUS.value, "photos came with the story: not asked"
+    assert "foto" not in out.replies[-1].text.lower()
     out = await chat.press("anon:no")
     assert "Foto/file: 2" in texts(out)
     assert "Pagar sekolah dirusak" in texts(out)
