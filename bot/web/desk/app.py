@@ -521,7 +521,8 @@ class Desk:
     async def report_action(
         self, request: Request, session: AsyncSession, viewer: Viewer
     ) -> Response:
-        """Claim, resolve (note), reject (reason) or hand over, as in chat; back to the page."""
+        """Claim, resolve (note), reject (reason), mark a duplicate (the main ticket) or hand
+        over, as in chat; back to the page."""
         ticket = request.path_params["ticket"]
         report = await desk.report_in_scope(session, ticket, viewer.scope)
         if report is None:

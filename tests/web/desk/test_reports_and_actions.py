@@ -98,6 +98,37 @@ async def test_resolve_needs_a_note_reject_a_reason_and_a_second_claim_is_refuse
     assert found == {first: ("resolved", "Sudah diamankan"), second: ("rejected", "Laporan ganda")}
 
 
+async def test_a_duplicate_is_merged_into_its_main_report_from_the_desk(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Tandai duplikat: the main ticket is asked for, then the report is merged as in chat."""
+    cast = await _cast(sessions)
+    await cast.reporter.file_report(description="Motor hilang di gang")
+    await cast.reporter.file_report(description="Motor hilang lagi di gang yang sama")
+    main, dup = await _tickets(sessions)
+    app, _desk = desk_app(sessions, cast.coordinator)
+    async with client(app) as http:
+        csrf = await sign_in(http, cast.coordinator)
+        page = await http.get(f"/dasbor/laporan/{dup}")
+        assert 'name="action" value="merge"' in page.text and "Tandai duplikat" in page.text
+        empty = await http.post(f"/dasbor/laporan/{dup}", data={"action": "merge", "csrf": csrf})
+        page = await http.get(empty.headers["location"])
+        assert "Tulis tiket laporan utamanya dulu" in page.text
+        merged = await http.post(
+            f"/dasbor/laporan/{dup}", data={"action": "merge", "note": main, "csrf": csrf}
+        )
+        page = await http.get(merged.headers["location"])
+        assert main in page.text
+        into_itself = await http.post(
+            f"/dasbor/laporan/{main}", data={"action": "merge", "note": main, "csrf": csrf}
+        )
+        assert into_itself.status_code == 303
+    async with sessions() as s:
+        found = {r.ticket: (r.status, r.duplicate_of_id) for r in (await s.scalars(select(Report)))}
+        main_id = await s.scalar(select(Report.id).where(Report.ticket == main))
+    assert found == {main: ("new", None), dup: ("duplicate", main_id)}
+
+
 async def test_hand_over_to_another_officer_of_the_area(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
