@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Area, Contact, Report, ReportEvent, ReportFollower, ReportMedia
@@ -247,6 +248,25 @@ def add_event(
     return event
 
 
+async def _update_if(
+    session: AsyncSession,
+    report: Report,
+    conditions: Sequence[ColumnElement[bool]],
+    values: Mapping[str, Any],
+) -> bool:
+    """Update the report only if it still meets the conditions (a conditional UPDATE: one
+    worker wins, a change made meanwhile is not overwritten); the object is refreshed either
+    way. True when this update took."""
+    result = await session.execute(
+        update(Report)
+        .where(Report.id == report.id, *conditions)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(report)
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
 async def change_status(
     session: AsyncSession,
     report: Report,
@@ -282,14 +302,7 @@ async def change_status(
         if report.assignee_id is None
         else Report.assignee_id == report.assignee_id
     )
-    result = await session.execute(
-        update(Report)
-        .where(Report.id == report.id, Report.status == from_status, same_assignee)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    await session.refresh(report)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not await _update_if(session, report, (Report.status == from_status, same_assignee), values):
         return False
     add_event(
         session,
@@ -445,25 +458,19 @@ async def mark_escalated(
     the first step's time) and set its next step's time, unless it was claimed meanwhile or
     another worker took this step (conditional UPDATE); False then. ``level`` = the level
     read: the escalation stops here (nobody above), ``next_at`` None."""
-    result = await session.execute(
-        update(Report)
-        .where(
-            Report.id == report.id,
-            Report.status == ReportStatus.NEW.value,
-            Report.escalation_level == report.escalation_level,
-            Report.escalate_at <= now,
-        )
-        .values(
-            escalation_level=level,
-            escalate_at=next_at,
-            escalated_at=func.coalesce(Report.escalated_at, now)
-            if level > report.escalation_level
-            else Report.escalated_at,
-        )
-        .execution_options(synchronize_session=False)
+    conditions = (
+        Report.status == ReportStatus.NEW.value,
+        Report.escalation_level == report.escalation_level,
+        Report.escalate_at <= now,
     )
-    await session.refresh(report)
-    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+    values = {
+        "escalation_level": level,
+        "escalate_at": next_at,
+        "escalated_at": func.coalesce(Report.escalated_at, now)
+        if level > report.escalation_level
+        else Report.escalated_at,
+    }
+    return await _update_if(session, report, conditions, values)
 
 
 # --- claims that do not rot (handlers.claims) ------------------------------------------------
@@ -498,26 +505,20 @@ async def release_claim(
     (conditional UPDATE: one worker, and not after a last-minute update). False otherwise."""
     if report.assignee_id is None:
         return False
-    result = await session.execute(
-        update(Report)
-        .where(
-            Report.id == report.id,
-            Report.status == ReportStatus.CLAIMED.value,
-            Report.assignee_id == report.assignee_id,
-            Report.updated_at <= before,
-        )
-        .values(
-            status=ReportStatus.NEW.value,
-            assignee_id=None,
-            claimed_at=None,
-            updated_at=now,
-            escalation_level=0,
-            escalate_at=escalate_at,
-        )
-        .execution_options(synchronize_session=False)
+    conditions = (
+        Report.status == ReportStatus.CLAIMED.value,
+        Report.assignee_id == report.assignee_id,
+        Report.updated_at <= before,
     )
-    await session.refresh(report)
-    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+    values = {
+        "status": ReportStatus.NEW.value,
+        "assignee_id": None,
+        "claimed_at": None,
+        "updated_at": now,
+        "escalation_level": 0,
+        "escalate_at": escalate_at,
+    }
+    return await _update_if(session, report, conditions, values)
 
 
 async def followers_of(session: AsyncSession, report_id: int) -> list[Contact]:

@@ -26,10 +26,9 @@ from bot.delivery.dispatcher import Envelope
 from bot.sandbox.twilio_fake import DEFAULT_SENDER, FakeMessage, TwilioFake
 from handlers.i18n import Catalog
 from handlers.types import Location, Media, MediaKind, Option, Reply
-from storage import outbox
-from storage.models import Contact, Outbox, WhatsAppContent
+from storage.models import Contact, WhatsAppContent
 from storage.types import utcnow
-from tests.support.outbox import envelope_of
+from tests.support.outbox import reloaded, whatsapp_row
 
 RESIDENT = 6281234567890
 AWAY = 6281298765432  # last wrote 25 hours ago: outside the window
@@ -97,25 +96,13 @@ class Rig:
         return sender
 
     async def row(self, chat_id: int, kind: str, reply: Reply, **extra: Any) -> Envelope:
-        async with self.sessions() as s:
-            row = outbox.enqueue(
-                s,
-                channel="whatsapp",
-                chat_id=chat_id,
-                kind=kind,
-                reply=reply,
-                contact_id=self.contacts.get(chat_id),
-                extra=extra,
-            )
-            await s.commit()
-            return envelope_of(row)
+        """A pending outbox row for the chat, as the dispatcher would hand it over."""
+        contact_id = self.contacts.get(chat_id)
+        return await whatsapp_row(self.sessions, contact_id, chat_id, kind, reply, extra)
 
     async def reload(self, envelope: Envelope) -> Envelope:
         """The row again as the dispatcher would claim it for a retry (its saved progress)."""
-        async with self.sessions() as s:
-            row = await s.get(Outbox, envelope.id)
-            assert row is not None
-            return envelope_of(row)
+        return await reloaded(self.sessions, envelope)
 
     async def send(
         self,

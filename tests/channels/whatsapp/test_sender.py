@@ -21,10 +21,10 @@ from bot.delivery.windows import ChannelLimits
 from bot.sandbox.twilio_fake import DEFAULT_SENDER, TwilioFake
 from handlers.i18n import Catalog
 from handlers.types import Media, MediaKind, Option, Reply
-from storage import delivery, outbox
+from storage import delivery
 from storage.models import Contact, Outbox
 from storage.types import OutboxStatus, utcnow
-from tests.support.outbox import envelope_of
+from tests.support.outbox import reloaded, whatsapp_row
 
 IN_WINDOW = 6281234567890
 OUT_OF_WINDOW = 6281298765432
@@ -41,25 +41,12 @@ class Rig:
 
     async def row(self, chat_id: int, kind: str, reply: Reply, **extra: Any) -> Envelope:
         """A pending outbox row for the chat, as the dispatcher would hand it over."""
-        async with self.sessions() as s:
-            row = outbox.enqueue(
-                s,
-                channel="whatsapp",
-                chat_id=chat_id,
-                kind=kind,
-                reply=reply,
-                contact_id=self.contacts.get(chat_id),
-                extra=extra,
-            )
-            await s.commit()
-            return envelope_of(row)
+        contact_id = self.contacts.get(chat_id)
+        return await whatsapp_row(self.sessions, contact_id, chat_id, kind, reply, extra)
 
     async def reload(self, env: Envelope) -> Envelope:
         """The row as a later claim would see it."""
-        async with self.sessions() as s:
-            row = await s.get(Outbox, env.id)
-            assert row is not None
-            return envelope_of(row)
+        return await reloaded(self.sessions, env)
 
 
 @pytest.fixture
