@@ -58,8 +58,8 @@ async def open_page(browser: Browser, url: str, width: int, height: int) -> Page
     return page
 
 
-class Pane:
-    """One chat on the page, used the way a person would."""
+class ChatPane:
+    """One chat on the page: its text box and the bot's messages."""
 
     def __init__(self, page: Page, key: str) -> None:
         self.root = page.locator(f'[data-pane="{key}"]')
@@ -77,6 +77,10 @@ class Pane:
         await expect(latest).to_contain_text(text, timeout=WAIT_MS)
         return latest
 
+
+class Pane(ChatPane):
+    """A Telegram chat on the page, used the way a person would."""
+
     async def press(self, label: str) -> None:
         """Press the inline button with that label on the bot's latest message."""
         button = self.bot_messages.last.locator(".keyboard .kb", has_text=label)
@@ -84,24 +88,12 @@ class Pane:
         await button.click()
 
 
-class WhatsAppPane:
-    """The WhatsApp resident's pane, used the way a person on WhatsApp would."""
+class WhatsAppPane(ChatPane):
+    """The WhatsApp resident's pane, used the way a person on WhatsApp would: the same box and
+    messages, quick replies and a list instead of inline buttons."""
 
     def __init__(self, page: Page, key: str = "whatsapp") -> None:
-        self.root = page.locator(f'[data-pane="{key}"]')
-        self.bot_messages = self.root.locator(".messages .msg.bot")
-
-    async def say(self, text: str) -> None:
-        """Type into the box and press Enter."""
-        box = self.root.locator(".composer .text")
-        await box.fill(text)
-        await box.press("Enter")
-
-    async def bot_said(self, text: str) -> Locator:
-        """Wait until the bot's latest message contains the text."""
-        latest = self.bot_messages.last
-        await expect(latest).to_contain_text(text, timeout=WAIT_MS)
-        return latest
+        super().__init__(page, key)
 
     async def tap(self, title: str) -> None:
         """Tap the quick reply with that title under the bot's latest message."""
