@@ -4,7 +4,6 @@ real bot answers a resident through the page's /_sim/ API, and a WhatsApp reside
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from bot.sandbox.demo import (
 from storage.db import create_engine, session_factory
 from storage.models import Area, Contact, GroupChat
 from tests.conftest import ROOT
-from tests.support.cli import wait_for_line
+from tests.support.cli import sandbox_serves_then_stops
 from tests.support.sandbox import running_sandbox, sandbox_config
 
 
@@ -191,19 +190,8 @@ def test_cli_prints_the_url_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    try:
-        line = wait_for_line(proc.stdout, "in your browser")
-        url = line.split("Open ", 1)[1].split(" ", 1)[0]
-        assert url.startswith("http://127.0.0.1:")
-        assert 'data-pane="group"' in httpx.get(url, timeout=5).text
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+    url = sandbox_serves_then_stops(proc)
+    assert url.startswith("http://127.0.0.1:")
     assert (tmp_path / "data" / "sandbox.db").exists()
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
+
+import httpx
 
 from tests.conftest import ROOT
 
@@ -44,3 +47,21 @@ def wait_for_line(stream: object, needle: str, timeout: float = 30.0) -> str:
     if not done.wait(timeout) or not found:
         raise AssertionError(f"no {needle!r} in output:\n{''.join(seen)}")
     return found[0]
+
+
+def sandbox_serves_then_stops(proc: subprocess.Popen[str]) -> str:
+    """A sandbox started as a child (stdout piped): wait for its URL, check the page is served,
+    stop it with Ctrl-C (exit 0); the URL. The child is killed if anything fails."""
+    try:
+        line = wait_for_line(proc.stdout, "in your browser")
+        url = line.split("Open ", 1)[1].split(" ", 1)[0]
+        assert 'data-pane="group"' in httpx.get(url, timeout=5).text
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        return url
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
