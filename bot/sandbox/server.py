@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import socket
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +33,7 @@ from bot.sandbox.seed import seed_database, seed_fake
 from bot.sandbox.telegram_fake import FloodLimits, TelegramFake
 from bot.sandbox.twilio_fake import TwilioFake, WhatsAppSim
 from bot.web.desk import Desk
-from bot.web.serving import serve_asgi
+from bot.web.serving import free_port, serve_asgi
 from bot.wiring import core_config_from
 from storage import contacts
 from storage.desk import create_login
@@ -157,14 +156,6 @@ def sandbox_settings(
             "media_url_secret": None,
         }
     )
-
-
-def free_port() -> int:
-    """A port nobody listens on now, for the bot's webhooks (the Twilio fake must know it
-    before the bot starts: Twilio signs the URL it calls)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def reset_database(settings: Settings) -> bool:

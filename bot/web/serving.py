@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 from collections.abc import AsyncIterator, Iterator
 
@@ -35,6 +36,38 @@ def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.soc
     sock.listen(2048)
     sock.setblocking(False)
     return sock
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now, for a server whose address must be known before it starts
+    (Twilio signs the URL it calls; Telegram is told the webhook URL).
+
+    Chosen *below* the kernel's ephemeral range: a port the kernel handed out for port 0 is free
+    again once probed, so the next server started on port 0 (a fake, a client's socket) could
+    take it before ours binds ("Address already in use"). Ports outside the range are never
+    handed out that way."""
+    low = _ephemeral_low()
+    candidates = random.sample(range(10_000, low), k=min(200, low - 10_000))
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # everything below the range taken: let the kernel choose
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux's default 32768 elsewhere)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as fh:
+            low = int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+    return low if low > 11_000 else 32_768
 
 
 def make_server(app: ASGIApp, *, lifespan: str = "off") -> QuietServer:

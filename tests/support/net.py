@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 
 import httpx
 
+from bot.web.serving import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port", "until_healthy"]
 
 
 async def until_healthy(url: str, task: asyncio.Task[None]) -> None:
