@@ -16,6 +16,7 @@ from storage import migrate
 from storage.db import is_sqlite
 from tests.conftest import ROOT
 from tests.support.cli import cli, sandbox_serves_then_stops, wait_for_line
+from tests.support.net import free_port
 
 SAMPLE = ROOT / "storage" / "samples" / "areas-sample.csv"
 
@@ -201,9 +202,7 @@ def test_run_workers_share_one_port_and_stop_on_sigterm(migrated_url: str, cfg: 
     """`run --workers 2`: two processes answer on one port; SIGTERM stops both cleanly."""
     if is_sqlite(migrated_url):
         pytest.skip("PostgreSQL only: .ci/run runs this with KTN_TEST_DATABASE_URL")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**whatsapp_env(), "KTN_DATABASE__URL": migrated_url, "KTN_HTTP__PORT": str(port)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "--config", str(cfg), "run", "--workers", "2"],
