@@ -9,22 +9,28 @@ p90), so the numbers page reads a few hundred rows however many reports there ar
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Float,
+    Integer,
     and_,
     case,
+    column,
     func,
     literal,
+    literal_column,
     or_,
     select,
+    table,
     text,
     update,
 )
@@ -46,6 +52,8 @@ from storage.types import ReportStatus, Role
 TOKEN_BYTES = 32
 SEEN_EVERY = timedelta(minutes=1)  # a session's last_seen_at is written at most this often
 STAFF_ROLES = (Role.OFFICER.value, Role.COORDINATOR.value, Role.ADMIN.value)
+
+log = logging.getLogger(__name__)
 
 
 def token_hash(token: str) -> str:
@@ -184,10 +192,56 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+# The text searched, as PostgreSQL's trigram index (migration 0013) holds it: the query must
+# use this very expression for the planner to read the index.
+SEARCH_TEXT_SQL = (
+    "(reports.ticket || ' ' || reports.description || ' ' || coalesce(reports.address_text, ''))"
+)
+# SQLite's FTS5 index of the same three columns (migration 0013), kept in step by triggers.
+REPORT_SEARCH = table("report_search", column("rowid", Integer))
+MAX_WORDS = 8  # words of a search used; more only narrow an already narrow result
+_WORD = re.compile(r"[^\W_]+")
+_unindexed_logged: list[bool] = []
+
+
+def search_words(text: str) -> list[str]:
+    """The words of what a person typed (letters and digits: what FTS5's unicode61 tokenizer
+    keeps), at most ``MAX_WORDS``; quotes, ``*``, ``NEAR(``, ``%`` and the like are dropped."""
+    return _WORD.findall(text)[:MAX_WORDS]
+
+
+def fts_query(words: Sequence[str]) -> str:
+    """The FTS5 query finding every word as a prefix ("moto" finds "motor"); each is quoted, so
+    ``AND``, ``OR``, ``NOT`` or ``NEAR`` typed by a person are only words."""
+    return " ".join(f'"{word}"*' for word in words)
+
+
+def _text_condition(text: str, dialect: str) -> ColumnElement[bool]:
+    """Every word of the text in the ticket, description or address, ignoring case. SQLite: the
+    FTS5 index, each word a prefix of a word there. PostgreSQL: each word anywhere in them
+    (``ILIKE '%word%'``, which the trigram index answers). Text with no word at all (only
+    punctuation) is looked for as it is, with LIKE: rare, and found in the same places."""
+    words = search_words(text)
+    if dialect == "sqlite" and words:
+        found = select(REPORT_SEARCH.c.rowid).where(
+            literal_column("report_search").op("MATCH")(fts_query(words))
+        )
+        return Report.id.in_(found)
+    if dialect == "sqlite":
+        return or_(
+            *(
+                column.like(_like(text), escape="\\")
+                for column in (Report.ticket, Report.description, Report.address_text)
+            )
+        )
+    searched: ColumnElement[str] = literal_column(SEARCH_TEXT_SQL)
+    return and_(*(searched.ilike(_like(word), escape="\\") for word in words or [text]))
+
+
 def conditions(f: Filter, dialect: str) -> list[ColumnElement[bool]]:
     """The WHERE clauses of a filter for the database ``dialect`` ("sqlite", "postgresql"):
-    text that is a ticket finds that ticket (its unique index); other text is matched in the
-    ticket, description and address, ignoring case (SQLite's LIKE already does, for ASCII)."""
+    text that is a ticket finds that ticket (its unique index); other text is searched in the
+    ticket, description and address, ignoring case (``_text_condition``)."""
     where: list[ColumnElement[bool]] = [Report.area_id.in_(list(f.area_ids))]
     if f.statuses:
         where.append(Report.status.in_(list(f.statuses)))
@@ -204,18 +258,24 @@ def conditions(f: Filter, dialect: str) -> list[ColumnElement[bool]]:
     ticket = normalise_ticket(f.text) if f.text and f.text.upper().startswith("KTN") else None
     if ticket is not None:
         where.append(Report.ticket == ticket)
-    elif f.text:
-        pattern = _like(f.text)
-
-        def match(column: Any) -> ColumnElement[bool]:
-            if dialect == "sqlite":
-                return cast(ColumnElement[bool], column.like(pattern, escape="\\"))
-            return cast(ColumnElement[bool], column.ilike(pattern, escape="\\"))
-
-        where.append(
-            or_(match(Report.ticket), match(Report.description), match(Report.address_text))
-        )
+    elif f.text and not f.text.isspace():
+        where.append(_text_condition(f.text, dialect))
     return where
+
+
+async def _log_if_unindexed(session: AsyncSession, f: Filter) -> None:
+    """Once per process: say when PostgreSQL has no trigram index (pg_trgm could not be
+    created), so the free-text search reads every report."""
+    if not f.text or _unindexed_logged or dialect_of(session) != "postgresql":
+        return
+    _unindexed_logged.append(True)
+    found = await session.scalar(
+        text("SELECT 1 FROM pg_indexes WHERE indexname = 'ix_reports_search_trgm'")
+    )
+    if found is None:
+        log.warning(
+            "no trigram index (pg_trgm missing): the desk's free-text search reads every row"
+        )
 
 
 def dialect_of(session: AsyncSession) -> str:
@@ -236,6 +296,7 @@ async def list_reports(
     session: AsyncSession, f: Filter, *, limit: int, offset: int = 0
 ) -> list[ListRow]:
     """A page of the filtered reports (ask ``limit + 1`` to know whether a next page exists)."""
+    await _log_if_unindexed(session, f)
     stmt = (
         select(Report, Area.name, Contact.display_name)
         .join(Area, Area.id == Report.area_id)
@@ -263,6 +324,7 @@ class Point:
 
 async def map_points(session: AsyncSession, f: Filter, *, limit: int) -> list[Point]:
     """The newest filtered reports that have a location, at most ``limit``."""
+    await _log_if_unindexed(session, f)
     stmt = (
         select(
             Report.ticket,
