@@ -10,10 +10,21 @@ import pytest
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.desk import Filter, conditions, dialect_of, list_reports, map_points
+import storage.desk
+from storage.desk import Filter, conditions, dialect_of, list_reports, map_points, plan_search
 from storage.models import Area, Report
 
 pytestmark = pytest.mark.db
+
+
+@pytest.fixture(params=["few", "common"])
+def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each search test twice on SQLite: as a word few reports hold (the index's rows read and
+    sorted) and as a common one (the list walked, the index asked about each row)."""
+    if request.param == "common":
+        monkeypatch.setattr(storage.desk, "COMMON", 1)
+    return str(request.param)
+
 
 ERASED = "dihapus atas permintaan pelapor"  # what erasure writes over a story (an UPDATE)
 STORIES = {
@@ -70,7 +81,7 @@ async def _index_is_sound(sessions: async_sessionmaker[AsyncSession]) -> None:
 
 
 async def test_words_prefixes_and_case_in_story_address_and_ticket(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], plan: str
 ) -> None:
     scope = await _seed(sessions)
     assert await _found(sessions, scope, "motor") == {"KTN-MTR001"}  # not the other area's
@@ -87,7 +98,7 @@ async def test_words_prefixes_and_case_in_story_address_and_ticket(
 
 
 async def test_other_filters_and_the_map_still_apply(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], plan: str
 ) -> None:
     scope = await _seed(sessions)
     async with sessions() as s:
@@ -107,7 +118,7 @@ async def test_other_filters_and_the_map_still_apply(
 
 
 async def test_the_index_follows_edits_erasure_and_deletion(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], plan: str
 ) -> None:
     scope = await _seed(sessions)
     async with sessions() as s:
@@ -158,6 +169,22 @@ async def test_the_search_reads_the_index(sessions: async_sessionmaker[AsyncSess
         assert index[dialect] in " ".join(plan)
 
 
+async def test_a_prefix_is_spelled_out_into_the_words_it_stands_for(
+    sessions: async_sessionmaker[AsyncSession], plan: str
+) -> None:
+    """SQLite: whole words are read lazily, a prefix query reads all its rows first; the plan
+    says which reading the list gets."""
+    scope = await _seed(sessions)
+    async with sessions() as s:
+        search = await plan_search(s, Filter(area_ids=scope, text="MOTO pas"))
+        if dialect_of(s) != "sqlite":
+            assert search is None
+            return
+    assert search is not None
+    assert search.query == '("motor") AND ("pasar")'
+    assert search.common == (plan == "common")
+
+
 @pytest.mark.parametrize(
     ("typed", "expected"),
     [
@@ -186,7 +213,7 @@ async def test_the_search_reads_the_index(sessions: async_sessionmaker[AsyncSess
     ],
 )
 async def test_whatever_is_typed_is_safe_and_sensible(
-    sessions: async_sessionmaker[AsyncSession], typed: str, expected: set[str]
+    sessions: async_sessionmaker[AsyncSession], typed: str, expected: set[str], plan: str
 ) -> None:
     scope = await _seed(sessions)
     assert await _found(sessions, scope, typed) == expected

@@ -34,6 +34,8 @@ _SQLITE_UP = [
     """CREATE VIRTUAL TABLE report_search USING fts5(
         ticket, description, address_text, content='reports', content_rowid='id',
         tokenize='unicode61 remove_diacritics 2')""",
+    # its words, for spelling a typed prefix out into whole words (storage.desk.plan_search)
+    "CREATE VIRTUAL TABLE report_search_terms USING fts5vocab(report_search, 'row')",
     # external content: the index is told the old text to remove and the new text to add
     """CREATE TRIGGER reports_search_insert AFTER INSERT ON reports BEGIN
         INSERT INTO report_search(rowid, ticket, description, address_text)
@@ -87,6 +89,7 @@ def downgrade() -> None:
     if bind.dialect.name == "sqlite":
         for name in ("insert", "delete", "update"):
             op.execute(f"DROP TRIGGER IF EXISTS reports_search_{name}")
+        op.execute("DROP TABLE IF EXISTS report_search_terms")
         op.execute("DROP TABLE IF EXISTS report_search")
     elif bind.dialect.name == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_reports_search_trgm")  # pg_trgm stays: shared
