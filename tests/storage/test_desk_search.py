@@ -4,15 +4,20 @@ in ticket, story and address, ignoring case; the index follows edits, erasure an
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import pytest
 from sqlalchemy import delete, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import storage.desk
+from storage import migrate
+from storage.db import create_engine, is_sqlite, session_factory
 from storage.desk import Filter, conditions, dialect_of, list_reports, map_points, plan_search
 from storage.models import Area, Report
+from tests.conftest import reset_postgres
 
 pytestmark = pytest.mark.db
 
@@ -217,3 +222,41 @@ async def test_whatever_is_typed_is_safe_and_sensible(
 ) -> None:
     scope = await _seed(sessions)
     assert await _found(sessions, scope, typed) == expected
+
+
+async def test_without_pg_trgm_the_migration_passes_and_the_search_reads_every_row(
+    db_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL, a role that may not create extensions: migration 0013 still succeeds, with no
+    trigram index; the search gives the same answers (reading every row) and says so once."""
+    if is_sqlite(db_url):
+        pytest.skip("PostgreSQL's extensions")
+    url = make_url(db_url)
+    role = f"{url.database}_no_ext"
+    admin = create_engine(db_url)
+    async with admin.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        await conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        await conn.execute(text(f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"'))
+    engine = create_engine(url.set(username=role).render_as_string(hide_password=False))
+    try:
+        await migrate.upgrade(engine)
+        assert await migrate.is_up_to_date(engine)
+        async with engine.connect() as conn:
+            indexes = await conn.scalars(text("SELECT indexname FROM pg_indexes"))
+            assert "ix_reports_search_trgm" not in set(indexes)
+        monkeypatch.setattr(storage.desk, "_unindexed_logged", [])
+        sessions = session_factory(engine)
+        scope = await _seed(sessions)
+        with caplog.at_level(logging.WARNING, logger="storage.desk"):
+            assert await _found(sessions, scope, "moto") == {"KTN-MTR001"}
+            assert await _found(sessions, scope, "banjir lutut") == {"KTN-BJR002"}
+        assert [r.name for r in caplog.records].count("storage.desk") == 1  # once, not per search
+    finally:
+        await engine.dispose()
+        await reset_postgres(db_url)
+        async with admin.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        await admin.dispose()
