@@ -45,6 +45,7 @@ from storage.models import Contact, Report  # noqa: E402
 
 OFFICERS = 40
 PROVINCE = "17"  # Bengkulu: its kota, kecamatan and kelurahan
+RARE_STORY = "Motor warga hanyut terbawa arus sungai di jembatan desa."  # 10 reports tell it
 
 
 async def enrich(url: str) -> None:
@@ -80,6 +81,8 @@ async def enrich(url: str) -> None:
         f"assignee_id = {first + 1} + id % {OFFICERS} WHERE closed_at IS NOT NULL",
         f"UPDATE reports SET escalate_at = {later('created_at', '60')}",
         f"UPDATE reports SET escalated_at = {later('created_at', '61')} WHERE id % 50 = 0",
+        # ten reports with a story of their own: the rare word the free-text search looks for
+        f"UPDATE reports SET description = '{RARE_STORY}' WHERE id % 100000 = 7",
         "ANALYZE" if sqlite else "ANALYZE reports",
     ]
     async with engine.begin() as conn:
@@ -174,8 +177,16 @@ async def run_backend(
         ("filter 30 days, urgent", f"/dasbor/?{month}&urgent=1", 300),
         ("filter officer", f"/dasbor/?officer={officer}", 300),
         ("filter text (a ticket)", "/dasbor/?q=KTN-ABC234", 300),
-        ("filter text (a word in no report: every row read)", "/dasbor/?q=banjir", 300),
-        ("filter text (a word), oldest first", "/dasbor/?q=sandal&sort=oldest", 300),
+        ("filter text (a word in no report)", "/dasbor/?q=gempa", 300),
+        ("filter text (a rare word: 10 reports)", "/dasbor/?q=hanyut", 300),
+        ("filter text (a prefix of the rare word)", "/dasbor/?q=hany", 300),
+        ("filter text (two rare words), open only", "/dasbor/?q=motor+sungai&status=new", 300),
+        ("filter text (a word every report has)", "/dasbor/?q=sandal", 300),
+        (
+            "filter text (a word every report has), oldest first",
+            "/dasbor/?q=sandal&sort=oldest",
+            300,
+        ),
         ("map data", "/dasbor/peta.json", 300),
         ("map data, one category", "/dasbor/peta.json?category=bencana", 300),
         ("numbers, default: 4 weeks (computed every view)", "/dasbor/angka", 500),

@@ -9,8 +9,11 @@ p90), so the numbers page reads a few hundred rows however many reports there ar
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import re
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,12 +22,17 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Float,
+    Integer,
+    String,
     and_,
     case,
+    column,
     func,
     literal,
+    literal_column,
     or_,
     select,
+    table,
     text,
     update,
 )
@@ -46,6 +54,8 @@ from storage.types import ReportStatus, Role
 TOKEN_BYTES = 32
 SEEN_EVERY = timedelta(minutes=1)  # a session's last_seen_at is written at most this often
 STAFF_ROLES = (Role.OFFICER.value, Role.COORDINATOR.value, Role.ADMIN.value)
+
+log = logging.getLogger(__name__)
 
 
 def token_hash(token: str) -> str:
@@ -184,10 +194,133 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def conditions(f: Filter, dialect: str) -> list[ColumnElement[bool]]:
+# The text searched, as PostgreSQL's trigram index (migration 0013) holds it: the query must
+# use this very expression for the planner to read the index.
+SEARCH_TEXT_SQL = (
+    "(reports.ticket || ' ' || reports.description || ' ' || coalesce(reports.address_text, ''))"
+)
+# SQLite's FTS5 index of the same three columns and its list of words (migration 0013), kept in
+# step by triggers.
+REPORT_SEARCH = table("report_search", column("rowid", Integer))
+REPORT_TERMS = table("report_search_terms", column("term", String))
+MAX_WORDS = 8  # words of a search used; more only narrow an already narrow result
+MAX_TERMS = 50  # words of the index a typed prefix is spelled out into; beyond, a prefix query
+COMMON = 20_000  # reports a search must find to be read along the list (see TextSearch)
+_WORD = re.compile(r"[^\W_]+")
+_unindexed_logged: list[bool] = []
+
+
+@dataclass(frozen=True, slots=True)
+class TextSearch:
+    """SQLite's plan for free text. ``query``: the FTS5 query. ``common``: it finds at least
+    ``COMMON`` reports, so the list is walked newest (or oldest) first asking the index about each
+    row, and stops after a page; otherwise the index's few rows are read and sorted. Either
+    alone is slow for the other case (a million rowids sorted; a million rows asked about)."""
+
+    query: str
+    common: bool = False
+
+
+def search_words(text: str) -> list[str]:
+    """The words of what a person typed (letters and digits: what FTS5's unicode61 tokenizer
+    keeps), at most ``MAX_WORDS``; quotes, ``*``, ``NEAR(``, ``%`` and the like are dropped."""
+    return _WORD.findall(text)[:MAX_WORDS]
+
+
+def _folded(word: str) -> str:
+    """The word as the index keeps it: lower case, without accents (remove_diacritics)."""
+    split = unicodedata.normalize("NFKD", word.lower())
+    return "".join(c for c in split if not unicodedata.combining(c))
+
+
+def _quoted(word: str) -> str:
+    return '"' + word.replace('"', '""') + '"'
+
+
+def fts_query(words: Sequence[str]) -> str:
+    """The FTS5 query finding every word as a prefix ("moto" finds "motor"); each is quoted, so
+    ``AND``, ``OR``, ``NOT`` or ``NEAR`` typed by a person are only words."""
+    return " ".join(f"{_quoted(word)}*" for word in words)
+
+
+def is_text_search(f: Filter) -> bool:
+    """Whether the filter has free text to search (not blank, not a ticket)."""
+    if not f.text or f.text.isspace():
+        return False
+    return not (f.text.upper().startswith("KTN") and normalise_ticket(f.text) is not None)
+
+
+async def plan_search(session: AsyncSession, f: Filter) -> TextSearch | None:
+    """SQLite: the filter's free text as an FTS5 query of whole words of the index (a prefix
+    query reads every row of every word it stands for before answering; whole words are read
+    lazily), and whether it is common. None elsewhere, or with no word to search."""
+    words = search_words(f.text or "") if is_text_search(f) else []
+    if dialect_of(session) != "sqlite" or not words:
+        return None
+    parts, lazy = [], True
+    for word in words:
+        folded = _folded(word)
+        terms = list(
+            await session.scalars(
+                select(REPORT_TERMS.c.term)
+                .where(REPORT_TERMS.c.term >= folded, REPORT_TERMS.c.term < folded + "\U0010ffff")
+                .limit(MAX_TERMS + 1)
+            )
+        )
+        if terms and len(terms) <= MAX_TERMS:
+            parts.append("(" + " OR ".join(_quoted(term) for term in terms) + ")")
+        else:  # a very short prefix, or a word the index has no word for
+            parts.append(fts_query([word]))
+            lazy = False
+    query = " AND ".join(parts)
+    if not lazy:
+        return TextSearch(query)
+    found = select(literal(1)).select_from(REPORT_SEARCH).where(_match(query)).limit(COMMON)
+    count = await session.scalar(select(func.count()).select_from(found.subquery()))
+    return TextSearch(query, common=int(count or 0) >= COMMON)
+
+
+def _match(query: str) -> ColumnElement[bool]:
+    return cast(ColumnElement[bool], literal_column("report_search").op("MATCH")(query))
+
+
+def _text_condition(
+    text: str, dialect: str, search: TextSearch | None = None
+) -> ColumnElement[bool]:
+    """Every word of the text in the ticket, description or address, ignoring case. SQLite: the
+    FTS5 index, each word a prefix of a word there (``search``: as planned by ``plan_search``).
+    PostgreSQL: each word anywhere in them (``ILIKE '%word%'``, which the trigram index answers).
+    Text with no word at all (only punctuation) is looked for as it is, with LIKE: rare, and
+    found in the same places."""
+    words = search_words(text)
+    if dialect == "sqlite" and words:
+        search = search or TextSearch(fts_query(words))
+        if search.common:
+            return (
+                select(literal(1))
+                .select_from(REPORT_SEARCH)
+                .where(_match(search.query), REPORT_SEARCH.c.rowid == Report.id)
+                .exists()
+            )
+        return Report.id.in_(select(REPORT_SEARCH.c.rowid).where(_match(search.query)))
+    if dialect == "sqlite":
+        return or_(
+            *(
+                column.like(_like(text), escape="\\")
+                for column in (Report.ticket, Report.description, Report.address_text)
+            )
+        )
+    searched: ColumnElement[str] = literal_column(SEARCH_TEXT_SQL)
+    return and_(*(searched.ilike(_like(word), escape="\\") for word in words or [text]))
+
+
+def conditions(
+    f: Filter, dialect: str, search: TextSearch | None = None
+) -> list[ColumnElement[bool]]:
     """The WHERE clauses of a filter for the database ``dialect`` ("sqlite", "postgresql"):
-    text that is a ticket finds that ticket (its unique index); other text is matched in the
-    ticket, description and address, ignoring case (SQLite's LIKE already does, for ASCII)."""
+    text that is a ticket finds that ticket (its unique index); other text is searched in the
+    ticket, description and address, ignoring case (``_text_condition``; ``search`` is SQLite's
+    plan for it, ``plan_search``)."""
     where: list[ColumnElement[bool]] = [Report.area_id.in_(list(f.area_ids))]
     if f.statuses:
         where.append(Report.status.in_(list(f.statuses)))
@@ -201,21 +334,26 @@ def conditions(f: Filter, dialect: str) -> list[ColumnElement[bool]]:
         where.append(Report.created_at < f.until)
     if f.officer_id is not None:
         where.append(Report.assignee_id == f.officer_id)
-    ticket = normalise_ticket(f.text) if f.text and f.text.upper().startswith("KTN") else None
-    if ticket is not None:
-        where.append(Report.ticket == ticket)
-    elif f.text:
-        pattern = _like(f.text)
-
-        def match(column: Any) -> ColumnElement[bool]:
-            if dialect == "sqlite":
-                return cast(ColumnElement[bool], column.like(pattern, escape="\\"))
-            return cast(ColumnElement[bool], column.ilike(pattern, escape="\\"))
-
-        where.append(
-            or_(match(Report.ticket), match(Report.description), match(Report.address_text))
-        )
+    if is_text_search(f):
+        where.append(_text_condition(f.text or "", dialect, search))
+    elif f.text and not f.text.isspace():
+        where.append(Report.ticket == normalise_ticket(f.text))
     return where
+
+
+async def _log_if_unindexed(session: AsyncSession, f: Filter) -> None:
+    """Once per process: say when PostgreSQL has no trigram index (pg_trgm could not be
+    created), so the free-text search reads every report."""
+    if not f.text or _unindexed_logged or dialect_of(session) != "postgresql":
+        return
+    _unindexed_logged.append(True)
+    found = await session.scalar(
+        text("SELECT 1 FROM pg_indexes WHERE indexname = 'ix_reports_search_trgm'")
+    )
+    if found is None:
+        log.warning(
+            "no trigram index (pg_trgm missing): the desk's free-text search reads every row"
+        )
 
 
 def dialect_of(session: AsyncSession) -> str:
@@ -236,11 +374,13 @@ async def list_reports(
     session: AsyncSession, f: Filter, *, limit: int, offset: int = 0
 ) -> list[ListRow]:
     """A page of the filtered reports (ask ``limit + 1`` to know whether a next page exists)."""
+    await _log_if_unindexed(session, f)
+    search = await plan_search(session, f)
     stmt = (
         select(Report, Area.name, Contact.display_name)
         .join(Area, Area.id == Report.area_id)
         .outerjoin(Contact, Contact.id == Report.assignee_id)
-        .where(*conditions(f, dialect_of(session)))
+        .where(*conditions(f, dialect_of(session), search))
         .order_by(*SORTS.get(f.sort, SORTS["newest"]))
         .limit(limit)
         .offset(offset)
@@ -263,6 +403,8 @@ class Point:
 
 async def map_points(session: AsyncSession, f: Filter, *, limit: int) -> list[Point]:
     """The newest filtered reports that have a location, at most ``limit``."""
+    await _log_if_unindexed(session, f)
+    search = await plan_search(session, f)
     stmt = (
         select(
             Report.ticket,
@@ -274,7 +416,7 @@ async def map_points(session: AsyncSession, f: Filter, *, limit: int) -> list[Po
             Report.urgent,
         )
         .where(
-            *conditions(f, dialect_of(session)),
+            *conditions(f, dialect_of(session), search),
             Report.latitude.is_not(None),
             Report.longitude.is_not(None),
         )

@@ -191,6 +191,13 @@ async def test_filters_sorting_and_pages_live_in_the_url(
         assert health.text.count("/dasbor/laporan/KTN-") == 4
         text = await http.get("/dasbor/?q=NOMOR+07")
         assert text.text.count("/dasbor/laporan/KTN-") == 1 and "nomor 07" in text.text
+        prefix = await http.get("/dasbor/?q=kejadi")  # the start of a word finds it
+        assert prefix.text.count("/dasbor/laporan/KTN-") == 10
+        for typed in ['"', "*", "NEAR(", "AND", "%", "_", "nomor 07*", '"nomor" OR']:
+            answer = await http.get("/dasbor/", params={"q": typed})
+            assert answer.status_code == 200, typed  # search operators are only text
+        quoted = await http.get("/dasbor/", params={"q": '"nomor 07"'})
+        assert quoted.text.count("/dasbor/laporan/KTN-") == 1
         by_ticket = await http.get(f"/dasbor/?q={tickets[3]}")
         assert by_ticket.text.count("/dasbor/laporan/KTN-") == 1
         claimed = await http.get("/dasbor/?status=claimed")
