@@ -74,7 +74,7 @@ async def report_action(
     else:
         action = Action(what)
         if action is Action.RESOLVE:
-            taken = await _closure_photo(owner, form, report.category)
+            taken = await _closure_photo(owner, session, form, report.category)
             if isinstance(taken, Refused):
                 text = texts.text(lang, taken.key, mb=megabytes(owner.photo_limit))
                 return await owner.report_view(
@@ -116,9 +116,13 @@ async def report_action(
     return response
 
 
-async def _closure_photo(owner: Desk, form: FormData, category: str) -> Media | Refused | None:
+async def _closure_photo(
+    owner: Desk, session: AsyncSession, form: FormData, category: str
+) -> Media | Refused | None:
     """The closure photo sent with the form, kept in the media store (held: the caller lets go
-    of it), or why it was refused; None when no photo was sent or the category takes none."""
+    of it), or why it was refused; None when no photo was sent or the category takes none.
+    The desk's transaction so far (reads) ends first: the store records the file in its own
+    (SQLite has one writer at a time); the action re-checks the report as it changes it."""
     item = form.get("photo")
     if not isinstance(item, UploadFile) or owner.core.closure_photo(category) == "off":
         return None
@@ -133,6 +137,7 @@ async def _closure_photo(owner: Desk, form: FormData, category: str) -> Media | 
     content_type = photo_type(data)
     if content_type is None:
         return Refused("desk.photo_not_image", 415)
+    await session.commit()
     try:
         blob = await owner.media.put(data, content_type, limit=limit)
     except Exception as exc:  # the store is unreachable: nothing changed, they may try again
