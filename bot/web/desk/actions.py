@@ -76,7 +76,7 @@ async def report_action(
         if action is Action.RESOLVE:
             taken = await _closure_photo(owner, session, form, report.category)
             if isinstance(taken, Refused):
-                text = texts.text(lang, taken.key, mb=megabytes(owner.photo_limit))
+                text = texts.text(lang, taken.key, mb=megabytes(owner.photo_limit, lang))
                 return await owner.report_view(
                     request,
                     session,

@@ -203,7 +203,7 @@ class Desk:
         self, request: Request, lang: str, viewer: Viewer | None, photo: bool
     ) -> Response:
         """413: the form was larger than the desk reads (nothing of it was used)."""
-        mb = megabytes(self.photo_limit) if photo else None
+        mb = megabytes(self.photo_limit, lang) if photo else None
         detail = self.texts.text(lang, "desk.too_large_photo", mb=mb) if mb else None
         return self._html(
             request,
@@ -575,13 +575,13 @@ class Desk:
             officers=[
                 (c.id, c.display_name or self.texts.text(lang, "desk.unnamed")) for c in officers
             ],
-            can_claim=status_now is ReportStatus.NEW,
+            can_claim=status_now in (ReportStatus.NEW, ReportStatus.REOPENED),  # as the alert
             can_close=status_now.is_open,
             can_reopen=rules.may_reopen(report),
             closure=closure if self.photo_limit > 0 else "off",
             closure_needs_store=closure == "required" and self.photo_limit <= 0,
             photo_limit=self.photo_limit,
-            photo_mb=megabytes(self.photo_limit),
+            photo_mb=megabytes(self.photo_limit, lang),
             kept=kept or {},
             tiles_url=self.settings.tiles_url,
             tiles_attribution=self.settings.tiles_attribution,

@@ -52,7 +52,8 @@ def photo_type(head: bytes) -> str | None:
     return None
 
 
-def megabytes(size: int) -> str:
-    """'20' or '0.5': a size limit in MB as people read it."""
+def megabytes(size: int, lang: str) -> str:
+    """'20', '0.25' (English) or '0,25' (Bahasa Indonesia): a size limit in MB as people read it."""
     mb = size / (1024 * 1024)
-    return f"{mb:.0f}" if mb >= 10 or mb == int(mb) else f"{mb:.1f}"
+    shown = f"{mb:.0f}" if mb >= 10 else f"{mb:.2g}"
+    return shown.replace(".", ",") if lang == "id" else shown

@@ -21,7 +21,7 @@ from tests.support.chats import ALERT_GROUP, Cast, FakeChat, staff_cast
 from tests.support.desk import client, desk_app, sign_in, with_desk
 from tests.support.media import local_library, ref_of, stored_files
 
-PHOTO_LIMIT = 100 * 1024  # shown as 0.1 MB
+PHOTO_LIMIT = 1024 * 1024 // 10  # shown as 0,1 MB
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40  # a JPEG's first bytes, ~10 KB
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2048
 
@@ -226,7 +226,7 @@ async def test_resolve_with_a_required_photo_from_the_desk(
         page = await http.get(f"/dasbor/laporan/{ticket}")
         assert 'enctype="multipart/form-data"' in page.text
         assert 'type="file" name="photo"' in page.text and " required " in page.text
-        assert "Wajib untuk jenis laporan ini" in page.text and "0.1 MB" in page.text
+        assert "Wajib untuk jenis laporan ini" in page.text and "0,1 MB" in page.text
 
         def send(files: dict[str, tuple[str, bytes, str]] | None) -> httpx.Request:
             return http.build_request(
@@ -250,7 +250,7 @@ async def test_resolve_with_a_required_photo_from_the_desk(
         big = b"\xff\xd8\xff" + b"\x00" * PHOTO_LIMIT
         too_large = await http.send(send({"photo": ("besar.jpg", big, "image/jpeg")}))
         assert too_large.status_code == 413
-        assert "terlalu besar (paling besar 0.1 MB)" in too_large.text
+        assert "terlalu besar (paling besar 0,1 MB)" in too_large.text
         assert f">{note}</textarea>" in too_large.text
         assert (await _report(sessions, ticket)).status == "new"
         assert [p for p in stored_files(root) if ".incoming" not in p.parts] == []
@@ -420,7 +420,7 @@ async def test_every_desk_post_is_read_within_bounds(
             data={"csrf": csrf, "action": "resolve", "note": "Beres"},
             files={"photo": ("besar.jpg", big, "image/jpeg")},
         )
-        assert photo.status_code == 413 and "Foto paling besar 0.1 MB" in photo.text
+        assert photo.status_code == 413 and "Foto paling besar 0,1 MB" in photo.text
 
         logout = await http.post("/dasbor/keluar", data={"csrf": csrf, "pad": "z" * 9000})
         assert logout.status_code == 413
