@@ -12,7 +12,8 @@ by category; open reports (new, claimed or reopened, created before the period's
 these, overdue ones (still unclaimed after their escalation time); reports resolved in the
 period and their resolution time (median, mean); escalations in the period; reports merged into
 another (duplicates) and reopened in the period, by their reporters or by staff on the desk (a
-reopened report counts as open again); patrol confirmations (``storage.patrol.patrol_confirmations``).
+reopened report counts as open again); patrol confirmations
+(``storage.patrol.patrol_confirmations``).
 
 Each recap is written in its own savepoint (``handlers.sweep``): one that fails (a deployment's
 broken text override for the coordinator's language, bad data) is rolled back alone, logged and

@@ -44,6 +44,16 @@ async def _cast(sessions: async_sessionmaker[AsyncSession], required: bool = Fal
     return cast
 
 
+async def _filed(
+    sessions: async_sessionmaker[AsyncSession], count: int = 1, *, required: bool = False
+) -> tuple[Cast, list[str]]:
+    """The cast, and the tickets of ``count`` reports Budi filed in Sumber Jaya."""
+    cast = await _cast(sessions, required)
+    for i in range(count):
+        await cast.reporter.file_report(description=f"Laporan nomor {i}")
+    return cast, await _tickets(sessions)
+
+
 async def _report(sessions: async_sessionmaker[AsyncSession], ticket: str) -> Report:
     async with sessions() as s:
         found = await s.scalar(select(Report).where(Report.ticket == ticket))
@@ -105,9 +115,7 @@ def _text(row: Outbox) -> str:
 async def test_staff_reopen_a_resolved_report_and_everyone_concerned_hears_it(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    cast = await _cast(sessions)
-    await cast.reporter.file_report(description="Lampu jalan mati, rawan begal")
-    (ticket,) = await _tickets(sessions)
+    cast, (ticket,) = await _filed(sessions)
     await _follow(sessions, ticket, cast.resident)
     app, _desk = desk_app(sessions, cast.coordinator)
     async with client(app) as http:
@@ -154,11 +162,7 @@ async def test_staff_reopen_a_resolved_report_and_everyone_concerned_hears_it(
 async def test_a_rejected_report_and_a_duplicate_are_reopened_by_an_officer_of_the_area(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    cast = await _cast(sessions)
-    await cast.reporter.file_report(description="Satu")
-    await cast.reporter.file_report(description="Dua")
-    await cast.reporter.file_report(description="Tiga")
-    main, rejected, duplicate = await _tickets(sessions)
+    cast, (main, rejected, duplicate) = await _filed(sessions, 3)
     app, _desk = desk_app(sessions, cast.officer)
     async with client(app) as http:
         csrf = await sign_in(http, cast.officer)
@@ -181,9 +185,7 @@ async def test_the_reporter_reopening_in_chat_still_says_the_reporter(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     """The chat's own "Belum" keeps its words: the reporter, not a name, reopened it."""
-    cast = await _cast(sessions)
-    await cast.reporter.file_report()
-    (ticket,) = await _tickets(sessions)
+    cast, (ticket,) = await _filed(sessions)
     report = await _report(sessions, ticket)
     await cast.officer.in_group().send(button=f"resolve:{report.id}")
     await cast.officer.send("Sudah beres")
@@ -204,7 +206,7 @@ async def test_the_reporter_reopening_in_chat_still_says_the_reporter(
 async def test_resolve_with_a_required_photo_from_the_desk(
     sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
-    cast = await _cast(sessions, required=True)
+    cast, (ticket,) = await _filed(sessions, required=True)
     whatsapp = FakeChat(
         sessions,
         config=cast.reporter.config,
@@ -214,8 +216,6 @@ async def test_resolve_with_a_required_photo_from_the_desk(
         now=cast.reporter.now,
     )
     await whatsapp.onboard()
-    await cast.reporter.file_report(description="Pencurian kabel telepon")
-    (ticket,) = await _tickets(sessions)
     await _follow(sessions, ticket, whatsapp)
     root = tmp_path / "media"
     library = local_library(root, sessions)
@@ -327,10 +327,7 @@ async def test_an_optional_photo_may_be_left_out_and_a_desk_without_a_store_asks
 async def test_every_desk_action_is_marked_via_dasbor_in_the_trail(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    cast = await _cast(sessions)
-    for i in range(4):
-        await cast.reporter.file_report(description=f"Laporan {i}")
-    one, two, three, four = await _tickets(sessions)
+    cast, (one, two, three, four) = await _filed(sessions, 4)
     async with sessions() as s:
         andi = await s.scalar(select(Contact.id).where(Contact.external_id == 4001))
     app, _desk = desk_app(sessions, cast.coordinator)
@@ -363,9 +360,7 @@ async def test_every_desk_action_is_marked_via_dasbor_in_the_trail(
 async def test_a_hand_over_edits_the_alert_and_tells_the_officer_and_the_reporter(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    cast = await _cast(sessions)
-    await cast.reporter.file_report()
-    (ticket,) = await _tickets(sessions)
+    cast, (ticket,) = await _filed(sessions)
     report = await _report(sessions, ticket)
     await cast.coordinator.send(f"tangani {ticket}")  # the coordinator holds it first
     assert (await _report(sessions, ticket)).assignee_id is not None
@@ -393,9 +388,7 @@ async def test_a_hand_over_edits_the_alert_and_tells_the_officer_and_the_reporte
 async def test_every_desk_post_is_read_within_bounds(
     sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
-    cast = await _cast(sessions)
-    await cast.reporter.file_report()
-    (ticket,) = await _tickets(sessions)
+    cast, (ticket,) = await _filed(sessions)
     library = local_library(tmp_path / "media", sessions)
     app, _desk = desk_app(
         sessions, cast.officer, media=library, photo_limit=PHOTO_LIMIT, max_form_bytes=8192
