@@ -178,6 +178,7 @@ class Desk:
                     response = await handler(request, session, viewer)
                     await session.commit()
                     return response
+                await session.commit()  # a slow upload holds no transaction (SQLite: the lock)
                 photo = upload and self.photo_limit > 0 and is_multipart(request)
                 limit = self.settings.max_form_bytes + (self.photo_limit if photo else 0)
                 try:
