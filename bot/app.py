@@ -416,9 +416,15 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 ).routes()
             )
         if settings.web.enabled:  # the desk (/dasbor): coordinators' and officers' web dashboard
-            routes.extend(
-                Desk(db.sessions, core, settings.web, notify=waker.notify, media=media).routes()
+            desk = Desk(
+                db.sessions,
+                core,
+                settings.web,
+                notify=waker.notify,
+                media=media,
+                photo_limit=settings.media.limit_bytes("photo"),  # a closure photo's largest
             )
+            routes.extend(desk.routes())
         server = make_server(
             build_app(db, metrics.registry, routes, roles={"leader": leader, "sender": sender})
         )

@@ -348,6 +348,9 @@ class WebSettings(Section):
     map_limit: int = Field(default=5000, ge=100, le=100_000)  # the newest markers shown
     # The numbers of one area and period are computed once in this long (0: every view).
     numbers_cache_seconds: int = Field(default=60, ge=0, le=3600)
+    # The largest form the desk reads (sign-in, actions), in bytes; larger: a polite 413. A
+    # form with a closure photo may be as large as ``[media] max_mb.photo`` plus this.
+    max_form_bytes: int = Field(default=65_536, ge=4096, le=1_048_576)
 
     @field_validator("public_url")
     @classmethod

@@ -162,7 +162,7 @@ async def perform(
             False, catalog.text(lang, "staff.note_too_long", limit=NOTE_LIMIT, length=len(note))
         )
     if action is Action.MERGE:
-        return await merge(session, ctx, actor, report, note or "", lang)
+        return await merge(session, ctx, actor, report, note or "", lang, via=via)
     closure = ctx.config.closure_photo(report.category)
     if action is Action.RESOLVE and closure == "required" and photo is None:
         return Verdict(False, needs_note=True, keep_note=note)
@@ -200,10 +200,18 @@ async def perform(
 
 
 async def merge(
-    session: AsyncSession, ctx: Context, actor: Contact, report: Report, arg: str, lang: str
+    session: AsyncSession,
+    ctx: Context,
+    actor: Contact,
+    report: Report,
+    arg: str,
+    lang: str,
+    *,
+    via: str | None = None,
 ) -> Verdict:
     """Mark the report a duplicate of the one named in ``arg`` ("KTN-BBB ..."): both must be
-    reports the actor may act on; its people follow the other report from now on."""
+    reports the actor may act on; its people follow the other report from now on. ``via``
+    marks both trail events (the duplicate's and the main report's "merged_in")."""
     catalog = ctx.config.catalog
     first = arg.split(None, 1)[0] if arg.split() else ""
     ticket = reports.normalise_ticket(first)
@@ -234,11 +242,12 @@ async def merge(
         now=ctx.now,
         note=target.ticket,
         duplicate_of_id=target.id,
+        via=via,
     )
     if not moved:
         return Verdict(False, await handled_by(session, ctx, report, actor, lang))
     reports.add_event(
-        session, target.id, "merged_in", ctx.now, actor_id=actor.id, note=report.ticket
+        session, target.id, "merged_in", ctx.now, actor_id=actor.id, note=report.ticket, via=via
     )
     rows = await enqueue_alert_edits(session, report, ctx, actor)
     rows += await enqueue_news(session, report, ctx, actor, target=target)

@@ -487,9 +487,17 @@ async def status_lines(
     elif report.status == ReportStatus.REOPENED.value:
         when = format_clock(report.updated_at or ctx.now, zone, report.created_at)
         event = await reports.last_event(session, report.id, [ReportStatus.REOPENED.value])
-        lines.append(catalog.text(lang, "alert.status_reopened", time=when))
-        if event is not None and event.note:
-            lines.append(catalog.text(lang, "alert.status_reopen_reason", reason=event.note))
+        by_staff = event is not None and event.actor_id not in (None, report.reporter_id)
+        if event is not None and by_staff:  # reopened on the desk: who, and why
+            who = await session.get(Contact, event.actor_id)
+            name = staff_name(ctx, lang, who)
+            lines.append(catalog.text(lang, "alert.status_reopened_by", name=name, time=when))
+            if event.note:
+                lines.append(catalog.text(lang, "alert.status_note", note=event.note))
+        else:
+            lines.append(catalog.text(lang, "alert.status_reopened", time=when))
+            if event is not None and event.note:
+                lines.append(catalog.text(lang, "alert.status_reopen_reason", reason=event.note))
     return lines
 
 

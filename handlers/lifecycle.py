@@ -6,6 +6,8 @@ is recorded in the trail; "Belum" asks why (unless the reason was typed with it)
 ``reopen_days`` after it was resolved, reopens the report: its officers get the alert again with
 the reason, the alerts that can be edited show it, followers are told. One answer per
 resolution: a second press is answered politely and changes nothing. Only the reporter answers.
+Staff reopen a closed report on the desk (``handlers.desk.reopen``) through ``reopen_report``:
+the same alerts and news, naming who reopened it.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from handlers.alerts import alert_recipients, enqueue_alert_edits, send_copies
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.alerts import alert_recipients, enqueue_alert_edits, send_copies, staff_name
 from handlers.commands import Command, ParsedCommand
+from handlers.context import Context
 from handlers.notify import FIXED, NOT_FIXED, enqueue_news
 from handlers.render import status_label
 from handlers.staff import split_ticket
@@ -22,7 +27,7 @@ from handlers.states import State
 from handlers.turn import Turn, expects, fallback, prompt
 from storage import reports
 from storage.drafts import ReopenDraft
-from storage.models import Outbox, Report
+from storage.models import Contact, Outbox, Report
 from storage.types import OutboxKind, ReportStatus
 
 CONFIRMED = "confirmed"  # report_events.kind: the reporter said "Sudah beres"
@@ -85,33 +90,54 @@ async def answer(turn: Turn, word: str, report: Report | None, reason: str | Non
 
 async def reopen(turn: Turn, report: Report, reason: str) -> Answer:
     """Back to the officers as reopened, with the reporter's reason."""
+    rows = await reopen_report(turn.session, turn.ctx, report, turn.contact, reason)
+    if rows is None:
+        return Answer(turn.t("lifecycle.already_reopened", ticket=report.ticket))
+    turn.outcome.recorded.lifecycle = {"report_id": report.id, "answer": "reopened"}
+    return Answer(turn.t("lifecycle.reopened", ticket=report.ticket), rows=rows)
+
+
+async def reopen_report(
+    session: AsyncSession,
+    ctx: Context,
+    report: Report,
+    actor: Contact,
+    reason: str,
+    *,
+    via: str | None = None,
+) -> list[Outbox] | None:
+    """Reopen the report, whoever asked (its reporter in chat, staff on the desk, who checked
+    it first): the trail event with the reason (``via`` where, when not in a chat), its alerts
+    edited, a new alert to its officers, the news to the reporter and followers. None when it
+    changed meanwhile (nothing written)."""
     moved = await reports.change_status(
-        turn.session,
+        session,
         report,
         ReportStatus.REOPENED,
-        actor_id=turn.contact.id,
-        now=turn.now,
+        actor_id=actor.id,
+        now=ctx.now,
         note=reason,
+        via=via,
     )
     if not moved:
-        return Answer(turn.t("lifecycle.already_reopened", ticket=report.ticket))
-    ctx = turn.ctx
-    times = await reports.times_moved_to(turn.session, report.id, ReportStatus.REOPENED.value)
-    rows = await enqueue_alert_edits(turn.session, report, ctx, turn.contact, followups=False)
-    recipients = await alert_recipients(turn.session, report, ctx)
+        return None
+    by_staff = actor.id != report.reporter_id
+    times = await reports.times_moved_to(session, report.id, ReportStatus.REOPENED.value)
+    rows = await enqueue_alert_edits(session, report, ctx, actor, followups=False)
+    recipients = await alert_recipients(session, report, ctx)
     rows += await send_copies(
-        turn.session,
+        session,
         report,
         ctx,
         recipients,
         OutboxKind.ALERT,
-        "alert.reopened_title",
+        "alert.reopened_by_title" if by_staff else "alert.reopened_title",
         round_=f"reopened{times}",
         reason=reason,
+        name=staff_name(ctx, ctx.config.default_language, actor),
     )
-    rows += await enqueue_news(turn.session, report, ctx, turn.contact)
-    turn.outcome.recorded.lifecycle = {"report_id": report.id, "answer": "reopened"}
-    return Answer(turn.t("lifecycle.reopened", ticket=report.ticket), rows=rows)
+    rows += await enqueue_news(session, report, ctx, actor, reason=reason if by_staff else None)
+    return rows
 
 
 async def _say(turn: Turn, result: Answer, report: Report | None) -> None:

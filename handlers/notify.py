@@ -7,6 +7,7 @@ anonymous reporter still gets their own news. Nobody is told about their own act
 A resolved report's news carries the closure photo (where the reader's channel can send it) and,
 for the reporter only, "Sudah beres" / "Belum" (``handlers.lifecycle``); where buttons may not
 reach them, words say how to answer. A merged report's news names the report it now follows.
+A report staff reopened (on the desk) says who reopened it and why.
 """
 
 from __future__ import annotations
@@ -50,14 +51,23 @@ async def interested(session: AsyncSession, report: Report) -> list[Contact]:
 
 
 def news_text(
-    ctx: Context, lang: str, report: Report, officer: str, target: Report | None = None
+    ctx: Context,
+    lang: str,
+    report: Report,
+    officer: str,
+    target: Report | None = None,
+    reason: str | None = None,
 ) -> str:
-    """'Laporan KTN-… sedang ditangani oleh …' with the note, and how to check it."""
+    """'Laporan KTN-… sedang ditangani oleh …' with the note, and how to check it;
+    ``reason``: why staff reopened it (news.reopened_by_staff)."""
     catalog = ctx.config.catalog
-    note = report.resolution_note or "-"
+    note = reason or report.resolution_note or "-"
+    key = NEWS_KEYS[report.status]
+    if reason is not None and report.status == ReportStatus.REOPENED.value:
+        key = "news.reopened_by_staff"
     body = catalog.text(
         lang,
-        NEWS_KEYS[report.status],
+        key,
         ticket=report.ticket,
         officer=officer,
         note=note,
@@ -84,9 +94,11 @@ async def enqueue_news(
     *,
     photo: Media | None = None,
     target: Report | None = None,
+    reason: str | None = None,
 ) -> list[Outbox]:
     """Tell the reporter and followers about the report's new status; returns the rows.
-    ``photo``: the closure photo; ``target``: the report a duplicate was merged into."""
+    ``photo``: the closure photo; ``target``: the report a duplicate was merged into;
+    ``reason``: why staff reopened it (the reporter's own reopening names no one)."""
     rows = []
     routes = BotRoutes(session, ctx.config)
     again = await reports.status_round(session, report.id, report.status)
@@ -96,7 +108,7 @@ async def enqueue_news(
             continue
         lang = person.language or ctx.config.default_language
         officer = staff_name(ctx, lang, actor)
-        text = news_text(ctx, lang, report, officer, target)
+        text = news_text(ctx, lang, report, officer, target, reason)
         caps = ctx.config.capabilities(person.channel)
         options: tuple[Option, ...] = ()
         if resolved and person.id == report.reporter_id and ctx.config.reopen_days > 0:

@@ -11,8 +11,9 @@ Numbers for the coordinator's area and every area below it: new reports (created
 by category; open reports (new, claimed or reopened, created before the period's end) and, of
 these, overdue ones (still unclaimed after their escalation time); reports resolved in the
 period and their resolution time (median, mean); escalations in the period; reports merged into
-another (duplicates) and reopened by their reporters in the period (a reopened report counts as
-open again); patrol confirmations (``storage.patrol.patrol_confirmations``).
+another (duplicates) and reopened in the period, by their reporters or by staff on the desk (a
+reopened report counts as open again); patrol confirmations
+(``storage.patrol.patrol_confirmations``).
 
 Each recap is written in its own savepoint (``handlers.sweep``): one that fails (a deployment's
 broken text override for the coordinator's language, bad data) is rolled back alone, logged and
@@ -125,7 +126,7 @@ class RecapStats:
     mean_minutes: int | None = None
     escalations: int = 0
     duplicates: int = 0  # merged into another report in the period
-    reopened: int = 0  # reopened by their reporters in the period
+    reopened: int = 0  # reopened in the period (by their reporters, or staff on the desk)
     patrol: PatrolSummary | None = None
 
 

@@ -2,8 +2,9 @@
 
 One row per report, times in UTC (ISO 8601). ``status`` is the report's own (new, claimed,
 resolved, rejected, duplicate, reopened); ``duplicate_of`` names the report a duplicate was
-merged into, ``reopened`` counts how often its reporter reopened it. An anonymous report
-carries no reporter fields at all: empty in the CSV, absent from the GeoJSON properties.
+merged into, ``reopened`` counts how often it was reopened (by its reporter, or by staff on the
+desk). An anonymous report carries no reporter fields at all: empty in the CSV, absent from the
+GeoJSON properties.
 GeoJSON features without a GPS pin have a null geometry (allowed by RFC 7946).
 """
 

@@ -282,15 +282,16 @@ async def change_status(
 
     A conditional UPDATE (status and assignee as read): of two officers pressing at once exactly
     one wins, on SQLite and PostgreSQL. The report is refreshed either way; an event is added.
-    Reopening (by the reporter) keeps the assignee and the last note, and clears ``closed_at``;
-    a duplicate records the report it was merged into.
+    Reopening (by the reporter, or by staff on the desk) keeps the assignee and the last note,
+    and clears ``closed_at`` and the report a duplicate was merged into; a duplicate records the
+    report it was merged into.
     """
     from_status = report.status
     values: dict[str, object] = {"status": to_status.value, "updated_at": now}
     if to_status is ReportStatus.CLAIMED:
         values.update(assignee_id=actor_id, claimed_at=now)
     elif to_status is ReportStatus.REOPENED:
-        values.update(closed_at=None)
+        values.update(closed_at=None, duplicate_of_id=None)
     elif to_status is ReportStatus.DUPLICATE:
         values.update(closed_at=now, duplicate_of_id=duplicate_of_id)
     else:

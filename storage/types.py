@@ -78,7 +78,7 @@ class ReportStatus(StrEnum):
     RESOLVED = "resolved"
     REJECTED = "rejected"
     DUPLICATE = "duplicate"  # merged into another report (``Report.duplicate_of_id``)
-    REOPENED = "reopened"  # the reporter said "Belum selesai" after it was resolved
+    REOPENED = "reopened"  # the reporter said "Belum selesai", or staff reopened it (desk)
 
     @property
     def is_open(self) -> bool:

@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from bot.config import Settings
 from bot.database import Database, connect
+from bot.media.library import make_library
 from bot.sandbox.demo import (
     BOT_NAME,
     BOT_USERNAME,
@@ -109,6 +110,11 @@ def with_sandbox_database(settings: Settings) -> Settings:
     )
 
 
+def sandbox_dir(settings: Settings) -> Path:
+    """Where the sandbox's bot keeps its files (its media store) under the deployment's."""
+    return settings.data_dir / "sandbox"
+
+
 def sandbox_settings(
     settings: Settings, url: str, bot_port: int = 0, twilio: TwilioFake | None = None
 ) -> Settings:
@@ -139,7 +145,7 @@ def sandbox_settings(
         )
     return base.model_copy(
         update={
-            "data_dir": settings.data_dir / "sandbox",
+            "data_dir": sandbox_dir(settings),
             "telegram": telegram,
             "whatsapp": whatsapp,
             "http": base.http.model_copy(
@@ -208,8 +214,17 @@ async def serve_sandbox(
     own = with_sandbox_database(settings)
     db = connect(own)
     web = settings.web.model_copy(update={"tiles_url": ""})  # the sandbox works offline
-    desk = Desk(db.sessions, core_config_from(own), web)
+    # the bot's own media folder (sandbox_settings): the desk shows photos and takes closure ones
+    media = make_library(own.model_copy(update={"data_dir": sandbox_dir(settings)}), db.sessions)
+    desk = Desk(
+        db.sessions,
+        core_config_from(own),
+        web,
+        media=media,
+        photo_limit=own.media.limit_bytes("photo"),
+    )
     try:
+        await media.start()
         app = build_app(fake, twilio, whatsapp, desk, db)
         async with serve_asgi(app, host, port) as url:
             fake.url = url
@@ -227,6 +242,7 @@ async def serve_sandbox(
                 await twilio.aclose()
                 await fake.aclose()  # wakes the page's long polls so the server can stop
     finally:
+        await media.close()
         await db.close()
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from bot.config import WebSettings
+from bot.media.library import MediaLibrary
 from bot.web.desk import Desk
 from tests.support.chats import FakeChat, texts
 
@@ -25,11 +26,22 @@ def desk_app(
     sessions: async_sessionmaker[AsyncSession],
     chat: FakeChat,
     clock: Callable[[], datetime] | None = None,
+    *,
+    media: MediaLibrary | None = None,
+    photo_limit: int = 0,
     **web: object,
 ) -> tuple[Starlette, Desk]:
-    """The desk alone, on the chat's configuration and clock (tiles off: no network)."""
+    """The desk alone, on the chat's configuration and clock (tiles off: no network); with
+    ``media``, closure photos up to ``photo_limit`` bytes are taken."""
     settings = WebSettings(tiles_url="", **web)  # type: ignore[arg-type]
-    desk = Desk(sessions, chat.config, settings, clock=clock or (lambda: chat.now))
+    desk = Desk(
+        sessions,
+        chat.config,
+        settings,
+        media=media,
+        photo_limit=photo_limit,
+        clock=clock or (lambda: chat.now),
+    )
     return Starlette(routes=desk.routes()), desk
 
 

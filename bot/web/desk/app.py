@@ -5,10 +5,13 @@ run`` already serves. A sign-in link (``/dasbor`` in a private chat, ``handlers.
 page whose button spends it (a link preview fetching the page spends nothing) and starts a
 browser session: a random cookie (HttpOnly, SameSite=Lax, Secure over https), kept as its hash,
 ended after ``[web] idle_minutes`` unused, by "Keluar", or by ``/dasbor keluar`` in chat. Every
-form carries the session's CSRF token (a POST without it: 403). Sign-in attempts are
-rate-limited per client address. Every page reads only the person's area and the areas below
-it; a report elsewhere answers 404 like one that does not exist. Tokens and names never go
-into a log; the only URL with a secret is the sign-in link, which works once.
+form carries the session's CSRF token (a POST without it: 403); every POST body is read
+within bounds (``bot.web.desk.forms``: ``[web] max_form_bytes``, plus the closure photo's
+``[media] max_mb.photo`` for the report's form; larger: a polite 413). The report's actions
+are ``bot.web.desk.actions``. Sign-in attempts are rate-limited per client address. Every page
+reads only the person's area and the areas below it; a report elsewhere answers 404 like one
+that does not exist. Tokens and names never go into a log; the only URL with a secret is the
+sign-in link, which works once.
 """
 
 from __future__ import annotations
@@ -34,19 +37,21 @@ from starlette.staticfiles import StaticFiles
 
 from bot.config import WebSettings
 from bot.media.library import MediaLibrary
+from bot.web.app import BodyTooLarge, read_body
+from bot.web.desk import actions
 from bot.web.desk.charts import bar_chart
+from bot.web.desk.forms import MAX_FIELDS, MAX_FILES, bounded, is_multipart, megabytes
 from bot.web.desk.texts import DeskTexts
 from bot.web.open311.limits import RateLimiter
 from handlers import desk as rules
-from handlers.actions import Action
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.permissions import area_chain_ids, is_staff
 from handlers.render import DEFAULT_ZONE, category_label, format_time, status_label
 from storage import desk, exports
 from storage.areas import descendant_ids
-from storage.models import Area, Contact, DeskSession, ReportMedia
-from storage.reports import media_of
+from storage.models import Area, Contact, DeskSession, Report, ReportMedia
+from storage.reports import CLOSURE_MEDIA, media_of
 from storage.types import ReportStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -89,6 +94,7 @@ class Desk:
         *,
         notify: Callable[[], None] | None = None,
         media: MediaLibrary | None = None,
+        photo_limit: int = 0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessions = sessions
@@ -96,6 +102,9 @@ class Desk:
         self.settings = settings
         self.notify = notify
         self.media = media
+        # the largest closure photo taken, in bytes ([media] max_mb.photo); 0: none
+        self.photo_limit = photo_limit if media is not None else 0
+        self.prefix = PREFIX
         self.clock = clock
         self.texts = DeskTexts.load()
         self.logins = RateLimiter(settings.login_attempts_per_minute)
@@ -127,7 +136,11 @@ class Desk:
                     Route("/keluar", page(self.logout), methods=["POST"]),
                     Route("/bahasa/{lang}", self.set_language, methods=["GET"]),
                     Route("/laporan/{ticket}", page(self.report_page), methods=["GET"]),
-                    Route("/laporan/{ticket}", page(self.report_action), methods=["POST"]),
+                    Route(
+                        "/laporan/{ticket}",
+                        page(self.report_action, upload=True),
+                        methods=["POST"],
+                    ),
                     Route("/media/{media_id:int}", page(self.media_file), methods=["GET"]),
                     Route("/ekspor.{fmt}", page(self.download), methods=["GET"]),
                     Route("/peta", page(self.map_page), methods=["GET"]),
@@ -141,9 +154,12 @@ class Desk:
     async def to_desk(self, _request: Request) -> Response:
         return RedirectResponse(f"{PREFIX}/", status_code=307)
 
-    def _page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
+    def _page(
+        self, handler: Page, *, upload: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
         """Run a page for a signed-in person (else the sign-in page), in one transaction; a
-        POST without the session's CSRF token is refused with 403."""
+        POST's body is read within bounds (``upload``: a closure photo may come with it), and
+        without the session's CSRF token it is refused with 403."""
 
         async def run(request: Request) -> Response:
             token = request.cookies.get(COOKIE)
@@ -158,23 +174,53 @@ class Desk:
                     response: Response = RedirectResponse(f"{PREFIX}/masuk", status_code=303)
                     response.delete_cookie(COOKIE, path=PREFIX)
                     return response
-                if request.method == "POST":
-                    form = await request.form()
+                if request.method != "POST":
+                    response = await handler(request, session, viewer)
+                    await session.commit()
+                    return response
+                await session.commit()  # a slow upload holds no transaction (SQLite: the lock)
+                photo = upload and self.photo_limit > 0 and is_multipart(request)
+                limit = self.settings.max_form_bytes + (self.photo_limit if photo else 0)
+                try:
+                    request = await bounded(request, limit)
+                except BodyTooLarge:
+                    return self._too_large(request, viewer.lang, viewer, photo)
+                form = await request.form(
+                    max_files=MAX_FILES if photo else 0, max_fields=MAX_FIELDS
+                )
+                try:
                     sent = str(form.get("csrf") or "")
                     if not sent or not secrets.compare_digest(sent, viewer.session.csrf):
-                        return self._html(
-                            request,
-                            "error.html",
-                            viewer.lang,
-                            403,
-                            message="desk.csrf",
-                            viewer=viewer,
-                        )
-                response = await handler(request, session, viewer)
-                await session.commit()
+                        return self.error(request, viewer, 403, "desk.csrf")
+                    response = await handler(request, session, viewer)
+                    await session.commit()
+                finally:
+                    await form.close()
             return response
 
         return run
+
+    def _too_large(
+        self, request: Request, lang: str, viewer: Viewer | None, photo: bool
+    ) -> Response:
+        """413: the form was larger than the desk reads (nothing of it was used)."""
+        mb = megabytes(self.photo_limit, lang) if photo else None
+        detail = self.texts.text(lang, "desk.too_large_photo", mb=mb) if mb else None
+        return self._html(
+            request,
+            "error.html",
+            lang,
+            413,
+            message="desk.too_large",
+            detail=detail,
+            viewer=viewer,
+        )
+
+    def error(self, request: Request, viewer: Viewer, status: int, message: str) -> Response:
+        """A short page saying what went wrong (``message``: a desk text key)."""
+        return self._html(
+            request, "error.html", viewer.lang, status, message=message, viewer=viewer
+        )
 
     async def _viewer(self, request: Request, session: AsyncSession, token: str) -> Viewer | None:
         found = await desk.live_session(
@@ -228,7 +274,7 @@ class Desk:
         proto = request.headers.get("x-forwarded-proto", request.url.scheme)
         return proto.split(",")[0].strip() == "https"
 
-    def _flash(self, request: Request, response: Response, text: str) -> None:
+    def flash(self, request: Request, response: Response, text: str) -> None:
         response.set_cookie(
             FLASH,
             base64.urlsafe_b64encode(text[:600].encode("utf-8")).decode("ascii"),
@@ -247,7 +293,7 @@ class Desk:
         except (ValueError, UnicodeError):
             return None
 
-    def _context(self) -> Context:
+    def context(self) -> Context:
         return Context(self.core, now=self.clock())
 
     # --- signing in and out -----------------------------------------------------------------
@@ -269,6 +315,10 @@ class Desk:
             refused = self._html(request, "error.html", lang, 429, message="desk.too_many")
             refused.headers["Retry-After"] = str(wait)
             return refused
+        try:  # the button's form carries nothing the desk needs, but it is read within bounds
+            await read_body(request, self.settings.max_form_bytes)
+        except BodyTooLarge:
+            return self._too_large(request, lang, None, False)
         token = request.path_params["token"]
         now = self.clock()
         async with self.sessions() as session:
@@ -447,7 +497,26 @@ class Desk:
         """One report: its facts, photos, place, followers, trail and the actions."""
         report = await desk.report_in_scope(session, request.path_params["ticket"], viewer.scope)
         if report is None:
-            return self._not_found(request, viewer)
+            return self.not_found(request, viewer)
+        flash = self._take_flash(request)
+        response = await self.report_view(request, session, viewer, report, flash=flash)
+        if flash:
+            response.delete_cookie(FLASH, path=PREFIX)
+        return response
+
+    async def report_view(
+        self,
+        request: Request,
+        session: AsyncSession,
+        viewer: Viewer,
+        report: Report,
+        *,
+        flash: str | None = None,
+        kept: dict[str, str | None] | None = None,
+        status: int = 200,
+    ) -> Response:
+        """The report's page; ``kept``: the notes typed into an action's box, shown again
+        (an action refused for its photo keeps what was written)."""
         lang = viewer.lang
         catalog = self.core.catalog
         area = await session.get(Area, report.area_id)
@@ -481,19 +550,17 @@ class Desk:
                     "via": event.via,
                 }
             )
-        photos = [
-            m.id
-            for m in await _media(session, report.id)
-            if m.kind == "photo" and m.store_ref is not None
-        ]
+        photos = await _photos(session, report.id)
+        closure_photos = await _photos(session, report.id, CLOSURE_MEDIA)
         chain = await area_chain_ids(session, report.area_id)
         officers = [c for c in await desk.staff_of(session, chain) if c.id != report.assignee_id]
-        status = ReportStatus(report.status)
-        flash = self._take_flash(request)
-        response = self._html(
+        status_now = ReportStatus(report.status)
+        closure = self.core.closure_photo(report.category)
+        return self._html(
             request,
             "report.html",
             lang,
+            status,
             viewer=viewer,
             report=report,
             area=area.name if area else "-",
@@ -505,72 +572,41 @@ class Desk:
             followers=await desk.follower_count(session, report.id),
             trail=trail,
             photos=photos,
+            closure_photos=closure_photos,
             officers=[
                 (c.id, c.display_name or self.texts.text(lang, "desk.unnamed")) for c in officers
             ],
-            can_claim=status is ReportStatus.NEW,
-            can_close=status.is_open,
+            can_claim=status_now in (ReportStatus.NEW, ReportStatus.REOPENED),  # as the alert
+            can_close=status_now.is_open,
+            can_reopen=rules.may_reopen(report),
+            closure=closure if self.photo_limit > 0 else "off",
+            closure_needs_store=closure == "required" and self.photo_limit <= 0,
+            photo_limit=self.photo_limit,
+            photo_mb=megabytes(self.photo_limit, lang),
+            kept=kept or {},
             tiles_url=self.settings.tiles_url,
             tiles_attribution=self.settings.tiles_attribution,
             flash=flash,
         )
-        if flash:
-            response.delete_cookie(FLASH, path=PREFIX)
-        return response
 
     async def report_action(
         self, request: Request, session: AsyncSession, viewer: Viewer
     ) -> Response:
-        """Claim, resolve (note), reject (reason), mark a duplicate (the main ticket) or hand
-        over, as in chat; back to the page."""
-        ticket = request.path_params["ticket"]
-        report = await desk.report_in_scope(session, ticket, viewer.scope)
-        if report is None:
-            return self._not_found(request, viewer)
-        form = await request.form()
-        what = str(form.get("action") or "")
-        note = str(form.get("note") or "").strip() or None
-        ctx = self._context()
-        if what == "hand":
-            to_id = _int(str(form.get("officer") or ""))
-            if to_id is None:
-                text = self.texts.text(viewer.lang, "desk.choose_officer")
-                done = False
-            else:
-                verdict = await rules.hand_over(session, ctx, viewer.contact, report, to_id)
-                text, done = verdict.text, verdict.done
-        elif what in {a.value for a in Action}:
-            verdict = await rules.act(session, ctx, viewer.contact, report, Action(what), note)
-            done = verdict.done
-            text = (
-                self.texts.text(viewer.lang, f"desk.needs_note_{what}")
-                if verdict.needs_note
-                else verdict.text
-            )
-        else:
-            return self._html(
-                request, "error.html", viewer.lang, 400, message="desk.bad_request", viewer=viewer
-            )
-        if done:
-            log.info("desk: %s on report %s by contact %s", what, report.id, viewer.contact.id)
-        response = RedirectResponse(f"{PREFIX}/laporan/{ticket}", status_code=303)
-        self._flash(request, response, text)
-        if done and self.notify is not None:
-            await session.commit()
-            self.notify()
-        return response
+        """Claim, resolve (note, photo), reject (reason), mark a duplicate (the main ticket),
+        reopen (reason) or hand over, as in chat (``bot.web.desk.actions``)."""
+        return await actions.report_action(self, request, session, viewer)
 
     async def media_file(self, request: Request, session: AsyncSession, viewer: Viewer) -> Response:
         """A report's photo from the media store (only of a report the person may see)."""
         item = await session.get(ReportMedia, request.path_params["media_id"])
         if item is None or item.store_ref is None or self.media is None:
-            return self._not_found(request, viewer)
+            return self.not_found(request, viewer)
         if await desk.report_in_scope_by_id(session, item.report_id, viewer.scope) is None:
-            return self._not_found(request, viewer)
+            return self.not_found(request, viewer)
         try:
             data = await self.media.read(item.store_ref)
         except (FileNotFoundError, KeyError, OSError):
-            return self._not_found(request, viewer)
+            return self.not_found(request, viewer)
         headers = {**SECURITY_HEADERS, "Cache-Control": "private, max-age=3600"}
         return Response(data, media_type=item.content_type or "image/jpeg", headers=headers)
 
@@ -578,7 +614,7 @@ class Desk:
         """The current filter as CSV or GeoJSON, with /ekspor's anonymity rules."""
         fmt = request.path_params["fmt"]
         if fmt not in exports.FORMATS:
-            return self._not_found(request, viewer)
+            return self.not_found(request, viewer)
         f, _values = await self._filter(request, session, viewer)
         rows = await exports.report_rows(
             session, None, None, where=desk.conditions(f, desk.dialect_of(session))
@@ -770,7 +806,7 @@ class Desk:
             "minutes": lambda m: _duration(t, lang, m),
         }
 
-    def _not_found(self, request: Request, viewer: Viewer) -> Response:
+    def not_found(self, request: Request, viewer: Viewer) -> Response:
         return self._html(
             request, "error.html", viewer.lang, 404, message="desk.not_found", viewer=viewer
         )
@@ -818,5 +854,9 @@ async def _below(session: AsyncSession, area_id: int) -> set[int]:
     return set(await descendant_ids(session, area_id))
 
 
-async def _media(session: AsyncSession, report_id: int) -> list[ReportMedia]:
-    return await media_of(session, report_id)
+async def _photos(session: AsyncSession, report_id: int, purpose: str | None = None) -> list[int]:
+    """The ids of the report's stored photos (its own, or ``purpose``: its closure photos)."""
+    found = await (
+        media_of(session, report_id, purpose) if purpose else media_of(session, report_id)
+    )
+    return [m.id for m in found if m.kind == "photo" and m.store_ref is not None]

@@ -3,8 +3,11 @@
 used and an expired link are refused), filters, opens a report and claims it -> the Telegram
 group's alert is edited and the resident is told; the map shows one marker per located report;
 the numbers equal SQL counts; a coordinator of another kecamatan gets 404; a POST without the
-CSRF token gets 403. Screenshots go to artifacts/ and, when missing or with
-KTN_UPDATE_DOCS_SCREENSHOT=1, to docs/desk-*.png (the README's).
+CSRF token gets 403. Then the officer resolves it with a photo of the result (required for the
+category here; a file that is no photo and one over the limit are refused, the note kept) and
+reopens it -> the group's alert is edited each time and the resident gets the photo, then the
+news; the pages work at phone width with every control labelled. Screenshots go to artifacts/
+and, when missing or with KTN_UPDATE_DOCS_SCREENSHOT=1, to docs/desk-*.png (the README's).
 """
 
 from __future__ import annotations
@@ -50,6 +53,19 @@ OFFICER = 4101
 WAIT_MS = 15_000
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+/dasbor/masuk/[A-Za-z0-9_\-]+)")
 SHOTS = {"list": "desk-list.png", "map": "desk-map.png", "numbers": "desk-numbers.png"}
+PHOTO_MB = 0.25  # [media] max_mb.photo here: a closure photo over 256 KB is refused
+NOTE = "Motor sudah ditemukan dan dikembalikan ke pemiliknya"
+# What sticks out to the right of the screen (the page would scroll sideways).
+OVERFLOWING = """() => [...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5
+               && !e.closest('.table-wrap, .leaflet-container'))
+  .map(e => e.tagName.toLowerCase() + '.' + e.className)"""
+# Every control a person uses, with the name a screen reader gives it ('' when it has none).
+UNLABELLED = """() => [...document.querySelectorAll(
+  'button, input:not([type=hidden]), select, textarea')]
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+               && !(e.textContent || '').trim())
+  .map(e => e.outerHTML)"""
 
 
 @pytest.fixture
@@ -76,7 +92,19 @@ async def desk_bot(
         fake.add_user(RESIDENT, "Siti", "Aminah")
         fake.add_user(OFFICER, "Bripka", "Andi")
         settings = settings_for(fake, migrated_url, tmp_path, port=port)
-        settings = settings.model_copy(update={"web": WebSettings(public_url=base, tiles_url="")})
+        categories = [  # a security report is resolved with a photo of the result
+            c.model_copy(update={"closure_photo": "required"}) if c.key == "keamanan" else c
+            for c in settings.reports.categories
+        ]
+        settings = settings.model_copy(
+            update={
+                "web": WebSettings(public_url=base, tiles_url=""),
+                "reports": settings.reports.model_copy(update={"categories": categories}),
+                "media": settings.media.model_copy(
+                    update={"max_mb": {**settings.media.max_mb, "photo": PHOTO_MB}}
+                ),
+            }
+        )
         async with bot_running(fake, settings, sessions) as bot:
             yield bot, base
 
@@ -130,6 +158,12 @@ async def sign_in(page: Page, link: str) -> None:
     await page.goto(link)
     await page.get_by_role("button", name="Masuk").click()
     await expect(page.get_by_role("heading", name="Laporan")).to_be_visible(timeout=WAIT_MS)
+
+
+def keep_artifact(page_shot: bytes, name: str) -> None:
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / name).write_bytes(page_shot)
 
 
 def keep(page_shot: bytes, name: str) -> None:
@@ -273,3 +307,73 @@ async def test_the_desk_in_chromium(
     await expect(elsewhere.locator("table.reports tbody tr")).to_have_count(1)  # Wiyono's
     response = await elsewhere.goto(f"{base}/dasbor/laporan/{ticket}")
     assert response is not None and response.status == 404
+
+    # resolve it with a photo of the result, from the web
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    await page.goto(f"{base}/dasbor/laporan/{ticket}")
+    await page.get_by_label("Catatan penyelesaian").fill(NOTE)
+    await page.get_by_label("Foto hasil penanganan").set_input_files(
+        files=[{"name": "surat.jpg", "mimeType": "image/jpeg", "buffer": b"%PDF-1.4 bukan foto"}]
+    )
+    await page.get_by_role("button", name="Selesai").click()
+    await expect(page.locator(".flash")).to_contain_text("bukan foto JPEG atau PNG")
+    await expect(page.get_by_label("Catatan penyelesaian")).to_have_value(NOTE)
+    # a photo over the limit is stopped before anything is sent; the note stays
+    big = b"\xff\xd8\xff" + bytes(int(PHOTO_MB * 1024 * 1024))
+    await page.get_by_label("Foto hasil penanganan").set_input_files(
+        files=[{"name": "besar.jpg", "mimeType": "image/jpeg", "buffer": big}]
+    )
+    await expect(page.locator("#photo-error")).to_contain_text(
+        "terlalu besar (paling besar 0,25 MB)"
+    )
+    sent = len(posts)
+    await page.get_by_role("button", name="Selesai").click()
+    await expect(page.get_by_label("Catatan penyelesaian")).to_have_value(NOTE)
+    assert len(posts) == sent
+    shot = await page.screenshot(
+        type="jpeg", quality=70, clip={"x": 0, "y": 0, "width": 320, "height": 200}
+    )
+    await page.get_by_label("Foto hasil penanganan").set_input_files(
+        files=[{"name": "hasil.jpg", "mimeType": "image/jpeg", "buffer": shot}]
+    )
+    mark = fake.mark()
+    await page.get_by_role("button", name="Selesai").click()
+    await expect(page.locator(".flash")).to_contain_text(f"{ticket} selesai")
+    await expect(page.locator(".photos.closure img")).to_have_count(1)
+    edited = await fake.wait_for_edit(GROUP, alert.message_id, contains="Selesai oleh", since=mark)
+    assert "Bripka Andi" in edited.content and "Foto hasil penanganan terlampir" in edited.content
+    told = await fake.wait_for_message(RESIDENT, contains=NOTE, since=mark, timeout=10)
+    assert told.kind == "photo" and told.file_id is not None
+    assert fake.files[told.file_id].data == shot
+
+    # reopen it from the web
+    mark = fake.mark()
+    await page.get_by_label("Alasan dibuka lagi").fill("Pemilik bilang motornya rusak")
+    await page.get_by_role("button", name="Buka lagi").click()
+    await expect(page.locator(".flash")).to_contain_text(f"{ticket} dibuka lagi")
+    await expect(page.locator(".trail")).to_contain_text("Dibuka lagi")
+    edited = await fake.wait_for_edit(
+        GROUP, alert.message_id, contains="Dibuka lagi oleh Bripka Andi", since=mark
+    )
+    assert "Pemilik bilang motornya rusak" in edited.content
+    again = await fake.wait_for_message(GROUP, contains="DIBUKA LAGI oleh Bripka Andi", since=mark)
+    assert "claim:" in " ".join(again.button_data())
+    told = await fake.wait_for_message(
+        RESIDENT, contains="dibuka lagi oleh Bripka Andi", since=mark, timeout=10
+    )
+    assert "Pemilik bilang motornya rusak" in told.content
+    async with sessions() as s:
+        assert await s.scalar(select(Report.status).where(Report.ticket == ticket)) == "reopened"
+
+    # phone width: every page fits and every control has a name
+    for path in ("/", f"/laporan/{ticket}", "/peta", "/angka"):
+        await phone.goto(f"{base}/dasbor{path}")
+        await expect(phone.get_by_role("heading", level=1)).to_be_visible()
+        sticking_out = await phone.evaluate(OVERFLOWING)
+        assert sticking_out == [], f"{path}: {sticking_out}"
+        assert await phone.evaluate(UNLABELLED) == [], path
+    await phone.goto(f"{base}/dasbor/laporan/{ticket}")
+    await expect(phone.get_by_role("button", name="Tangani")).to_be_visible()
+    await expect(phone.get_by_role("button", name="Selesai")).to_be_visible()
+    keep_artifact(await phone.screenshot(full_page=True), "desk-report-phone.png")

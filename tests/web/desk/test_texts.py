@@ -23,7 +23,7 @@ def test_both_languages_have_the_same_keys_and_placeholders() -> None:
 def test_every_text_used_exists() -> None:
     texts = DeskTexts.load()
     used: set[str] = set()
-    for path in [*DESK.glob("templates/*.html"), DESK / "app.py"]:
+    for path in [*DESK.glob("templates/*.html"), *DESK.glob("*.py")]:
         used |= set(re.findall(r"""t\(\s*'(desk\.[a-z_0-9]+)'""", path.read_text()))
         used |= set(re.findall(r'"(desk\.[a-z_]+[a-z0-9])"', path.read_text()))
     missing = sorted(k for k in used if texts.get("id", k) is None)
