@@ -142,9 +142,9 @@ async def test_a_report_with_photo_and_pin_is_claimed_and_resolved_with_news_eac
     alert = await cast.alerts.news(ticket, alerts_before)
     assert "Pagar balai desa roboh" in alert.text and "Ratna" in alert.text
     assert alert.buttons[:3] == ["Tangani", "Selesai", "Tolak"]
-    # Duplikat joins them in a group; a WhatsApp officer 1:1 types GABUNG (a fourth button
-    # would turn the quick replies into a list).
-    assert alert.buttons[3:] in ([], ["Duplikat"])
+    # Duplikat and Masalah… join them in a group; a WhatsApp officer 1:1 types GABUNG and
+    # MASALAH (a fourth button would turn the quick replies into a list).
+    assert alert.buttons[3:] in ([], ["Duplikat", "Masalah…"])
     await cast.alerts.news("", alerts_before, photo=True)
 
     news_from = cast.resident.mark()
