@@ -549,7 +549,10 @@ async def remind_due(
 
 
 async def _remind(session: AsyncSession, ctx: Context, action: ProblemAction) -> Outbox | None:
+    key = f"problem-action:{action.id}"
     if not await store.claim_reminder(session, action.id, ctx.now):
+        return None
+    if await outbox.existing_keys(session, [key]):  # written before: the key's second guard
         return None
     owner = await session.get(Contact, action.owner_id) if action.owner_id else None
     problem = await store.get(session, action.problem_id)
@@ -571,7 +574,7 @@ async def _remind(session: AsyncSession, ctx: Context, action: ProblemAction) ->
         kind=OutboxKind.PROBLEM.value,
         reply=Reply(text, (done,) if caps.has_buttons else ()),
         contact_id=owner.id,
-        dedupe_key=f"problem-action:{action.id}",
+        dedupe_key=key,
         extra={"problem_id": problem.id, "action_id": action.id, "lang": lang},
         bot=await BotRoutes(session, ctx.config).contact(owner),
     )
