@@ -281,14 +281,19 @@ async def report_menu(
     candidates = [
         p for p in await store.in_areas(session, chain, limit=MENU_LIMIT) if p is not current
     ]
-    options = [Option(f"#{p.id} {p.title}", f"padd:{report.id}:{p.id}") for p in candidates]
+    # Short labels ("Masalah #3") fit every channel's buttons; the titles are in the text.
+    options = [
+        Option(_t(ctx, lang, "problem.pick", id=p.id), f"padd:{report.id}:{p.id}")
+        for p in candidates
+    ]
     options.append(Option(_t(ctx, lang, "problem.new"), f"pnew:{report.id}"))
-    text = _t(ctx, lang, "problem.menu_ask", ticket=report.ticket)
+    lines = [_t(ctx, lang, "problem.menu_ask", ticket=report.ticket)]
     if current is not None:
-        text = "\n".join(
-            (_t(ctx, lang, "problem.already", ticket=report.ticket, id=current.id), text)
-        )
-    return Answer(text, tuple(options))
+        lines.insert(0, _t(ctx, lang, "problem.already", ticket=report.ticket, id=current.id))
+    for p in candidates:
+        stage = stage_label(ctx, lang, p.stage)
+        lines.append(_t(ctx, lang, "problem.menu_line", id=p.id, title=p.title, stage=stage))
+    return Answer("\n".join(lines), tuple(options))
 
 
 def default_title(ctx: Context, lang: str, category: str, area_name: str) -> str:
