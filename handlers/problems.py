@@ -296,10 +296,13 @@ async def report_menu(
     return Answer("\n".join(lines), tuple(options))
 
 
-def default_title(ctx: Context, lang: str, category: str, area_name: str) -> str:
-    """'Keamanan di Sumber Jaya': a new problem's title until someone names it on the desk."""
+async def default_title(session: AsyncSession, ctx: Context, category: str, area_id: int) -> str:
+    """'Keamanan berulang di Sumber Jaya', in the deployment's language: a new problem's title
+    until someone names it on the desk."""
+    lang = ctx.config.default_language
     label = category_label(ctx.config.catalog, lang, category)
-    return _t(ctx, lang, "problem.default_title", category=label, area=area_name)
+    area = await _area_name(session, area_id)
+    return _t(ctx, lang, "problem.default_title", category=label, area=area)
 
 
 def pillar_of(ctx: Context, category: str) -> str:
@@ -319,12 +322,7 @@ async def _add_to(
     if report.area_id not in areas:
         return Answer(notice=_t(ctx, lang, "staff.not_allowed"))
     if problem_id is None:
-        title = default_title(
-            ctx,
-            ctx.config.default_language,
-            report.category,
-            await _area_name(session, report.area_id),
-        )
+        title = await default_title(session, ctx, report.category, report.area_id)
         made = await store.create(
             session,
             area_id=report.area_id,
@@ -368,12 +366,7 @@ async def _decide(
         await store.dismiss_suggestion(session, suggestion, actor_id=actor.id, now=ctx.now)
         text = _t(ctx, lang, "problem.dismissed")
         return Answer(text, notice=text)
-    title = default_title(
-        ctx,
-        ctx.config.default_language,
-        suggestion.category,
-        await _area_name(session, suggestion.area_id),
-    )
+    title = await default_title(session, ctx, suggestion.category, suggestion.area_id)
     problem = await store.accept_suggestion(
         session,
         suggestion,

@@ -14,9 +14,11 @@ import hashlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from storage.areas import descendant_ids
 from storage.models import (
@@ -75,6 +77,17 @@ def add_event(
     )
     session.add(event)
     return event
+
+
+Row = TypeVar("Row", ProblemEvent, ProblemNote, ProblemAction)
+
+
+async def _rows_of(
+    session: AsyncSession, model: type[Row], problem_id: int, first: InstrumentedAttribute[Any]
+) -> list[Row]:
+    """A problem's trail, notes or actions, ordered by ``first`` then id."""
+    stmt = select(model).where(model.problem_id == problem_id).order_by(first, model.id)
+    return list((await session.scalars(stmt)).all())
 
 
 def _require_open(problem: Problem) -> None:
@@ -389,12 +402,7 @@ async def move_stage(
 
 
 async def events_of(session: AsyncSession, problem_id: int) -> list[ProblemEvent]:
-    stmt = (
-        select(ProblemEvent)
-        .where(ProblemEvent.problem_id == problem_id)
-        .order_by(ProblemEvent.created_at, ProblemEvent.id)
-    )
-    return list((await session.scalars(stmt)).all())
+    return await _rows_of(session, ProblemEvent, problem_id, ProblemEvent.created_at)
 
 
 # --- analysis notes ---------------------------------------------------------------------------
@@ -427,12 +435,7 @@ async def add_note(
 
 
 async def notes_of(session: AsyncSession, problem_id: int) -> list[ProblemNote]:
-    stmt = (
-        select(ProblemNote)
-        .where(ProblemNote.problem_id == problem_id)
-        .order_by(ProblemNote.created_at, ProblemNote.id)
-    )
-    return list((await session.scalars(stmt)).all())
+    return await _rows_of(session, ProblemNote, problem_id, ProblemNote.created_at)
 
 
 # --- response actions -------------------------------------------------------------------------
@@ -475,12 +478,7 @@ async def get_action(session: AsyncSession, action_id: int) -> ProblemAction | N
 
 
 async def actions_of(session: AsyncSession, problem_id: int) -> list[ProblemAction]:
-    stmt = (
-        select(ProblemAction)
-        .where(ProblemAction.problem_id == problem_id)
-        .order_by(ProblemAction.due_at, ProblemAction.id)
-    )
-    return list((await session.scalars(stmt)).all())
+    return await _rows_of(session, ProblemAction, problem_id, ProblemAction.due_at)
 
 
 async def mark_done(
