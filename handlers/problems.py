@@ -57,6 +57,8 @@ _BUTTON = re.compile(r"^(pmenu|padd|pnew|pok|pno|pshow|pnext|pdone):(\d{1,18})(?
 MAX_ID = 2**31 - 1
 LIST_LIMIT = 8  # problems, actions and suggestions shown by /masalah (each)
 MENU_LIMIT = 6  # open problems offered under an alert's "Masalah…"
+# Suggestions shown with Terima / Abaikan: ten options at most, what a WhatsApp list can carry.
+SUGGESTION_LIMIT = 5
 DONE_WORDS = frozenset({"selesai", "sudahselesai", "done"})
 _TYPED_ID = re.compile(r"^#?(\d{1,9})$")
 
@@ -183,7 +185,7 @@ async def overview(
         lines += ["", _t(ctx, lang, "problem.actions_title")]
     for action, problem in actions:
         lines.append(await _action_line(session, ctx, lang, action, problem))
-    suggestions = (await store.suggestions_in_areas(session, areas))[:LIST_LIMIT]
+    suggestions = (await store.suggestions_in_areas(session, areas))[:SUGGESTION_LIMIT]
     if suggestions:
         lines += ["", _t(ctx, lang, "problem.suggestions_title")]
     for n, suggestion in enumerate(suggestions, start=1):
