@@ -300,6 +300,23 @@ class SurgeSettings(Section):
     board_tickets: int = Field(default=15, ge=1, le=50)
 
 
+class ProblemSettings(Section):
+    """Problem-oriented policing, SARA (README: Masalah (SARA))."""
+
+    # ktn-bot proposes a problem when at least this many reports of one category come from one
+    # area (a kelurahan, or an RW where reports are filed by RW) within suggest_days days.
+    suggest_min_reports: int = Field(default=3, ge=2, le=100)
+    suggest_days: int = Field(default=30, ge=1, le=365)
+    # Reporters of a problem's reports are told (naming nobody) when the response starts and
+    # when the problem is closed.
+    tell_reporters: bool = True
+    # An action's owner is reminded this many hours before it is due (0: at the due time).
+    remind_hours_before: int = Field(default=24, ge=0, le=24 * 14)
+    # How often the leader looks for due reminders, and proposes new suggestions.
+    check_seconds: float = Field(default=60.0, ge=1, le=3600)
+    suggest_check_seconds: float = Field(default=900.0, ge=10, le=86400)
+
+
 class Open311Settings(Section):
     """The Open311 GeoReport v2 API (``/open311/v2/...``, bot/web/open311)."""
 
@@ -436,6 +453,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     surge: SurgeSettings = Field(default_factory=SurgeSettings)
+    problems: ProblemSettings = Field(default_factory=ProblemSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     open311: Open311Settings = Field(default_factory=Open311Settings)
     media: MediaSettings = Field(default_factory=MediaSettings)

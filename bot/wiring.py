@@ -10,7 +10,13 @@ from bot.channels.telegram.capabilities import TELEGRAM
 from bot.channels.whatsapp.capabilities import WHATSAPP
 from bot.config import Settings, bot_areas
 from handlers.capabilities import Capabilities
-from handlers.config import Category, CoreConfig, default_keywords, default_pillar
+from handlers.config import (
+    Category,
+    CoreConfig,
+    ProblemRules,
+    default_keywords,
+    default_pillar,
+)
 from handlers.i18n import Catalog
 from storage.types import Channel
 
@@ -69,6 +75,12 @@ def core_config_from(settings: Settings) -> CoreConfig:
         desk_login_minutes=settings.web.login_minutes,
         board_after_seconds=settings.surge.board_after_seconds or None,
         board_tickets=settings.surge.board_tickets,
+        problems=ProblemRules(
+            suggest_min_reports=settings.problems.suggest_min_reports,
+            suggest_days=settings.problems.suggest_days,
+            tell_reporters=settings.problems.tell_reporters,
+            remind_hours_before=settings.problems.remind_hours_before,
+        ),
     )
 
 

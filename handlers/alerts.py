@@ -223,7 +223,9 @@ def action_options(
     ctx: Context, lang: str, report: Report, *, merge: bool = False
 ) -> tuple[Option, ...]:
     """The buttons a report's alert still needs: all three when new or reopened, two when
-    claimed; ``merge`` adds "Duplikat" (the group alert, where officers work together)."""
+    claimed; ``merge`` adds "Duplikat" and "Masalah…" (the group alert, where officers work
+    together; 1:1 they type GABUNG and MASALAH, a fourth button would turn WhatsApp's quick
+    replies into a list)."""
     catalog = ctx.config.catalog
     keys: tuple[str, ...]
     if report.status in (ReportStatus.NEW.value, ReportStatus.REOPENED.value):
@@ -234,7 +236,10 @@ def action_options(
         keys = ()
     if keys and merge:
         keys = (*keys, "merge")
-    return tuple(Option(catalog.text(lang, f"alert.{key}"), f"{key}:{report.id}") for key in keys)
+    options = [Option(catalog.text(lang, f"alert.{key}"), f"{key}:{report.id}") for key in keys]
+    if keys and merge:  # handlers.problems: add the report to a problem of its area
+        options.append(Option(catalog.text(lang, "alert.problem"), f"pmenu:{report.id}"))
+    return tuple(options)
 
 
 async def enqueue_alert(session: AsyncSession, report: Report, ctx: Context) -> list[Outbox]:

@@ -49,6 +49,7 @@ class Command(StrEnum):
     EXPORT = "export"
     # --- end coordinators: broadcasts and exports ---
     DESK = "desk"
+    PROBLEMS = "problems"  # staff: problems (SARA), handlers.problems
     UNKNOWN = "unknown"
 
 
@@ -108,6 +109,8 @@ WORDS: dict[str, Command] = {
     # --- end coordinators: broadcasts and exports ---
     "dasbor": Command.DESK,
     "dashboard": Command.DESK,
+    "masalah": Command.PROBLEMS,
+    "problems": Command.PROBLEMS,
 }
 # Staff actions on a report; typed without a slash they need a "KTN-" ticket (see above).
 ACTIONS = frozenset({Command.CLAIM, Command.RESOLVE, Command.REJECT, Command.MERGE})
@@ -149,7 +152,7 @@ LANGUAGE_WORDS: dict[str, str] = {
 }
 # --- coordinators: broadcasts and exports ---
 ANNOUNCE_STATUS_WORDS = frozenset({"status"})
-EXPORT_FORMATS = frozenset({"csv", "geojson"})
+EXPORT_FORMATS = frozenset({"csv", "geojson", "masalah", "problems"})
 # --- end coordinators: broadcasts and exports ---
 DESK_LOGOUT_WORDS = frozenset({"keluar", "logout"})  # /dasbor keluar: end every desk session
 _AREA_CODE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._\-]{0,31}$")
@@ -175,6 +178,7 @@ SUBCOMMAND_WORDS: dict[Command, frozenset[str]] = {
 # --- end rem ---
 _SLASH = re.compile(r"^/([A-Za-z_]+)(?:@([A-Za-z0-9_]+))?(?:\s+(.*))?$", re.DOTALL)
 _TRAILING = ".!?,"
+_PROBLEM_ID = re.compile(r"^#?\d{1,9}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +209,8 @@ def _arg_is_valid(command: Command, arg: str) -> bool:
     # --- end coordinators: broadcasts and exports ---
     if command is Command.DESK:
         return arg.lower() in DESK_LOGOUT_WORDS
+    if command is Command.PROBLEMS:  # "masalah KTN-ABC234" (a report), "masalah 12" (a problem)
+        return normalise_ticket(arg) is not None or bool(_PROBLEM_ID.match(arg))
     return False
 
 

@@ -94,6 +94,29 @@ DEFAULT_EMERGENCY_NUMBERS: Mapping[str, str] = {
 
 
 @dataclass(frozen=True, slots=True)
+class ProblemRules:
+    """Problems (SARA, ``handlers.problems``): when ktn-bot proposes one, when an action's owner
+    is reminded, whether reporters hear of it."""
+
+    # A suggestion: at least this many reports of one category in one area within the days.
+    suggest_min_reports: int = 3
+    suggest_days: int = 30
+    # Reporters of linked reports are told (naming nobody) when the response starts and when
+    # the problem is closed.
+    tell_reporters: bool = True
+    # An action's owner is reminded this many hours before it is due (0: at the due time).
+    remind_hours_before: int = 24
+
+    def __post_init__(self) -> None:
+        if self.suggest_min_reports < 2:
+            raise ValueError("problems: suggest_min_reports must be >= 2")
+        if self.suggest_days < 1:
+            raise ValueError("problems: suggest_days must be >= 1")
+        if self.remind_hours_before < 0:
+            raise ValueError("problems: remind_hours_before must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
 class CoreConfig:
     """Categories, emergency numbers, limits and texts. Plain constructor; see ``default()``.
 
@@ -133,6 +156,7 @@ class CoreConfig:
     board_after_seconds: float | None = 30.0
     # The newest unclaimed tickets the board lists, each with its claim button.
     board_tickets: int = 15
+    problems: ProblemRules = field(default_factory=ProblemRules)
 
     def __post_init__(self) -> None:
         if not self.categories:

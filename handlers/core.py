@@ -22,7 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 # Importing the flow modules registers their states' prompt/expects/fallback functions.
-from handlers import account, lifecycle, onboarding, open311, patrol, report, staff  # noqa: F401
+from handlers import (  # noqa: F401
+    account,
+    lifecycle,
+    onboarding,
+    open311,
+    patrol,
+    problems,
+    report,
+    staff,
+)
 from handlers.actions import parse_button
 from handlers.commands import parse_command
 from handlers.context import Context
@@ -163,6 +172,9 @@ async def run_turn(turn: Turn) -> None:
     if lifecycle.parse_answer(msg.button) is not None:  # Sudah beres / Belum on the news
         await lifecycle.button(turn)
         return
+    if problems.is_problem_button(msg.button):  # Masalah…, Terima/Abaikan, an action's Selesai
+        await problems.private_button(turn, msg.button or "")
+        return
     if msg.button is not None:
         if msg.button not in {data for _label, data in turn.offered()}:
             turn.outcome.notice = turn.t("common.stale_button")
@@ -185,11 +197,16 @@ async def run_turn(turn: Turn) -> None:
             await run_command(turn, cmd)
             return
         turn.option = await patrol.typed_answer(turn, text, option) or option
+        if turn.option is None:  # "selesai" from an action's owner
+            turn.option = await problems.typed_answer(turn, text)
     if not turn.consented and turn.state not in NO_CONSENT_NEEDED:
         await onboarding.begin(turn)
         return
     if patrol.is_patrol_button(turn.option):  # "hadir", "aman" or its number, typed
         await patrol.answer(turn, turn.option or "")
+        return
+    if problems.is_problem_button(turn.option):  # a problem option's number, or "selesai"
+        await problems.private_button(turn, turn.option or "")
         return
     if not await EXPECTS[turn.state](turn):
         await FALLBACKS[turn.state](turn)

@@ -10,6 +10,7 @@ from handlers import (
     lifecycle,
     onboarding,
     patrol,
+    problems,
     reminders,
     report,
     staff,
@@ -88,6 +89,8 @@ async def run_command(turn: Turn, cmd: ParsedCommand) -> None:
         # --- end coordinators: broadcasts and exports ---
         case Command.DESK:
             await desk.command(turn, cmd.arg)
+        case Command.PROBLEMS:
+            await problems.command(turn, cmd.arg)
         case Command.UNKNOWN:
             turn.say(turn.t("help.unknown", command=cmd.word[:32]))
             await turn.reprompt_if_busy()

@@ -1,4 +1,5 @@
-"""/ekspor (/export) [csv|geojson]: a coordinator's reports as a file in the chat.
+"""/ekspor (/export) [csv|geojson|masalah]: a coordinator's reports (or problems, SARA, with
+the tickets of their reports) as a file in the chat.
 
 Only coordinators/admins, and only their own area and the areas below it. On a channel that
 sends documents the file arrives as one (Telegram uploads it; WhatsApp through Twilio sends it
@@ -16,7 +17,8 @@ from handlers.types import Document, MediaKind, Reply
 from storage import exports
 from storage.models import Area
 
-CONTENT_TYPES = {"csv": "text/csv", "geojson": "application/geo+json"}
+CONTENT_TYPES = {"csv": "text/csv", "geojson": "application/geo+json", "problems": "text/csv"}
+PROBLEM_WORDS = frozenset({"masalah", "problems"})  # /ekspor masalah: the problems' CSV
 
 
 async def export_in_chat(turn: Turn, arg: str | None) -> None:
@@ -31,22 +33,29 @@ async def export_in_chat(turn: Turn, arg: str | None) -> None:
         await turn.reprompt_if_busy()
         return
     fmt = (arg or "csv").lower()
-    if fmt not in exports.FORMATS:
+    if fmt not in (*exports.FORMATS, *PROBLEM_WORDS):
         turn.say(turn.t("export.usage"))
         await turn.reprompt_if_busy()
         return
-    rows = await exports.report_rows(turn.session, area_ids, None)
     area = await turn.session.get(Area, area_ids[0])
     code = area.code if area else "area"
-    name = f"ktn-laporan-{code}-{turn.now:%Y%m%d}.{fmt}"
-    data = exports.render(rows, fmt).encode("utf-8")
+    if fmt in PROBLEM_WORDS:
+        rows = await exports.problem_rows(turn.session, area_ids, turn.now)
+        name = f"ktn-masalah-{code}-{turn.now:%Y%m%d}.csv"
+        data = exports.problems_csv(rows).encode("utf-8")
+        caption_key, fmt = "export.problems_caption", "problems"
+    else:
+        rows = await exports.report_rows(turn.session, area_ids, None)
+        name = f"ktn-laporan-{code}-{turn.now:%Y%m%d}.{fmt}"
+        data = exports.render(rows, fmt).encode("utf-8")
+        caption_key = "export.caption"
     caps = turn.config.capabilities(turn.msg.channel)
     if not caps.can_send(MediaKind.DOCUMENT, len(data)):
         limit = caps.sends.get(MediaKind.DOCUMENT, 0)
         turn.say(turn.t("export.too_large", limit=format_size(limit)))
         await turn.reprompt_if_busy()
         return
-    caption = turn.t("export.caption", count=len(rows), area=area.name if area else "-")
+    caption = turn.t(caption_key, count=len(rows), area=area.name if area else "-")
     turn.outcome.replies.append(Reply(caption, document=Document(name, data, CONTENT_TYPES[fmt])))
     turn.outcome.recorded.export = {"format": fmt, "reports": len(rows)}
     await turn.reprompt_if_busy()

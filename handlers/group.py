@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import staff
+from handlers import problems, staff
 from handlers.commands import ACTIONS, Command, ParsedCommand, parse_command, parse_typed_action
 from handlers.context import Context
 from handlers.render import emergency_text
@@ -31,6 +31,7 @@ PRIVATE_ONLY = frozenset(
         Command.PATROL,
         Command.ANNOUNCE,  # coordinators
         Command.EXPORT,  # coordinators
+        Command.PROBLEMS,  # staff: /masalah in the private chat
         Command.FIXED,  # the reporter's answers
         Command.NOT_FIXED,
     }
@@ -55,6 +56,8 @@ async def handle_group(
     session: AsyncSession, msg: Inbound, ctx: Context, cmd: ParsedCommand | None
 ) -> Outcome:
     """Answer a command or a button press in a group."""
+    if problems.is_problem_button(msg.button):  # the group alert's "Masalah…" and its menu
+        return await problems.group_button(session, msg, ctx)
     if msg.button is not None:
         return await staff.group_button(session, msg, ctx)
     if cmd is None:

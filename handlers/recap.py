@@ -39,7 +39,7 @@ from handlers.routing import BotRoutes
 from handlers.schedule import zone as area_zone
 from handlers.sweep import FailureHook, ItemGuard
 from handlers.types import Reply
-from storage import contacts, outbox, reports
+from storage import contacts, outbox, problems, reports
 from storage.areas import descendant_ids
 from storage.models import Area, Contact, Outbox
 from storage.patrol import patrol_confirmations
@@ -128,6 +128,21 @@ class RecapStats:
     duplicates: int = 0  # merged into another report in the period
     reopened: int = 0  # reopened in the period (by their reporters, or staff on the desk)
     patrol: PatrolSummary | None = None
+    # Problems (SARA, handlers.problems): open now, their actions overdue now, suggestions
+    # proposed since the period began and still waiting.
+    open_problems: int = 0
+    overdue_actions: int = 0
+    new_suggestions: int = 0
+
+
+async def problem_numbers(
+    session: AsyncSession, area_ids: list[int], since: datetime, now: datetime
+) -> tuple[int, int, int]:
+    """(open problems, overdue actions, new suggestions) of these areas."""
+    open_ = len(await problems.in_areas(session, area_ids, limit=10_000))
+    overdue = len(await problems.open_actions_in_areas(session, area_ids, due_before=now))
+    new = len(await problems.suggestions_in_areas(session, area_ids, since=since))
+    return open_, overdue, new
 
 
 async def compute_stats(
@@ -178,6 +193,9 @@ async def compute_stats(
         session, area_ids, ReportStatus.REOPENED.value, period.start, period.end
     )
     stats.patrol = await patrol_summary(session, area_ids, period.start, period.end)
+    stats.open_problems, stats.overdue_actions, stats.new_suggestions = await problem_numbers(
+        session, area_ids, period.start, now
+    )
     return stats
 
 
@@ -221,6 +239,14 @@ def recap_text(ctx: Context, lang: str, area: Area, period: Period, stats: Recap
         lines.append(
             t("patrol", confirmed=patrol.confirmed, expected=patrol.expected, missed=patrol.missed)
         )
+    lines.append(
+        t(
+            "problems",
+            open=stats.open_problems,
+            overdue=stats.overdue_actions,
+            suggestions=stats.new_suggestions,
+        )
+    )
     return "\n".join(lines)
 
 

@@ -345,7 +345,7 @@ class BroadcastQueued(TypedDict):
 class ExportSent(TypedDict):
     """Reports sent in the chat as a document."""
 
-    format: str  # csv or geojson
+    format: str  # csv, geojson, or problems (the problems' CSV: then "reports" counts problems)
     reports: int
 
 

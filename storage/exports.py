@@ -3,9 +3,13 @@
 One row per report, times in UTC (ISO 8601). ``status`` is the report's own (new, claimed,
 resolved, rejected, duplicate, reopened); ``duplicate_of`` names the report a duplicate was
 merged into, ``reopened`` counts how often it was reopened (by its reporter, or by staff on the
-desk). An anonymous report carries no reporter fields at all: empty in the CSV, absent from the
-GeoJSON properties.
+desk), ``problem`` and ``problem_stage`` name the problem (SARA) it belongs to, if any. An
+anonymous report carries no reporter fields at all: empty in the CSV, absent from the GeoJSON
+properties.
 GeoJSON features without a GPS pin have a null geometry (allowed by RFC 7946).
+
+``problem_rows`` / ``problems_csv``: the problems themselves, one row each, with the tickets of
+their reports (the links) and the assessment's before/after counts once the response began.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.models import Area, Contact, Report, ReportEvent
+from storage import problems
+from storage.models import Area, Contact, Problem, ProblemReport, Report, ReportEvent
 from storage.types import ReportStatus
 
 FORMATS = ("csv", "geojson")
@@ -44,6 +49,8 @@ REPORT_FIELDS = (
     "resolution_note",
     "duplicate_of",
     "reopened",
+    "problem",
+    "problem_stage",
 )
 REPORTER_FIELDS = ("reporter_name", "reporter_phone", "reporter_channel")
 
@@ -71,10 +78,12 @@ async def report_rows(
         .scalar_subquery()
     )
     stmt = (
-        select(Report, Area, Contact, original.ticket, reopened)
+        select(Report, Area, Contact, original.ticket, reopened, Problem.id, Problem.stage)
         .join(Area, Area.id == Report.area_id)
         .outerjoin(Contact, Contact.id == Report.reporter_id)
         .outerjoin(original, original.id == Report.duplicate_of_id)
+        .outerjoin(ProblemReport, ProblemReport.report_id == Report.id)
+        .outerjoin(Problem, Problem.id == ProblemReport.problem_id)
         .order_by(Report.created_at, Report.id)
     )
     if area_ids is not None:
@@ -84,7 +93,9 @@ async def report_rows(
     if where:
         stmt = stmt.where(*where)
     rows = []
-    for report, area, reporter, duplicate_of, times_reopened in (await session.execute(stmt)).all():
+    for report, area, reporter, duplicate_of, times_reopened, problem_id, stage in (
+        await session.execute(stmt)
+    ).all():
         row: dict[str, Any] = {
             "ticket": report.ticket,
             "created_at": _iso(report.created_at),
@@ -104,6 +115,8 @@ async def report_rows(
             "resolution_note": report.resolution_note,
             "duplicate_of": duplicate_of,
             "reopened": int(times_reopened or 0),
+            "problem": problem_id,
+            "problem_stage": stage,
         }
         if not report.anonymous:
             row["reporter_name"] = reporter.display_name if reporter else None
@@ -111,6 +124,74 @@ async def report_rows(
             row["reporter_channel"] = reporter.channel if reporter else None
         rows.append(row)
     return rows
+
+
+PROBLEM_FIELDS = (
+    "problem",
+    "area_code",
+    "area_name",
+    "pillar",
+    "title",
+    "stage",
+    "created_at",
+    "response_started_at",
+    "closed_at",
+    "merged_into",
+    "reports",
+    "tickets",
+    "assessment_before",
+    "assessment_after",
+    "closing_note",
+)
+
+
+async def problem_rows(
+    session: AsyncSession, area_ids: Sequence[int], now: datetime
+) -> list[dict[str, Any]]:
+    """The problems of these areas, oldest first, with their reports' tickets (space-separated)
+    and the before/after counts once the response began (``storage.problems.assessment``)."""
+    stmt = (
+        select(Problem, Area)
+        .join(Area, Area.id == Problem.area_id)
+        .where(Problem.area_id.in_(list(area_ids)))
+        .order_by(Problem.created_at, Problem.id)
+    )
+    tickets: dict[int, list[str]] = {}
+    for problem_id, _report_id, ticket in await problems.links_in_areas(session, area_ids):
+        tickets.setdefault(problem_id, []).append(ticket)
+    rows = []
+    for problem, area in (await session.execute(stmt)).all():
+        assessed = await problems.assessment(session, problem, now)
+        rows.append(
+            {
+                "problem": problem.id,
+                "area_code": area.code,
+                "area_name": area.name,
+                "pillar": problem.pillar,
+                "title": problem.title,
+                "stage": problem.stage,
+                "created_at": _iso(problem.created_at),
+                "response_started_at": _iso(problem.response_started_at),
+                "closed_at": _iso(problem.closed_at),
+                "merged_into": problem.merged_into_id,
+                "reports": len(tickets.get(problem.id, [])),
+                "tickets": " ".join(tickets.get(problem.id, [])),
+                "assessment_before": assessed.before if assessed else None,
+                "assessment_after": assessed.after if assessed else None,
+                "closing_note": problem.closing_note,
+            }
+        )
+    return rows
+
+
+def problems_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """The problems as CSV with a header line."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=PROBLEM_FIELDS, restval="")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return out.getvalue()
 
 
 def to_csv(rows: Sequence[dict[str, Any]]) -> str:

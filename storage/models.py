@@ -616,3 +616,144 @@ class BoardReport(Base):
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_board_reports_report_id", "report_id"),)
+
+
+class Problem(Base):
+    """A recurring problem behind several reports of one area, worked through SARA (issue 20).
+
+    ``stage`` only moves forward one step at a time (``storage.problems.move_stage``, which
+    records a ``problem_events`` row). ``response_started_at`` is when it entered the response:
+    the assessment compares equal periods before and after it. A problem merged into another is
+    closed with ``merged_into_id`` set; its reports, notes and actions moved there.
+    """
+
+    __tablename__ = "problems"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    area_id: Mapped[int] = mapped_column(ForeignKey("areas.id", ondelete="RESTRICT"))
+    pillar: Mapped[str] = mapped_column(String(24))
+    title: Mapped[str] = mapped_column(String(160))
+    stage: Mapped[str] = mapped_column(String(16), default="scanning")
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    response_started_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    closing_note: Mapped[str | None] = mapped_column(Text)
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("problems.id", ondelete="SET NULL")
+    )
+
+    __table_args__ = (Index("ix_problems_area_stage", "area_id", "stage"),)
+
+
+class ProblemReport(Base):
+    """A report linked to a problem. A report belongs to at most one problem (``report_id`` is
+    the key): adding it to another moves it, and suggestions skip reports already linked."""
+
+    __tablename__ = "problem_reports"
+
+    report_id: Mapped[int] = mapped_column(
+        ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True
+    )
+    problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id", ondelete="CASCADE"))
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_problem_reports_problem_id", "problem_id"),)
+
+
+class ProblemNote(Base):
+    """An analysis note: the victims, the offenders, the place (the triangle), or a cause."""
+
+    __tablename__ = "problem_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    problem_id: Mapped[int] = mapped_column(
+        ForeignKey("problems.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProblemAction(Base):
+    """A response action with an owner (an officer or coordinator of the area) and a due time.
+
+    ``remind_at`` is when the owner is reminded; ``reminded_at`` is set by one conditional UPDATE
+    in the transaction that queues the reminder (outbox dedupe key too), so two workers or a
+    restart remind exactly once."""
+
+    __tablename__ = "problem_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    problem_id: Mapped[int] = mapped_column(
+        ForeignKey("problems.id", ondelete="CASCADE"), index=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    due_at: Mapped[datetime]
+    remind_at: Mapped[datetime]
+    reminded_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    done_by_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_problem_actions_remind", "done_at", "reminded_at", "remind_at"),
+        Index("ix_problem_actions_owner_id", "owner_id"),
+    )
+
+
+class ProblemEvent(Base):
+    """A problem's trail: made, stage moved, reports linked/unlinked, merged, notes, actions."""
+
+    __tablename__ = "problem_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    problem_id: Mapped[int] = mapped_column(
+        ForeignKey("problems.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    from_stage: Mapped[str | None] = mapped_column(String(16))
+    to_stage: Mapped[str | None] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id", ondelete="SET NULL"))
+    note: Mapped[str | None] = mapped_column(Text)
+    via: Mapped[str | None] = mapped_column(String(16))  # "dasbor" when not in a chat
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProblemSuggestion(Base):
+    """A problem ktn-bot proposes: at least N reports of one category in one area within D days.
+
+    ``fingerprint`` is the SHA-256 of the sorted report ids: a set of reports is proposed at most
+    once (unique per area and category), so a dismissed set never comes back; a new report makes
+    a new set. At most one suggestion per area and category is ``proposed`` at a time: a larger
+    set replaces the reports of the one still waiting."""
+
+    __tablename__ = "problem_suggestions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    area_id: Mapped[int] = mapped_column(ForeignKey("areas.id", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(String(32))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    report_ids: Mapped[list[int]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="proposed")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+    decided_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL")
+    )
+    problem_id: Mapped[int | None] = mapped_column(ForeignKey("problems.id", ondelete="SET NULL"))
+
+    __table_args__ = (
+        UniqueConstraint("area_id", "category", "fingerprint"),
+        Index("ix_problem_suggestions_area_state", "area_id", "state"),
+    )

@@ -109,3 +109,41 @@ class OutboxKind(StrEnum):
     RECAP = "recap"
     NOTICE = "notice"
     BOARD = "board"  # a group's live report board in a surge (handlers.board)
+    PROBLEM = "problem"  # a problem's news: an action's reminder to its owner, news to reporters
+
+
+class ProblemStage(StrEnum):
+    """A problem's SARA stage (issue 20). It only moves forward, one step at a time
+    (``storage.problems.move_stage``): scanning → analysis → response → assessment → closed."""
+
+    SCANNING = "scanning"
+    ANALYSIS = "analysis"
+    RESPONSE = "response"
+    ASSESSMENT = "assessment"
+    CLOSED = "closed"
+
+    @property
+    def next(self) -> ProblemStage | None:
+        """The one stage this one may move to (None: closed is the last)."""
+        order = list(ProblemStage)
+        at = order.index(self)
+        return order[at + 1] if at + 1 < len(order) else None
+
+    @property
+    def is_open(self) -> bool:
+        return self is not ProblemStage.CLOSED
+
+
+class NoteKind(StrEnum):
+    """The problem-analysis triangle (victim, offender, place) and the causes behind it."""
+
+    VICTIM = "victim"
+    OFFENDER = "offender"
+    PLACE = "place"
+    CAUSE = "cause"
+
+
+class SuggestionState(StrEnum):
+    PROPOSED = "proposed"
+    ACCEPTED = "accepted"  # a problem was made of its reports (``ProblemSuggestion.problem_id``)
+    DISMISSED = "dismissed"  # never proposed again for the same set of reports

@@ -1,6 +1,6 @@
 """What the two roles do while a worker holds them: the leader's periodic duties (reminders and
-patrol through the scheduler, escalations, recaps, retention, the media store's sweep) and the
-sender's dispatching."""
+patrol through the scheduler, escalations, recaps, problem actions' reminders and suggestions,
+retention, the media store's sweep) and the sender's dispatching."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from handlers.claims import offer_back_idle
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.escalation import escalate_due
+from handlers.problems import remind_due, suggest_everywhere
 from handlers.states import State
 from handlers.sweep import ItemFailure
 from storage import retention
@@ -107,6 +108,45 @@ def make_claims_job(
             metrics.claims_offered_back.inc(len(offered))
             dispatcher.notify()
             log.info("offered back %d idle claim(s)", len(offered))
+
+    return sweep
+
+
+def make_problem_reminders_job(
+    db: Database, core: CoreConfig, dispatcher: Notifier, metrics: Metrics, *, page: int = 100
+) -> Callable[[], Awaitable[None]]:
+    """Remind the owners of problem actions whose time has come (``handlers.problems``), a
+    page per transaction while a page reminds someone; each reminder once, whatever the
+    restarts and workers (claimed with its outbox row)."""
+
+    async def sweep() -> None:
+        while True:
+            async with db.sessions() as session:
+                sent = await remind_due(
+                    session,
+                    Context(config=core, now=utcnow()),
+                    limit=page,
+                    on_failure=metrics.item_failed,
+                )
+                await session.commit()
+            if not sent:
+                return
+            dispatcher.notify()
+            log.info("reminded %d problem action owner(s)", len(sent))
+
+    return sweep
+
+
+def make_suggestions_job(db: Database, core: CoreConfig) -> Callable[[], Awaitable[None]]:
+    """Propose problems where reports recur (``[problems] suggest_min_reports`` in
+    ``suggest_days``): staff see them in /masalah, the recap and the desk."""
+
+    async def sweep() -> None:
+        async with db.sessions() as session:
+            made = await suggest_everywhere(session, Context(config=core, now=utcnow()))
+            await session.commit()
+        if made:
+            log.info("proposed %d problem suggestion(s)", len(made))
 
     return sweep
 
@@ -201,7 +241,18 @@ def make_leader_duties(
         make_retention_job(db, settings.retention.processed_inbound_days),
     )
 
-    jobs = [escalations, claims, recap_job, retention_job]
+    problem_reminders = Periodic(
+        "problem_reminders",
+        settings.problems.check_seconds,
+        make_problem_reminders_job(db, core, waker, metrics),
+    )
+    suggestions = Periodic(
+        "problem_suggestions",
+        settings.problems.suggest_check_seconds,
+        make_suggestions_job(db, core),
+    )
+
+    jobs = [escalations, claims, recap_job, retention_job, problem_reminders, suggestions]
     if core.board_after_seconds is not None:
         jobs.append(Periodic("boards", BOARD_SWEEP_SECONDS, make_board_job(db, core, waker)))
     if media is not None:

@@ -92,6 +92,7 @@ async def test_invite_register_link_report_claim_and_stale_presses(story: Runnin
         f"resolve:{report.id}",
         f"reject:{report.id}",
         f"merge:{report.id}",
+        f"pmenu:{report.id}",
     ]
 
     mark = fake.mark()
@@ -193,7 +194,7 @@ async def test_duplicate_closure_photo_and_reopen_in_the_group(
                 main, dup = (await s.scalars(select(Report).order_by(Report.id))).all()
             main_alert = await fake.wait_for_message(GROUP, contains=main.ticket, since=0)
             dup_alert = await fake.wait_for_message(GROUP, contains=dup.ticket, since=0)
-            assert dup_alert.button_data()[-1] == f"merge:{dup.id}"
+            assert dup_alert.button_data()[-2:] == [f"merge:{dup.id}", f"pmenu:{dup.id}"]
 
             # Duplikat on the group's alert: the other ticket is asked for privately.
             mark = fake.mark()

@@ -22,9 +22,15 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import PatrolRota, Report
-from storage.types import utcnow
-from tests.support.chats import SUMBER_JAYA, make_invite
+from bot.config import ProblemSettings
+from handlers import problems as problem_chat
+from handlers.context import Context
+from handlers.permissions import role_of
+from storage import problems as problem_store
+from storage import reports as report_store
+from storage.models import Area, Contact, PatrolRota, Report
+from storage.types import Role, utcnow
+from tests.support.chats import SUMBER_JAYA, core_config, make_invite
 from tests.support.live import GROUP, Live, live_run
 from tests.support.stories import Chat, Said, Schedules, TelegramChat, WhatsAppChat
 
@@ -96,7 +102,9 @@ async def cast(
 ) -> AsyncIterator[Cast]:
     schedules = Schedules()
     schedules.watch(monkeypatch)
-    async with live_run(migrated_url, sessions, tmp_path) as live:
+    # Problem actions' reminders are looked for every second (the leader's sweep, as deployed).
+    problems = ProblemSettings(check_seconds=1)
+    async with live_run(migrated_url, sessions, tmp_path, problems=problems) as live:
         if request.param == "telegram":
             tg = live.telegram
             people = {5101: "Ratna", 5102: "Andi", 5103: "Sri", 5104: "Dewi"}
@@ -142,9 +150,9 @@ async def test_a_report_with_photo_and_pin_is_claimed_and_resolved_with_news_eac
     alert = await cast.alerts.news(ticket, alerts_before)
     assert "Pagar balai desa roboh" in alert.text and "Ratna" in alert.text
     assert alert.buttons[:3] == ["Tangani", "Selesai", "Tolak"]
-    # Duplikat joins them in a group; a WhatsApp officer 1:1 types GABUNG (a fourth button
-    # would turn the quick replies into a list).
-    assert alert.buttons[3:] in ([], ["Duplikat"])
+    # Duplikat and Masalah… join them in a group; a WhatsApp officer 1:1 types GABUNG and
+    # MASALAH (a fourth button would turn the quick replies into a list).
+    assert alert.buttons[3:] in ([], ["Duplikat", "Masalah…"])
     await cast.alerts.news("", alerts_before, photo=True)
 
     news_from = cast.resident.mark()
@@ -224,3 +232,87 @@ async def test_a_ronda_member_answers_tonights_reminder_hadir(cast: Cast) -> Non
     assert "tercatat" in present.text
     overview = await cast.coordinator.say("/ronda", "Pos Melati")
     assert re.search(r"• Dewi: ✅ hadir \d\d:\d\d WIB", overview.text), overview.text
+
+
+async def seed_earlier_reports(cast: Cast, count: int) -> list[str]:
+    """Reports the resident filed on earlier days (Keamanan, Sumber Jaya): a recurring problem."""
+    async with cast.live.sessions() as s:
+        area = await s.scalar(select(Area).where(Area.code == SUMBER_JAYA))
+        reporter = await s.scalar(select(Contact).where(Contact.display_name == "Ratna"))
+        assert area is not None and reporter is not None
+        tickets = []
+        for days in range(count, 0, -1):
+            when = utcnow() - timedelta(days=days + 1)
+            report = Report(
+                ticket=await report_store.new_ticket(s),
+                category="keamanan",
+                description=f"Motor hilang di gang masjid ({days})",
+                area_id=area.id,
+                reporter_id=reporter.id,
+                status="resolved",
+                created_at=when,
+                updated_at=when,
+            )
+            s.add(report)
+            tickets.append(report.ticket)
+        await s.commit()
+    return tickets
+
+
+async def test_recurring_reports_become_a_problem_worked_through_sara(cast: Cast) -> None:
+    await cast.staff()
+    await join(cast.resident)
+    earlier = await seed_earlier_reports(cast, 3)
+
+    # /masalah: the suggestion (three Keamanan reports in 30 days), accepted with one tap.
+    listed = await cast.officer.say("/masalah", "Masalah di Sumber Jaya")
+    assert "3 laporan Keamanan di Sumber Jaya dalam 30 hari terakhir" in listed.text
+    assert listed.buttons[:2] == ["Terima 1", "Abaikan 1"]
+    accepted = await cast.officer.tap("Terima 1", "dibuat")
+    assert "Masalah #1 dibuat: Keamanan berulang di Sumber Jaya (3 laporan)" in accepted.text
+
+    # A new report's alert: "Masalah…" (the group's button, or MASALAH typed 1:1) adds it.
+    alerts_before = cast.alerts.mark()
+    ticket = ticket_of(await report(cast.resident, "Motor hilang lagi di gang masjid"))
+    alert = await cast.alerts.news(ticket, alerts_before)
+    mark = cast.alerts.mark()
+    if "Masalah…" in alert.buttons:
+        await cast.alerts.press("Masalah…")
+    else:
+        await cast.alerts.send(f"MASALAH {ticket}")
+    menu = await cast.alerts.wait(mark, "ke masalah mana")
+    assert "#1 Keamanan berulang di Sumber Jaya" in menu.text
+    assert menu.buttons == ["Masalah #1", "Masalah baru"]
+    added = await cast.alerts.tap("Masalah #1", "ditambahkan")
+    assert f"{ticket} ditambahkan ke masalah #1" in added.text
+
+    # Analysis, then the response: the resident hears of it, naming nobody.
+    shown = await cast.officer.say("/masalah 1", "Tahap: Pemindaian")
+    assert all(t in shown.text for t in [*earlier, ticket])
+    news_from = cast.resident.mark()
+    await cast.officer.tap("Lanjut ke Analisis", "tahap Analisis")
+    await cast.officer.tap("Lanjut ke Respons", "tahap Respons")
+    told = await cast.resident.news("masalah berulang di Sumber Jaya", news_from)
+    assert ticket in told.text and "Andi" not in told.text
+
+    # An action for the officer (as the desk adds it): the leader reminds them; "selesai".
+    async with cast.live.sessions() as s:
+        staff = (await s.scalars(select(Contact).where(Contact.role != "resident"))).all()
+        officer = next(c for c in staff if role_of(c) is Role.OFFICER)
+        coordinator = next(c for c in staff if role_of(c) is Role.COORDINATOR)
+        problem = await problem_store.get(s, 1)
+        assert problem is not None
+        await problem_chat.add_action(
+            s,
+            Context(core_config(), now=utcnow()),
+            coordinator,
+            problem,
+            "Pasang lampu di gang masjid",
+            owner=officer,
+            due_at=utcnow() + timedelta(hours=2),
+        )
+        await s.commit()
+    reminder = await cast.officer.news("Pengingat tindakan untuk masalah #1")
+    assert "Pasang lampu di gang masjid" in reminder.text
+    done = await cast.officer.say("selesai", "tercatat selesai")
+    assert "Pasang lampu di gang masjid" in done.text

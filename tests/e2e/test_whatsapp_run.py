@@ -350,6 +350,7 @@ async def test_a_resident_reports_by_whatsapp_and_an_officer_claims_by_reply(
         f"resolve:{report.id}",
         f"reject:{report.id}",
         f"merge:{report.id}",
+        f"pmenu:{report.id}",
     ]
 
     row = await bots.row_status(news.sid, "delivered")

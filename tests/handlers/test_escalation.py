@@ -95,6 +95,7 @@ async def test_an_unclaimed_report_escalates_once_urgent_sooner(cast: Cast) -> N
         f"resolve:{urgent['report_id']}",
         f"reject:{urgent['report_id']}",
         f"merge:{urgent['report_id']}",  # Duplikat: on the group's alert
+        f"pmenu:{urgent['report_id']}",  # Masalah…: likewise
     ]
     events = [e for e in await rows(sessions, ReportEvent) if e.kind == "escalated"]
     assert sorted(e.report_id for e in events) == sorted([urgent["report_id"], calm["report_id"]])

@@ -127,6 +127,7 @@ async def test_full_report_flow_on_telegram(chat: FakeChat) -> None:
         ["Selesai", f"resolve:{report.id}"],
         ["Tolak", f"reject:{report.id}"],
         ["Duplikat", f"merge:{report.id}"],
+        ["Masalah…", f"pmenu:{report.id}"],  # handlers.problems: add it to a problem
     ]
     assert reply["location"]["lat"] == PIN.latitude
     assert reply["media"]["ref"] == "file-abc"

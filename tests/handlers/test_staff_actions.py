@@ -181,6 +181,7 @@ async def test_claim_tells_the_reporter_and_edits_the_alert_in_place(cast: Cast)
         f"resolve:{report_id}",
         f"reject:{report_id}",
         f"merge:{report_id}",
+        f"pmenu:{report_id}",
     ]
     assert set(out.outbox_ids) == {news.id, edit.id}
 

@@ -75,14 +75,14 @@ async def test_report_reaches_the_group_and_the_resident_hears_of_the_claim(
         await expect(alert).to_contain_text("Pelapor: Siti (warga)")
         await expect(alert.locator("img.photo")).to_be_visible()  # the resident's photo
         buttons = alert.locator(".keyboard .kb")
-        await expect(buttons).to_have_text(["Tangani", "Selesai", "Tolak", "Duplikat"])
+        await expect(buttons).to_have_text(["Tangani", "Selesai", "Tolak", "Duplikat", "Masalah…"])
         await expect(group.bot_messages.locator("a.pin").last).to_be_visible()
 
         await buttons.filter(has_text="Tangani").click()
         # The alert is edited in place: who has it, and only Selesai / Tolak / Duplikat are left.
         await expect(alert).to_contain_text("Ditangani oleh", timeout=WAIT_MS)
         await expect(alert.locator(".meta", has_text="diedit")).to_be_visible()
-        await expect(buttons).to_have_text(["Selesai", "Tolak", "Duplikat"])
+        await expect(buttons).to_have_text(["Selesai", "Tolak", "Duplikat", "Masalah…"])
         # The resident hears about it in their own chat, with the officer's name.
         news = await resident.bot_said(f"Laporan {ticket} sedang ditangani")
         await expect(news).to_contain_text("Andi")

@@ -64,6 +64,7 @@ async def test_a_post_files_a_report_the_way_the_chat_does(api: Api) -> None:
         f"resolve:{report.id}",
         f"reject:{report.id}",
         f"merge:{report.id}",
+        f"pmenu:{report.id}",
     ]
     assert api.woken  # the dispatcher was woken after the commit
 

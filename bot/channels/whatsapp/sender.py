@@ -55,7 +55,12 @@ MediaUrl = Callable[[Reply], Awaitable[str | None]]
 WINDOW = timedelta(hours=24)
 WINDOW_MARGIN = timedelta(minutes=10)  # a message queued at 23:59 may arrive after 24:00
 # A kind without its own template borrows this one's (an escalation is an alert, too).
-TEMPLATE_FALLBACK = {"escalation": "alert", "patrol": "reminder", "recap": "reminder"}
+TEMPLATE_FALLBACK = {
+    "escalation": "alert",
+    "patrol": "reminder",
+    "recap": "reminder",
+    "problem": "reminder",  # an action's reminder to its owner, a problem's news to reporters
+}
 NUMBERED_KINDS = frozenset({OutboxKind.REPLY.value, OutboxKind.PATROL.value})
 OPT_OUT_KINDS = frozenset({OutboxKind.BROADCAST.value})
 RATE_LIMITED = frozenset({20429, 63018})
