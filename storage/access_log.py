@@ -10,7 +10,7 @@ The log is kept for ``[retention] access_log_days`` (``storage.retention``) and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -33,6 +33,27 @@ class AccessVia(StrEnum):
     DESK = "desk"
     CHAT = "chat"
     CLI = "cli"
+
+
+# Filter fields whose value may be personal (a search for a name): only their presence is logged.
+FREE_TEXT = frozenset({"q", "text"})
+
+
+def describe_filter(values: Mapping[str, Any]) -> str:
+    """An export's filter as the log keeps it: ``format=csv status=new,claimed q=…``; empty
+    fields left out, free text never written."""
+    parts = []
+    for key, value in values.items():
+        if value in (None, "", [], ()):
+            continue
+        if key in FREE_TEXT:
+            shown = "…"
+        elif isinstance(value, (list, tuple)):
+            shown = ",".join(str(v) for v in value)
+        else:
+            shown = str(value)
+        parts.append(f"{key}={shown}")
+    return " ".join(parts)
 
 
 def record(
