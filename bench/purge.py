@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import WARM_UP, RunningBot, percentiles  # noqa: E402  (bench/bench.py)
 from harness import prepared_db  # noqa: E402  (bench/harness.py)
 from sqlalchemy import func, select, text  # noqa: E402
 
+from bench import WARM_UP, RunningBot, percentiles  # noqa: E402  (bench/bench.py)
 from storage.db import create_engine, is_sqlite  # noqa: E402
 from storage.models import Outbox  # noqa: E402
 
@@ -121,16 +121,17 @@ async def main() -> None:
         tmp = Path(tmp_name)
         for name, url in backends:
             calm, *_ = await one_run(url, tmp, args.rows, args.probes, purge=False)
+            print(f"P2 {name}, {args.rows} rows nothing purges: {percentiles(calm)}", flush=True)
             busy, before, after, seconds = await one_run(
                 url, tmp, args.rows, args.probes, purge=True
             )
             during = after > 0
-            print(f"P2 {name}, {args.rows} rows nothing purges: {percentiles(calm)}")
             print(
                 f"P2 {name}, while the leader purges {args.rows} rows: {percentiles(busy)}; "
                 f"{before - after} rows purged in the {seconds:.0f} s of the probes "
                 f"({(before - after) / seconds:.0f} rows/s), {after} left at the last probe"
-                + ("" if during else " (the purge ENDED before the last probe)")
+                + ("" if during else " (the purge ENDED before the last probe)"),
+                flush=True,
             )
 
 

@@ -132,11 +132,12 @@ async def purge_outbox_texts(
     session: AsyncSession, before: datetime, *, now: datetime, limit: int = BATCH
 ) -> int:
     """Empty the texts of up to ``limit`` messages queued before ``before`` and no longer to be
-    sent (an alert of a report still open excepted)."""
+    sent (an alert of a report still open excepted). One UPDATE in the database for most rows;
+    only alerts (whose edits read their payload's language and route) are rewritten one by one."""
     open_report = exists().where(Report.id == Outbox.report_id, Report.status.in_(OPEN))
-    rows = (
-        await session.execute(
-            select(Outbox.id, Outbox.payload)
+    ids = (
+        await session.scalars(
+            select(Outbox.id)
             .where(
                 Outbox.purged_at.is_(None),
                 Outbox.created_at < before,
@@ -147,13 +148,27 @@ async def purge_outbox_texts(
             .limit(limit)
         )
     ).all()
-    if not rows:
+    if not ids:
         return 0
     await session.execute(
-        update(Outbox),
-        [{"id": r.id, "payload": _purged(r.payload), "purged_at": now} for r in rows],
+        update(Outbox)
+        .where(Outbox.id.in_(ids), Outbox.kind.not_in(EDITED_LATER))
+        .values(payload=_purged({}), purged_at=now)
+        .execution_options(synchronize_session=False)
     )
-    return len(rows)
+    alerts = (
+        await session.execute(
+            select(Outbox.id, Outbox.payload).where(
+                Outbox.id.in_(ids), Outbox.kind.in_(EDITED_LATER)
+            )
+        )
+    ).all()
+    if alerts:
+        await session.execute(
+            update(Outbox),
+            [{"id": r.id, "payload": _purged(r.payload), "purged_at": now} for r in alerts],
+        )
+    return len(ids)
 
 
 def _purged(payload: Any) -> dict[str, Any]:

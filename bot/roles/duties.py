@@ -202,6 +202,7 @@ def make_leader_duties(
         )
 
     async def duties(step_down: asyncio.Event) -> None:
+        purger.stop = step_down  # a long purge ends at its next batch when the role ends
         if reminders is not None:  # its first sweep queues what came due while nobody led
             await reminders.start()
         try:

@@ -22,6 +22,7 @@ from bot.config import RetentionSettings
 from bot.database import Database
 from bot.media.library import MediaLibrary
 from bot.metrics import Metrics
+from bot.roles.periodic import wait_unless_set
 from storage import retention
 from storage.types import utcnow
 
@@ -52,13 +53,16 @@ class Purger:
     media: MediaLibrary | None = None
     clock: Callable[[], datetime] = utcnow
     batches: dict[str, int] = field(default_factory=dict)  # batches run per kind, last run
+    # Set when the process stops or steps down: the purge ends after its current batch (the
+    # rest is done by whoever leads next), never holding a shutdown back.
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run_once(self) -> dict[str, int]:
         """Purge every kind once; returns how many rows of each went."""
         now = self.clock()
         purged: dict[str, int] = {}
         for kind, days in self.settings.days().items():
-            if days <= 0:
+            if days <= 0 or self.stop.is_set():
                 continue
             count = await self.purge(kind, now - timedelta(days=days))
             if count:
@@ -79,9 +83,9 @@ class Purger:
             total += count
             if count and self.metrics is not None:
                 self.metrics.retention_purged.labels(kind=kind).inc(count)
-            if count < limit:
+            if count < limit or self.stop.is_set():
                 break
-            await asyncio.sleep(self.settings.pause_ms / 1000)  # others get the database
+            await wait_unless_set(self.stop, self.settings.pause_ms / 1000)  # others' turn
         self.batches[kind] = batches
         return total
 

@@ -384,3 +384,31 @@ async def test_zero_days_keeps_a_kind_forever(
     purged = await purger(engine, sessions, library, media_days=0, outbox_text_days=0).run_once()
     assert "media" not in purged and "outbox_text" not in purged
     assert await library.store.exists(seeded.refs["old"])
+
+
+async def test_a_purge_ends_at_its_next_batch_when_the_role_ends(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Shutting down (or stepping down) never waits for a backlog: the next leader goes on."""
+    old = utcnow() - 40 * DAY
+    async with sessions() as s:
+        s.add_all(
+            Conversation(
+                channel="telegram",
+                chat_id=i,
+                user_id=i,
+                state="idle",
+                draft={},
+                version=1,
+                updated_at=old,
+            )
+            for i in range(25)
+        )
+        await s.commit()
+    job = purger(engine, sessions, batch=10)
+    job.stop.set()
+    assert await job.purge("conversation", utcnow() - 30 * DAY) == 10  # the batch under way
+    assert job.batches["conversation"] == 1
+    assert await job.run_once() == {}  # stopped: no kind is started
+    job.stop.clear()
+    assert (await job.run_once())["conversation"] == 15
