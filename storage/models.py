@@ -303,9 +303,6 @@ class Outbox(Base):
     __table_args__ = (
         Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_outbox_purged_at_created_at", "purged_at", "created_at"),
-        # a group's sends in its window (storage.boards.chat_load, for every alert): without it
-        # every alert read the whole table (bench/purge.py: p50 0.45 s with 1,000,000 rows)
-        Index("ix_outbox_chat_sent_at", "channel", "chat_id", "sent_at"),
         Index("ix_outbox_report_id", "report_id"),
         Index("ix_outbox_broadcast_id", "broadcast_id"),
         Index("ix_outbox_external_id", "external_id"),

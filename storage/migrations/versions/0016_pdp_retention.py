@@ -1,5 +1,4 @@
-"""personal data (UU PDP, issue 21): retention marks on reports and outbox rows, the access log;
-an index for a group's recent sends (the board's check read the whole outbox)
+"""personal data (UU PDP, issue 21): retention marks on reports and outbox rows, the access log
 
 Revision ID: 0016
 Revises: 0012
@@ -29,9 +28,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index(
         "ix_outbox_purged_at_created_at", "outbox", ["purged_at", "created_at"], unique=False
-    )
-    op.create_index(
-        "ix_outbox_chat_sent_at", "outbox", ["channel", "chat_id", "sent_at"], unique=False
     )
     op.create_index("ix_report_events_created_at", "report_events", ["created_at"], unique=False)
     op.create_table(
@@ -66,7 +62,6 @@ def downgrade() -> None:
     op.drop_index("ix_access_log_at", table_name="access_log")
     op.drop_table("access_log")
     op.drop_index("ix_report_events_created_at", table_name="report_events")
-    op.drop_index("ix_outbox_chat_sent_at", table_name="outbox")
     op.drop_index("ix_outbox_purged_at_created_at", table_name="outbox")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_column("purged_at")
