@@ -1,4 +1,5 @@
-"""personal data (UU PDP, issue 21): retention marks on reports and outbox rows, the access log
+"""personal data (UU PDP, issue 21): retention marks on reports and outbox rows, the access log;
+an index of one chat's outbox rows (the board's check per alert read the whole outbox)
 
 Revision ID: 0016
 Revises: 0012
@@ -28,6 +29,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index(
         "ix_outbox_purged_at_created_at", "outbox", ["purged_at", "created_at"], unique=False
+    )
+    op.create_index(
+        "ix_outbox_chat_status",
+        "outbox",
+        ["chat_id", "channel", "status", "sent_at"],
+        unique=False,
     )
     op.create_index("ix_report_events_created_at", "report_events", ["created_at"], unique=False)
     op.create_table(
@@ -62,6 +69,7 @@ def downgrade() -> None:
     op.drop_index("ix_access_log_at", table_name="access_log")
     op.drop_table("access_log")
     op.drop_index("ix_report_events_created_at", table_name="report_events")
+    op.drop_index("ix_outbox_chat_status", table_name="outbox")
     op.drop_index("ix_outbox_purged_at_created_at", table_name="outbox")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_column("purged_at")
