@@ -351,10 +351,9 @@ async def test_a_photo_another_report_still_has_stays_on_disk(
     assert await library.store.exists(seeded.refs["old"])
 
 
-async def test_a_backlog_goes_in_batches_of_the_configured_size(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+async def idle_conversations(
+    sessions: async_sessionmaker[AsyncSession], count: int, idle: timedelta
 ) -> None:
-    old = utcnow() - 40 * DAY
     async with sessions() as s:
         s.add_all(
             Conversation(
@@ -364,11 +363,17 @@ async def test_a_backlog_goes_in_batches_of_the_configured_size(
                 state="idle",
                 draft={},
                 version=1,
-                updated_at=old,
+                updated_at=utcnow() - idle,
             )
-            for i in range(25)
+            for i in range(count)
         )
         await s.commit()
+
+
+async def test_a_backlog_goes_in_batches_of_the_configured_size(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await idle_conversations(sessions, 25, 40 * DAY)
     async with sessions() as s:  # one batch never takes more than its limit
         assert await retention.forget_conversations(s, utcnow() - 30 * DAY, limit=10) == 10
         await s.rollback()
@@ -390,21 +395,7 @@ async def test_a_purge_ends_at_its_next_batch_when_the_role_ends(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     """Shutting down (or stepping down) never waits for a backlog: the next leader goes on."""
-    old = utcnow() - 40 * DAY
-    async with sessions() as s:
-        s.add_all(
-            Conversation(
-                channel="telegram",
-                chat_id=i,
-                user_id=i,
-                state="idle",
-                draft={},
-                version=1,
-                updated_at=old,
-            )
-            for i in range(25)
-        )
-        await s.commit()
+    await idle_conversations(sessions, 25, 40 * DAY)
     job = purger(engine, sessions, batch=10)
     job.stop.set()
     assert await job.purge("conversation", utcnow() - 30 * DAY) == 10  # the batch under way
