@@ -98,7 +98,7 @@ async def strip_closed_reports(
                 Report.closed_at < before,
                 Report.status.in_(CLOSED),
             )
-            .order_by(Report.closed_at)
+            .order_by(Report.personal_purged_at, Report.closed_at)  # the index's order
             .limit(limit)
         )
     ).all()
@@ -144,7 +144,7 @@ async def purge_outbox_texts(
                 Outbox.status.not_in(UNSENT),
                 ~(Outbox.kind.in_(EDITED_LATER) & open_report),
             )
-            .order_by(Outbox.created_at)
+            .order_by(Outbox.purged_at, Outbox.created_at)  # the index's order: no sort
             .limit(limit)
         )
     ).all()
