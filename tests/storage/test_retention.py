@@ -1,10 +1,11 @@
 """Retention (UU PDP): each kind of personal data is forgotten after its days, in bounded batches;
-what is recent is kept. Old and new rows of every kind are seeded; the leader's purge runs once."""
+what is recent is kept. Old and new rows of every kind are seeded; the leader's purge runs once.
+Media files go from the store after their rows, in a folder and in an S3 bucket alike."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import RetentionSettings
 from bot.database import Database
 from bot.media.library import MediaLibrary
+from bot.media.s3 import S3Backend
+from bot.media.store import INCOMING, MediaStore
 from bot.metrics import Metrics
 from bot.roles.retention import KINDS, Purger
 from storage import retention
@@ -38,7 +41,7 @@ from storage.models import (
 from storage.retention import forget_processed_inbound
 from storage.types import utcnow
 from tests.support.chats import SUMBER_JAYA, load_areas
-from tests.support.media import local_library
+from tests.support.media import S3Server, local_library, s3_server
 
 PLACEHOLDER = "(dihapus: masa simpan berakhir)"
 DAY = timedelta(days=1)
@@ -105,11 +108,32 @@ async def test_the_leaders_purge_forgets_everything_past_the_configured_days(
 # --- every kind, old and new -------------------------------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    with s3_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["local", "s3"])
 async def library(
-    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+    request: pytest.FixtureRequest,
+    sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    s3: S3Server,
 ) -> AsyncIterator[MediaLibrary]:
-    lib = local_library(tmp_path / "media", sessions)
+    """The media store in a folder, or in an S3 bucket (moto's server over HTTP)."""
+    if request.param == "local":
+        lib = local_library(tmp_path / "media", sessions)
+    else:
+        backend = S3Backend(
+            s3.bucket,
+            prefix=f"{tmp_path.name}/",
+            endpoint_url=s3.endpoint_url,
+            region="ap-southeast-3",
+            access_key_id=s3.access_key_id,
+            secret_access_key=s3.secret_access_key,
+        )
+        lib = MediaLibrary(MediaStore(backend, tmp_path / "media" / INCOMING), sessions)
     await lib.start()
     try:
         yield lib
