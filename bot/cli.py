@@ -14,9 +14,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import pdp as pdp_record
 from bot.config import ConfigError, Settings, load_settings
 from bot.database import Database, SchemaBehind, connect, prepare_schema
-from storage import delivery, exports, migrate, open311
+from storage import access_log, delivery, exports, migrate, open311, privacy
+from storage.access_log import AccessKind, AccessVia, describe_filter
 from storage.areas import (
     AreaImportError,
     descendant_ids,
@@ -101,6 +103,20 @@ def _parser() -> argparse.ArgumentParser:
     o311_sub.add_parser("keys", help="list the keys (never the keys themselves)")
     revoke = o311_sub.add_parser("revoke", help="revoke a key: it is refused from now on")
     revoke.add_argument("key_id", type=int, metavar="KEY_ID", help="the id `open311 keys` shows")
+
+    pdp = sub.add_parser("pdp", help="personal data (UU PDP): record, breach, access log")
+    pdp_sub = pdp.add_subparsers(dest="pdp_command", required=True, metavar="ACTION")
+    rec = pdp_sub.add_parser(
+        "record", help="the record of processing: what is kept, why, who sees it, how long"
+    )
+    rec.add_argument("--lang", choices=list(pdp_record.LANGS), default="id")
+    hit = pdp_sub.add_parser(
+        "affected", help="a breach: the contacts to notify (reported, followed, patrol teams)"
+    )
+    hit.add_argument("--area", required=True, metavar="CODE", help="this area and those below")
+    hit.add_argument("--since", required=True, metavar="DATE", help="YYYY-MM-DD (area's time)")
+    reads = pdp_sub.add_parser("access-log", help="privileged reads of personal data")
+    reads.add_argument("--since", required=True, metavar="DATE", help="YYYY-MM-DD (UTC)")
 
     run = sub.add_parser(
         "run",
@@ -236,6 +252,16 @@ async def _export_reports(
                     raise CommandError(f"--since {since!r}: expected YYYY-MM-DD") from None
                 start = datetime.combine(day, time(0), tzinfo=ZoneInfo(zone))
             rows = await exports.report_rows(session, area_ids, start)
+            access_log.record(
+                session,
+                kind=AccessKind.EXPORT,
+                via=AccessVia.CLI,
+                now=utcnow(),
+                subject=describe_filter(
+                    {"format": fmt, "area": area_code, "since": since, "reports": len(rows)}
+                ),
+            )
+            await session.commit()
     finally:
         await db.close()
     text = exports.render(rows, fmt)
@@ -314,6 +340,54 @@ async def _open311(
         )
 
 
+def _day_start(value: str, zone: str) -> datetime:
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"--since {value!r}: expected YYYY-MM-DD") from None
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(zone))
+
+
+async def _pdp(settings: Settings, args: argparse.Namespace) -> None:
+    if args.pdp_command == "record":
+        sys.stdout.write(pdp_record.record(settings, args.lang))
+        return
+    db = await _with_db(settings)
+    try:
+        async with db.sessions() as session:
+            if args.pdp_command == "access-log":
+                rows = await access_log.since(session, _day_start(args.since, "UTC"))
+                print("time (UTC)\twho\tvia\tkind\tticket\tsubject")
+                for entry, name, role, ticket in rows:
+                    who = "-" if entry.actor_id is None else f"contact {entry.actor_id}"
+                    if name:
+                        who += f" {name} ({role})"
+                    print(
+                        f"{_minute(entry.at)}\t{who}\t{entry.via}\t{entry.kind}\t"
+                        f"{ticket or '-'}\t{entry.subject or ''}"
+                    )
+                return
+            area = await get_by_code(session, args.area)
+            if area is None:
+                raise CommandError(f"--area: no area with code {args.area}")
+            start = _day_start(args.since, area.timezone or settings.scheduler.timezone)
+            found = await privacy.contacts_to_notify(
+                session, await descendant_ids(session, area.id), start
+            )
+    finally:
+        await db.close()
+    print("contact\tchannel\tname\twhy")
+    for person in found:
+        # Someone known only as an anonymous reporter is reached by the bot, never named.
+        name = "(anonim)" if person.only_anonymous else (person.display_name or "-")
+        why = ",".join(sorted(r.replace("anonymous_report", "report") for r in person.reasons))
+        print(f"{person.contact_id}\t{person.channel}\t{name}\t{why}")
+    print(
+        f"{len(found)} contact(s) to notify for {area.name} ({area.code}) since {args.since}",
+        file=sys.stderr,
+    )
+
+
 def _minute(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M}" if moment is not None else "-"
 
@@ -380,6 +454,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
                 getattr(args, "key_id", None),
             )
         )
+    elif args.command == "pdp":
+        asyncio.run(_pdp(settings, args))
     elif args.command == "export":
         asyncio.run(_export_reports(settings, args.format, args.area, args.since, args.output))
     elif args.command == "run" and args.workers > 1:

@@ -427,8 +427,29 @@ class MediaSettings(Section):
 
 
 class RetentionSettings(Section):
+    """How long each kind of personal data is kept (README: Retention); 0 keeps it forever.
+    The leader forgets what is older every hour, ``batch`` rows per transaction."""
+
     # Redeliveries come within 24 h (Telegram) or minutes (Twilio): two days is the least.
     processed_inbound_days: int = Field(default=7, ge=2)
+    # A closed report's reporter, followers, words and exact place; the statistics stay.
+    closed_report_personal_days: int = Field(default=730, ge=0)
+    media_days: int = Field(default=365, ge=0)  # reports' photos, voice notes, documents
+    outbox_text_days: int = Field(default=30, ge=0)  # texts of messages sent
+    conversation_days: int = Field(default=30, ge=0)  # idle conversations and their drafts
+    report_event_note_days: int = Field(default=365, ge=0)  # free text in reports' trails
+    desk_session_days: int = Field(default=30, ge=0)  # desk sessions and sign-in links
+    access_log_days: int = Field(default=730, ge=0)  # the log of privileged reads
+    batch: int = Field(default=500, ge=10, le=10_000)  # rows per transaction
+    pause_ms: int = Field(default=20, ge=0, le=10_000)  # between batches: others get the DB
+
+    def days(self) -> dict[str, int]:
+        """Each kind's period in days (``bot.roles.retention.KINDS`` names them)."""
+        return {
+            name.removesuffix("_days"): value
+            for name, value in self.model_dump().items()
+            if name.endswith("_days")
+        }
 
 
 class Settings(BaseSettings):

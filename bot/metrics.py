@@ -66,6 +66,12 @@ class Metrics:
             ["job"],
             registry=r,
         )
+        self.retention_purged = Counter(
+            "ktn_retention_purged_total",
+            "Rows forgotten (deleted or stripped) by retention, by kind of data",
+            ["kind"],
+            registry=r,
+        )
         for job in JOBS:  # every job's series from the start, at 0, for rate() and alerts
             self.job_item_failures.labels(job=job)
 

@@ -9,7 +9,8 @@ from handlers.render import category_label, format_time, status_label
 from handlers.states import State
 from handlers.turn import Turn, expects, fallback, prompt
 from handlers.types import Option
-from storage import contacts, outbox, reports
+from storage import access_log, contacts, outbox, reports
+from storage.access_log import AccessKind, AccessVia
 from storage.models import Area, Contact, Report
 
 STATUS_LIST_LIMIT = 10
@@ -75,6 +76,7 @@ async def show_status(turn: Turn, arg: str | None) -> None:
         if report is None or not await can_see(turn, report):
             turn.say(turn.t("status.not_found", ticket=ticket))
             return
+        await _log_staff_read(turn, report)
         areas = await reports.areas_by_id(turn.session, [report.area_id])
         area = areas.get(report.area_id)
         lines = [_detail(turn, report, area)]
@@ -105,6 +107,22 @@ async def show_status(turn: Turn, arg: str | None) -> None:
         )
     lines.append(turn.t("status.list_hint"))
     turn.say("\n".join(lines))
+
+
+async def _log_staff_read(turn: Turn, report: Report) -> None:
+    """Staff reading someone else's report is a privileged read: it goes to the access log."""
+    if report.reporter_id == turn.contact.id:
+        return
+    if await reports.is_follower(turn.session, report.id, turn.contact.id):
+        return
+    access_log.record(
+        turn.session,
+        kind=AccessKind.REPORT,
+        via=AccessVia.CHAT,
+        now=turn.now,
+        actor_id=turn.contact.id,
+        report_id=report.id,
+    )
 
 
 def _detail(turn: Turn, report: Report, area: Area | None) -> str:

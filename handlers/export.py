@@ -14,7 +14,8 @@ from handlers.permissions import coordinated_area_ids
 from handlers.render import format_size
 from handlers.turn import Turn
 from handlers.types import Document, MediaKind, Reply
-from storage import exports
+from storage import access_log, exports
+from storage.access_log import AccessKind, AccessVia, describe_filter
 from storage.models import Area
 
 CONTENT_TYPES = {"csv": "text/csv", "geojson": "application/geo+json", "problems": "text/csv"}
@@ -55,6 +56,14 @@ async def export_in_chat(turn: Turn, arg: str | None) -> None:
         turn.say(turn.t("export.too_large", limit=format_size(limit)))
         await turn.reprompt_if_busy()
         return
+    access_log.record(
+        turn.session,
+        kind=AccessKind.EXPORT,
+        via=AccessVia.CHAT,
+        now=turn.now,
+        actor_id=turn.contact.id,
+        subject=describe_filter({"format": fmt, "area": code, "reports": len(rows)}),
+    )
     caption = turn.t(caption_key, count=len(rows), area=area.name if area else "-")
     turn.outcome.replies.append(Reply(caption, document=Document(name, data, CONTENT_TYPES[fmt])))
     turn.outcome.recorded.export = {"format": fmt, "reports": len(rows)}

@@ -175,9 +175,13 @@ class Report(Base):
     )
     # How far up the escalation went: 0 not yet, 1 the parent area, 2 the one above, ...
     escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When retention stripped the closed report of its personal fields (``storage.privacy``):
+    # what stays is for statistics (category, area, times, status).
+    personal_purged_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_reports_area_status_created", "area_id", "status", "created_at"),
+        Index("ix_reports_personal_purged", "personal_purged_at", "closed_at"),
         Index("ix_reports_reporter_id", "reporter_id"),
         Index("ix_reports_escalate_at", "escalate_at"),
         # the desk (bot/web/desk): newest first, by officer, and its numbers' time ranges
@@ -244,6 +248,8 @@ class ReportEvent(Base):
     # Where the action was taken when not in a chat: "dasbor" (the desk, bot/web/desk).
     via: Mapped[str | None] = mapped_column(String(16))
 
+    __table_args__ = (Index("ix_report_events_created_at", "created_at"),)
+
 
 class Conversation(Base):
     """Where one user stands in a conversation with the bot in one chat, and their draft."""
@@ -290,9 +296,17 @@ class Outbox(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     status_at: Mapped[datetime | None]
+    # When retention emptied the message's text (``storage.retention``); the row stays for
+    # its delivery bookkeeping.
+    purged_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_outbox_purged_at_created_at", "purged_at", "created_at"),
+        # One chat's rows (storage.boards.chat_load, for every group alert: waiting, and sent in
+        # the window): without it each alert read the whole table (bench/purge.py: p50 0.5 s at
+        # 1,000,000 rows). chat_id first, so the dispatcher's claim (no chat) keeps its index.
+        Index("ix_outbox_chat_status", "chat_id", "channel", "status", "sent_at"),
         Index("ix_outbox_report_id", "report_id"),
         Index("ix_outbox_broadcast_id", "broadcast_id"),
         Index("ix_outbox_external_id", "external_id"),
@@ -756,4 +770,25 @@ class ProblemSuggestion(Base):
     __table_args__ = (
         UniqueConstraint("area_id", "category", "fingerprint"),
         Index("ix_problem_suggestions_area_state", "area_id", "state"),
+    )
+
+
+class AccessLog(Base):
+    """A privileged read of personal data (a report's page on the desk, an export, ``/status``
+    of someone else's ticket by staff): who read what kind of thing and when, never the data.
+    ``subject`` names the report (its ticket) or the filter of an export."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(24))
+    via: Mapped[str] = mapped_column(String(16))
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id", ondelete="SET NULL"))
+    subject: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (
+        Index("ix_access_log_at", "at"),
+        Index("ix_access_log_actor_id", "actor_id"),
     )

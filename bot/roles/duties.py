@@ -21,6 +21,7 @@ from bot.metrics import Metrics
 from bot.roles.leader import LeaderJob
 from bot.roles.periodic import Periodic, wait_unless_set
 from bot.roles.recaps import RecapJob
+from bot.roles.retention import Purger
 from bot.roles.scheduler import ReminderScheduler
 from handlers import board
 from handlers.claims import offer_back_idle
@@ -30,7 +31,6 @@ from handlers.escalation import escalate_due
 from handlers.problems import remind_due, suggest_everywhere
 from handlers.states import State
 from handlers.sweep import ItemFailure
-from storage import retention
 from storage.outbox import release_claims
 from storage.types import utcnow
 
@@ -167,25 +167,6 @@ def make_board_job(
     return sweep
 
 
-def make_retention_job(db: Database, days: int) -> Callable[[], Awaitable[None]]:
-    """Forget dedupe records of messages older than ``days``, a batch per transaction."""
-
-    async def sweep() -> None:
-        before = utcnow() - timedelta(days=days)
-        forgotten = 0
-        while True:
-            async with db.sessions() as session:
-                deleted = await retention.forget_processed_inbound(session, before)
-                await session.commit()
-            forgotten += deleted
-            if deleted < retention.BATCH:
-                break
-        if forgotten:
-            log.info("forgot %d processed-message record(s) older than %d days", forgotten, days)
-
-    return sweep
-
-
 # Report drafts expire when idle (handlers.core): their files go with them.
 EXPIRING_DRAFTS = tuple(state.value for state in State if state.in_report)
 
@@ -235,11 +216,14 @@ def make_leader_duties(
         on_failure=metrics.item_failed,
     )
     recap_job = Periodic("recaps", RecapJob.INTERVAL, recaps.run_once)
-    retention_job = Periodic(
-        "retention",
-        RETENTION_SECONDS,
-        make_retention_job(db, settings.retention.processed_inbound_days),
+    purger = Purger(
+        db,
+        settings.retention,
+        core.catalog.text(core.default_language, "retention.purged_description"),
+        metrics=metrics,
+        media=media,
     )
+    retention_job = Periodic("retention", RETENTION_SECONDS, purger.run_once)
 
     problem_reminders = Periodic(
         "problem_reminders",
@@ -269,6 +253,7 @@ def make_leader_duties(
         )
 
     async def duties(step_down: asyncio.Event) -> None:
+        purger.stop = step_down  # a long purge ends at its next batch when the role ends
         if reminders is not None:  # its first sweep queues what came due while nobody led
             await reminders.start()
         try:

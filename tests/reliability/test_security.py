@@ -70,7 +70,8 @@ from tests.support.telegram_run import WEBHOOK_SECRET, Running, file_report
 
 log = logging.getLogger(__name__)
 GEDONG_TATAAN = "18.09.01"  # Wiyono's kecamatan: another area than Sumber Jaya's
-BOOKKEEPING = {"conversations", "processed_inbound", "send_slots"}
+# access_log records reads (a coordinator elsewhere exporting their own, empty, area), not changes
+BOOKKEEPING = {"conversations", "processed_inbound", "send_slots", "access_log"}
 VOLATILE = {"contacts": {"last_inbound_at"}}  # every private message moves it
 Snapshot = dict[str, list[tuple[Any, ...]]]
 

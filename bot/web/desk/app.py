@@ -48,7 +48,8 @@ from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.permissions import area_chain_ids, is_staff
 from handlers.render import DEFAULT_ZONE, category_label, format_time, status_label
-from storage import desk, exports
+from storage import access_log, desk, exports
+from storage.access_log import AccessKind, AccessVia, describe_filter
 from storage.areas import descendant_ids
 from storage.models import Area, Contact, DeskSession, Report, ReportMedia
 from storage.reports import CLOSURE_MEDIA, media_of
@@ -220,6 +221,26 @@ class Desk:
         """A short page saying what went wrong (``message``: a desk text key)."""
         return self._html(
             request, "error.html", viewer.lang, status, message=message, viewer=viewer
+        )
+
+    def _accessed(
+        self,
+        session: AsyncSession,
+        viewer: Viewer,
+        kind: AccessKind,
+        *,
+        report_id: int | None = None,
+        subject: str | None = None,
+    ) -> None:
+        """Log a read of personal data (committed with the page's transaction)."""
+        access_log.record(
+            session,
+            kind=kind,
+            via=AccessVia.DESK,
+            now=self.clock(),
+            actor_id=viewer.contact.id,
+            report_id=report_id,
+            subject=subject,
         )
 
     async def _viewer(self, request: Request, session: AsyncSession, token: str) -> Viewer | None:
@@ -498,6 +519,7 @@ class Desk:
         report = await desk.report_in_scope(session, request.path_params["ticket"], viewer.scope)
         if report is None:
             return self.not_found(request, viewer)
+        self._accessed(session, viewer, AccessKind.REPORT, report_id=report.id)
         flash = self._take_flash(request)
         response = await self.report_view(request, session, viewer, report, flash=flash)
         if flash:
@@ -603,6 +625,7 @@ class Desk:
             return self.not_found(request, viewer)
         if await desk.report_in_scope_by_id(session, item.report_id, viewer.scope) is None:
             return self.not_found(request, viewer)
+        self._accessed(session, viewer, AccessKind.PHOTO, report_id=item.report_id)
         try:
             data = await self.media.read(item.store_ref)
         except (FileNotFoundError, KeyError, OSError):
@@ -615,10 +638,12 @@ class Desk:
         fmt = request.path_params["fmt"]
         if fmt not in exports.FORMATS:
             return self.not_found(request, viewer)
-        f, _values = await self._filter(request, session, viewer)
+        f, values = await self._filter(request, session, viewer)
         rows = await exports.report_rows(
             session, None, None, where=desk.conditions(f, desk.dialect_of(session))
         )
+        subject = describe_filter({"format": fmt, **values, "reports": len(rows)})
+        self._accessed(session, viewer, AccessKind.EXPORT, subject=subject)
         name = f"ktn-laporan-{self.clock():%Y%m%d}.{fmt}"
         media = {"csv": "text/csv; charset=utf-8", "geojson": "application/geo+json"}[fmt]
         headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
