@@ -39,6 +39,7 @@ from handlers.core import BeforeCommit, process
 from handlers.types import Inbound, Outcome, Reply
 from storage import contacts, outbox
 from storage.inbound import handled
+from storage.outbox import FORGET
 from storage.types import DEFAULT_BOT, OutboxKind, utcnow
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,9 @@ def _queue_replies(
         channel = str(inbound.channel)
         contact = await contacts.find(session, channel, inbound.user_id)
         lang = (contact.language if contact else None) or core.default_language
+        extra: dict[str, object] = {"lang": lang}
+        if outcome.forget_replies:  # personal data: the row goes once sent (bot.delivery)
+            extra[FORGET] = True
         rows = [
             outbox.enqueue(
                 session,
@@ -183,7 +187,7 @@ def _queue_replies(
                     if inbound.message_id is None
                     else f"{OutboxKind.REPLY}:{inbound.message_id}:{index}"
                 ),
-                extra={"lang": lang},
+                extra=extra,
                 bot=bot_key,
             )
             for index, reply in enumerate(replies)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from handlers import lifecycle, staff
+from handlers import lifecycle, personal, staff
 from handlers.commands import LANGUAGE_WORDS
 from handlers.permissions import is_staff, may_act
 from handlers.render import category_label, format_time, status_label
 from handlers.states import State
 from handlers.turn import Turn, expects, fallback, prompt
 from handlers.types import Option
-from storage import contacts, outbox, reports
+from storage import reports
 from storage.models import Area, Contact, Report
 
 STATUS_LIST_LIMIT = 10
@@ -218,22 +218,10 @@ async def confirm_erase(turn: Turn) -> None:
 @expects(State.ERASE_CONFIRM)
 async def erase_answered(turn: Turn) -> bool:
     """Ya erases now; Tidak goes back to where the user was."""
-    if turn.option == "erase:yes":
-        name = turn.contact.display_name
-        mine = await reports.ids_reported_by(turn.session, turn.contact.id)
-        count = await contacts.erase(turn.session, turn.contact, turn.now)
-        if name:  # alerts waiting to go, and the copies we keep, lose the name too
-            await outbox.scrub_name(
-                turn.session,
-                mine,
-                name,
-                lambda lang: turn.config.catalog.text(
-                    lang or turn.config.default_language, "alert.reporter_anonymous"
-                ),
-            )
+    if turn.option == "erase:yes":  # everywhere: handlers.personal, storage.personal
+        count = await personal.erase(turn)
         turn.draft = {}
         turn.state = State.IDLE
-        turn.outcome.recorded.erased = True
         turn.say(turn.t("erase.done", reports=count))
         return True
     if turn.option == "erase:no":

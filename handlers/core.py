@@ -22,7 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 # Importing the flow modules registers their states' prompt/expects/fallback functions.
-from handlers import account, lifecycle, onboarding, open311, patrol, report, staff  # noqa: F401
+from handlers import (  # noqa: F401
+    account,
+    lifecycle,
+    onboarding,
+    open311,
+    patrol,
+    personal,
+    report,
+    staff,
+)
 from handlers.actions import parse_button
 from handlers.commands import parse_command
 from handlers.context import Context
@@ -109,6 +118,7 @@ async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
     )
     if not await _claim(session, msg, ctx):
         return Outcome(duplicate=True)
+    returning = False
     if contact is None:
         contact = await contacts.create(
             session,
@@ -117,6 +127,7 @@ async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
             language=_first_language(msg, ctx),
             now=ctx.now,
         )
+        returning = True
     if conversation is None:
         conversation = await conversations.create(
             session, channel, msg.chat_id, msg.user_id, ctx.now
@@ -134,7 +145,15 @@ async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
         state=State.parse(conversation.state),
         draft=copy.deepcopy(conversation.draft or {}),
     )
+    if returning and await personal.was_erased(turn, contact):
+        contact.opted_out_at = ctx.now  # erased before: announcements only when asked again
     await run_turn(turn)
+    if turn.outcome.recorded.erased:  # contact and conversation are gone, with their files
+        await session.flush()
+        turn.outcome.outbox_ids = [row.id for row in turn.outbox]
+        turn.outcome.recorded.state = turn.state
+        turn.outcome.media_dropped = sorted(before | set(turn.outcome.media_dropped))
+        return turn.outcome
     await open311.link_pending(turn)  # reports filed for this phone number through the API
     if turn.outcome.replies:
         last = turn.outcome.replies[-1]

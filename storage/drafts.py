@@ -23,6 +23,8 @@ class MediaJson(TypedDict):
     ref: str
     content_type: str | None
     size: NotRequired[int | None]
+    # The channel's own copy, deletable there (a Twilio media URL): erasing deletes it too.
+    origin: NotRequired[str]
 
 
 class ReportDraft(TypedDict, total=False):

@@ -212,6 +212,9 @@ class ReportMedia(Base):
     size: Mapped[int | None] = mapped_column(BigInteger)
     # "report": sent with the report; "closure": the officer's proof that it was dealt with.
     purpose: Mapped[str] = mapped_column(String(16), default="report", server_default="report")
+    # Where the channel still holds its own copy that can be deleted there (a Twilio media URL):
+    # erasing the sender deletes it at the channel too (``storage.erasure``). NULL: none known.
+    origin: Mapped[str | None] = mapped_column(Text)
 
 
 class ReportFollower(Base):
@@ -616,3 +619,15 @@ class BoardReport(Base):
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_board_reports_report_id", "report_id"),)
+
+
+class ErasedContact(Base):
+    """Someone who asked for their data to be erased (``/hapusdata``), remembered only as the
+    HMAC-SHA256 of their channel and chat id under a secret key (``KTN_PDP_HASH_SECRET``):
+    never the id or the phone. A new contact whose hash is here starts opted out of
+    announcements (``storage.erasure``), so erasing is not undone by the next broadcast."""
+
+    __tablename__ = "erased_contacts"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -109,3 +109,6 @@ class OutboxKind(StrEnum):
     RECAP = "recap"
     NOTICE = "notice"
     BOARD = "board"  # a group's live report board in a surge (handlers.board)
+    # Not a message: a file the channel holds, deleted there (an erased sender's Twilio media,
+    # ``storage.erasure``); ``payload["url"]`` names it. Retried like a send.
+    MEDIA_DELETE = "media_delete"

@@ -149,6 +149,9 @@ class WhatsAppSender:
         """Send the row: free text inside the window, a template outside it. Returns the SID."""
         if envelope.kind == OutboxKind.ALERT_EDIT.value:
             raise SendError("WhatsApp messages cannot be edited", permanent=True)
+        if envelope.kind == OutboxKind.MEDIA_DELETE.value:
+            await self._delete_media(str(envelope.payload.get("url") or ""))
+            return None
         reply = Reply.from_json(envelope.payload["reply"])
         contact = await self._contact(envelope)
         if (
@@ -256,6 +259,27 @@ class WhatsAppSender:
             return await contacts.recipient(
                 session, envelope.contact_id, Channel.WHATSAPP.value, envelope.chat_id
             )
+
+    async def _delete_media(self, url: str) -> None:
+        """Delete a file Twilio keeps (an erased sender's photo): done when Twilio answers 204,
+        or 404 when it is gone already (``[whatsapp] delete_media_at_twilio`` deleted it after
+        the download). Our credentials go to Twilio's API only."""
+        if not url.startswith(self.private_prefixes):
+            raise SendError("media URL outside the Twilio API", permanent=True)
+        import aiohttp  # loaded already: the client is built on it
+
+        auth = (str(self.client.username), str(self.client.password))
+        try:
+            response = await self.client.http_client.request("DELETE", url, auth=auth)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise SendError(f"network: {exc.__class__.__name__}") from exc
+        status = int(response.status_code)
+        if status in (204, 404):
+            return
+        if status == 429:
+            raise SendError("twilio 429 deleting media", retry_after=1.0)
+        permanent = 400 <= status < 500 and status not in (401, 408)
+        raise SendError(f"twilio {status} deleting media", permanent=permanent)
 
     async def _create(
         self,
