@@ -5,7 +5,7 @@ from __future__ import annotations
 from handlers import lifecycle, personal, staff
 from handlers.commands import LANGUAGE_WORDS
 from handlers.permissions import is_staff, may_act
-from handlers.render import category_label, format_time, status_label
+from handlers.render import category_label, description_text, format_time, status_label
 from handlers.states import State
 from handlers.turn import Turn, expects, fallback, prompt
 from handlers.types import Option
@@ -78,6 +78,12 @@ async def show_status(turn: Turn, arg: str | None) -> None:
         areas = await reports.areas_by_id(turn.session, [report.area_id])
         area = areas.get(report.area_id)
         lines = [_detail(turn, report, area)]
+        if report.description and (
+            report.reporter_id == turn.contact.id
+            or await may_act(turn.session, turn.contact, report)
+        ):  # the story: for its reporter and the officers (an erased one's shows the marker)
+            story = description_text(turn.catalog, turn.lang, report.description)
+            lines.append(turn.t("status.detail_description", description=story))
         if report.duplicate_of_id is not None:
             target = await turn.session.get(Report, report.duplicate_of_id)
             if target is not None:

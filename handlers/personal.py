@@ -55,22 +55,28 @@ async def erase(turn: Turn) -> int:
     """Erase the sender everywhere; returns how many of their reports stay (anonymised)."""
     contact = turn.contact
     texts = await personal.personal_texts(turn.session, contact)
-    needles = [
+    who = [
         contact.display_name or "",
         contact.phone or "",
         (contact.phone or "").lstrip("+"),
         str(contact.external_id),
-        *texts,
-        *(short_description(t) for t in texts),  # as a surge board shows a story
     ]
+    said = [*texts, *(short_description(t) for t in texts)]  # as a surge board shows a story
+    catalog, default = turn.config.catalog, turn.config.default_language
+
+    def replacements(lang: str | None) -> dict[str, str]:
+        lang = lang if lang in catalog.languages else default
+        anonymous = catalog.text(lang, "alert.reporter_anonymous")
+        words = catalog.text(lang, "erase.marker")
+        return {**dict.fromkeys(said, words), **dict.fromkeys(who, anonymous)}
+
     erased = await personal.erase(
         turn.session,
         contact,
         now=turn.now,
         id_hash=id_hash(turn.config.pdp_hash_key, contact.channel, contact.external_id),
         marker=marker(turn),
-        needles=needles,
-        replacement=marker(turn),
+        replacements=replacements,
     )
     for channel, url in dict.fromkeys(erased.origins):
         turn.outbox.append(

@@ -19,12 +19,13 @@ copies after the commit (``Erased``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, false, or_, select, update
+from sqlalchemy import Table, Text, cast, delete, false, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,10 +47,9 @@ from storage.models import (
     ReportFollower,
     ReportMedia,
 )
-from storage.types import OutboxKind
 
-# Rows that may show a report of the person to other people (alerts and their edits, boards).
-_ABOUT_REPORTS = (OutboxKind.BOARD.value, OutboxKind.ALERT_EDIT.value)
+# What replaces each of the person's strings in a stored message, in its language (or None).
+Replacements = Callable[[str | None], Mapping[str, str]]
 _MIN_NEEDLE = 3  # shorter strings would scrub ordinary words
 
 
@@ -119,14 +119,13 @@ async def erase(
     now: datetime,
     id_hash: str,
     marker: str,
-    needles: Sequence[str],
-    replacement: str,
+    replacements: Replacements,
 ) -> Erased:
     """Erase the person everywhere (see the module's docstring); the caller commits.
 
-    ``marker`` replaces their reports' descriptions and their notes; ``needles`` (their name,
-    phone, chat id, texts, and the shortened forms messages show) are replaced in stored
-    messages about their reports by ``replacement``."""
+    ``marker`` replaces their reports' descriptions and their notes; in stored messages to
+    other people, ``replacements(lang)`` says what replaces each of their strings (their
+    name, phone, chat id, texts, and the shortened forms messages show) in that language."""
     found = Erased()
     channel, external_id = contact.channel, contact.external_id
     mine = list(
@@ -174,7 +173,7 @@ async def erase(
             .execution_options(synchronize_session=False)
         )
     await _forget_open311(session, contact, mine)
-    await _scrub_outbox(session, contact, mine, needles, replacement)
+    await _scrub_outbox(session, contact, replacements)
     own_chat = (Conversation.channel == contact.channel) & or_(
         Conversation.user_id == contact.external_id, Conversation.chat_id == contact.external_id
     )
@@ -214,14 +213,11 @@ async def _forget_open311(session: AsyncSession, contact: Contact, mine: Sequenc
 
 
 async def _scrub_outbox(
-    session: AsyncSession,
-    contact: Contact,
-    mine: Sequence[int],
-    needles: Sequence[str],
-    replacement: str,
+    session: AsyncSession, contact: Contact, replacements: Replacements
 ) -> None:
     """Messages to the person go, sent or not (nothing more is sent to them; nothing kept);
-    messages about their reports to others (alerts, their edits, boards) lose their words."""
+    messages to others that quote them (alerts and their edits, boards, patrol messages
+    naming them) lose their words. Found by the stored JSON's text, whatever the kind."""
     await session.execute(
         delete(Outbox).where(
             or_(
@@ -230,29 +226,32 @@ async def _scrub_outbox(
             )
         )
     )
-    about: ColumnElement[bool] = Outbox.kind.in_(_ABOUT_REPORTS)
-    if mine:
-        about = or_(about, Outbox.report_id.in_(mine))
-    ordered = sorted({n for n in needles if len(n.strip()) >= _MIN_NEEDLE}, key=len, reverse=True)
-    if not ordered:
+    needles = [n for n in replacements(None) if len(n.strip()) >= _MIN_NEEDLE]
+    if not needles:
         return
-    for row in (await session.scalars(select(Outbox).where(about))).all():
-        scrubbed = _replace(row.payload, ordered, replacement)
+    # As the JSON column stores them (non-ASCII escaped): the search runs in the database.
+    stored = [json.dumps(n)[1:-1] for n in needles]
+    quoting = or_(*(cast(Outbox.payload, Text).contains(s, autoescape=True) for s in stored))
+    for row in (await session.scalars(select(Outbox).where(quoting))).all():
+        lang = row.payload.get("lang")
+        mapping = replacements(lang if isinstance(lang, str) else None)
+        ordered = sorted(mapping.items(), key=lambda item: len(item[0]), reverse=True)
+        scrubbed = _replace(row.payload, ordered)
         if scrubbed != row.payload:
             row.payload = scrubbed
 
 
-def _replace(value: Any, needles: Sequence[str], replacement: str) -> Any:
+def _replace(value: Any, pairs: Sequence[tuple[str, str]]) -> Any:
     """``value`` (a JSON payload) with every needle in every string replaced."""
     if isinstance(value, str):
-        for needle in needles:
-            if needle in value:
+        for needle, replacement in pairs:
+            if len(needle.strip()) >= _MIN_NEEDLE and needle in value:
                 value = value.replace(needle, replacement)
         return value
     if isinstance(value, dict):
-        return {k: _replace(v, needles, replacement) for k, v in value.items()}
+        return {k: _replace(v, pairs) for k, v in value.items()}
     if isinstance(value, list):
-        return [_replace(v, needles, replacement) for v in value]
+        return [_replace(v, pairs) for v in value]
     return value
 
 
