@@ -20,6 +20,9 @@ from storage.types import DEFAULT_BOT, OutboxStatus, utcnow
 
 OUTBOX_CHANNEL = "ktn_outbox"  # NOTIFY channel: new outbox rows were committed
 FORGET = "forget"  # payload key: delete the row once sent (``forget``)
+# payload key: when the message this reply answers came (ISO), for a reply whose contact is gone
+# (erased): the chat's 24-hour window is still open (bot.channels.whatsapp.sender)
+ANSWERED_AT = "answered_at"
 
 
 class JsonReply(Protocol):

@@ -42,6 +42,7 @@ from handlers.types import Reply
 from storage import contacts
 from storage.db import Sessions
 from storage.models import Contact
+from storage.outbox import ANSWERED_AT
 from storage.types import Channel, OutboxKind, OutboxStatus, utcnow
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ class WhatsAppSender:
             and contact.opted_out_at
         ):
             raise SendError("the recipient opted out of broadcasts (STOP)", permanent=True)
-        if not self.in_window(contact):
+        if not self.in_window(contact) and not self._answers_now(envelope):
             return await self._send_template(envelope, reply)
         lang = str(envelope.payload.get("lang") or (contact.language if contact else None) or "")
         lang = lang or self.default_language
@@ -234,6 +235,16 @@ class WhatsAppSender:
         """Whether the contact wrote to us recently enough for free text."""
         last = contact.last_inbound_at if contact is not None else None
         return last is not None and self.clock() - last < WINDOW - WINDOW_MARGIN
+
+    def _answers_now(self, envelope: Envelope) -> bool:
+        """A reply to someone no longer a contact (erased) answers a message that opened the
+        window when it came (``storage.outbox.ANSWERED_AT``)."""
+        raw = envelope.payload.get(ANSWERED_AT)
+        try:
+            at = datetime.fromisoformat(str(raw)) if raw else None
+        except ValueError:
+            return False
+        return at is not None and self.clock() - at < WINDOW - WINDOW_MARGIN
 
     def template_for(self, kind: str) -> str | None:
         """The Content Template SID configured for this kind of message, if any."""
