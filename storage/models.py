@@ -528,6 +528,9 @@ class MediaBlob(Base):
     holds: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     touched_at: Mapped[datetime] = mapped_column(default=utcnow)  # last stored again or held
+    # A file made for one person about themselves (their /dataku copy, sent from a link):
+    # erasing them deletes it at once instead of after the grace period (``storage.personal``).
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
 
     __table_args__ = (Index("ix_media_blobs_touched_at", "touched_at"),)
 

@@ -38,6 +38,7 @@ from storage.models import (
     Contact,
     Conversation,
     ErasedContact,
+    MediaBlob,
     Open311Request,
     Outbox,
     PatrolMember,
@@ -181,6 +182,8 @@ async def erase(
         found.files |= media_refs(draft)
         found.origins += [(contact.channel, url) for url in _origins(draft)]
     await session.execute(delete(Conversation).where(own_chat))
+    owned = select(MediaBlob.ref).where(MediaBlob.owner_id == contact.id)
+    found.files |= set((await session.scalars(owned)).all())  # their /dataku copies
     await session.execute(delete(PatrolMember).where(PatrolMember.contact_id == contact.id))
     await _drop_references(session, contact.id)
     await session.execute(delete(Contact).where(Contact.id == contact.id))

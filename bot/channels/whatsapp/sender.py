@@ -42,7 +42,7 @@ from handlers.types import Reply
 from storage import contacts
 from storage.db import Sessions
 from storage.models import Contact
-from storage.outbox import ANSWERED_AT
+from storage.outbox import ANSWERED_AT, FORGET
 from storage.types import Channel, OutboxKind, OutboxStatus, utcnow
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 
 # The URL Twilio fetches a reply's file or document from (a signed link to the media store),
 # or None when it has none that WhatsApp can carry.
-MediaUrl = Callable[[Reply], Awaitable[str | None]]
+# ``owner_id``: the person a document about themselves is for (``MediaBlob.owner_id``).
+MediaUrl = Callable[[Reply, int | None], Awaitable[str | None]]
 WINDOW = timedelta(hours=24)
 WINDOW_MARGIN = timedelta(minutes=10)  # a message queued at 23:59 may arrive after 24:00
 # A kind without its own template borrows this one's (an escalation is an alert, too).
@@ -167,7 +168,8 @@ class WhatsAppSender:
         lang = str(envelope.payload.get("lang") or (contact.language if contact else None) or "")
         lang = lang or self.default_language
         if self.media_url is not None:
-            media = await self.media_url(reply)
+            owner = envelope.contact_id if envelope.payload.get(FORGET) else None
+            media = await self.media_url(reply, owner)
         else:
             media = public_media_url(reply.media, self.private_prefixes)
         if reply.options and self.menus is not None:

@@ -26,9 +26,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("report_media") as batch:
         batch.add_column(sa.Column("origin", sa.Text(), nullable=True))
+    with op.batch_alter_table("media_blobs") as batch:
+        batch.add_column(sa.Column("owner_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key(
+            batch.f("fk_media_blobs_owner_id_contacts"),
+            "contacts",
+            ["owner_id"],
+            ["id"],
+            ondelete="SET NULL",
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("media_blobs") as batch:
+        batch.drop_constraint("fk_media_blobs_owner_id_contacts", type_="foreignkey")
+        batch.drop_column("owner_id")
     with op.batch_alter_table("report_media") as batch:
         batch.drop_column("origin")
     op.drop_table("erased_contacts")
