@@ -218,8 +218,7 @@ async def test_after_hapusdata_nothing_of_the_person_is_left_anywhere(
     lines = [
         f"{r.name}: {r.getMessage()} {r.exc_text or ''}"
         for r in caplog.records
-        if not r.name.startswith(FAKES)
-        and (r.name.startswith(OURS) or r.levelno >= logging.INFO)
+        if not r.name.startswith(FAKES) and (r.name.startswith(OURS) or r.levelno >= logging.INFO)
     ]
     assert len(lines) > 50, "the log was captured"
     assert [line for line in lines if any(s in line for s in secrets)] == []
