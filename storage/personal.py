@@ -20,7 +20,7 @@ copies after the commit (``Erased``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,7 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from storage.drafts import media_refs
+from storage.drafts import media_origins, media_refs
 from storage.models import (
     Area,
     Base,
@@ -180,7 +180,7 @@ async def erase(
     )
     for draft in (await session.scalars(select(Conversation.draft).where(own_chat))).all():
         found.files |= media_refs(draft)
-        found.origins += [(contact.channel, url) for url in _origins(draft)]
+        found.origins += [(channel, url) for url in sorted(media_origins(draft))]
     await session.execute(delete(Conversation).where(own_chat))
     owned = select(MediaBlob.ref).where(MediaBlob.owner_id == contact.id)
     found.files |= set((await session.scalars(owned)).all())  # their /dataku copies
@@ -256,19 +256,6 @@ def _replace(value: Any, pairs: Sequence[tuple[str, str]]) -> Any:
     if isinstance(value, list):
         return [_replace(v, pairs) for v in value]
     return value
-
-
-def _origins(draft: object) -> Iterable[str]:
-    """The channel's own copies a draft's files name (``MediaJson.origin``)."""
-    if isinstance(draft, dict):
-        origin = draft.get("origin")
-        if "kind" in draft and isinstance(origin, str):
-            yield origin
-        for item in draft.values():
-            yield from _origins(item)
-    elif isinstance(draft, list):
-        for item in draft:
-            yield from _origins(item)
 
 
 async def _drop_references(session: AsyncSession, contact_id: int) -> None:
