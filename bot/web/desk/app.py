@@ -42,7 +42,13 @@ from handlers.actions import Action
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.permissions import area_chain_ids, is_staff
-from handlers.render import DEFAULT_ZONE, category_label, format_time, status_label
+from handlers.render import (
+    DEFAULT_ZONE,
+    category_label,
+    description_text,
+    format_time,
+    status_label,
+)
 from storage import desk, exports
 from storage.areas import descendant_ids
 from storage.models import Area, Contact, DeskSession, ReportMedia
@@ -418,7 +424,7 @@ class Desk:
                 "urgent": r.report.urgent,
                 "area": r.area_name,
                 "assignee": r.assignee_name,
-                "description": _short(r.report.description),
+                "description": _short(description_text(catalog, viewer.lang, r.report.description)),
             }
             for r in rows
         ]
@@ -496,6 +502,7 @@ class Desk:
             lang,
             viewer=viewer,
             report=report,
+            description=description_text(catalog, lang, report.description),
             area=area.name if area else "-",
             created=format_time(report.created_at, zone),
             category=category_label(catalog, lang, report.category),
