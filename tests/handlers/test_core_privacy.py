@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers.states import State
 from storage import conversations
 from storage.areas import get_by_code
-from storage.models import Contact, ErasedContact, Report, ReportFollower
+from storage.models import Contact, ErasedContact, Outbox, Report, ReportFollower
 from tests.support.chats import SUMBER_JAYA, WIYONO, FakeChat, load_areas, texts
 
 
@@ -147,3 +147,26 @@ async def test_hapusdata_no_keeps_everything(reporter: FakeChat) -> None:
         assert contact is not None and contact.display_name == "Budi Santoso"
         report = await session.scalar(select(Report))
         assert report is not None and report.reporter_id == contact.id
+
+
+async def test_followers_of_an_erased_reporters_report_are_told_nothing(
+    reporter: FakeChat,
+) -> None:
+    await _ticket(reporter, category="kesehatan")
+    neighbour = FakeChat(reporter.sessions, user_id=2002, name="Siti")
+    await neighbour.onboard()
+    await neighbour.send("/lapor")
+    await neighbour.press("Kesehatan")
+    assert neighbour.history[-1].recorded.followed is None
+    out = await neighbour.press("dup:follow")
+    assert out.recorded.followed is not None
+
+    async def to_neighbour() -> int:
+        async with reporter.sessions() as session:
+            rows = await session.scalars(select(Outbox).where(Outbox.chat_id == 2002))
+            return len(rows.all())
+
+    before = await to_neighbour()
+    await reporter.send("/hapusdata")
+    assert (await reporter.press("Ya")).recorded.erased
+    assert await to_neighbour() == before
