@@ -4,7 +4,8 @@ not at Twilio, not in the log. Run on both channels, against the real `run` wiri
 
 The person used the bot richly first: two reports with photos (one named, one anonymous), a
 claimed report with news, a follow of a neighbour's report, a ronda team, a report draft with
-a photo left half-way, a copy of their data (/dataku) on the way. Twilio keeps inbound media
+a photo left half-way, a copy of their data (/dataku) on the way. Files are kept in the media
+folder, and (WhatsApp) once more in an S3 bucket (moto's server). Twilio keeps inbound media
 here (``delete_media_at_twilio = false``), so erasing must delete it there. The log is read
 as captured at DEBUG for ktn-bot's own modules and INFO for the libraries (python-telegram-bot
 logs each request's parameters at DEBUG: an operator who turns that on keeps message texts).
@@ -13,19 +14,24 @@ logs each request's parameters at DEBUG: an operator who turns that on keeps mes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.config import MediaSettings
 from storage.models import Outbox, Report
 from storage.types import OutboxStatus
 from tests.e2e.test_stories import PIN, Cast, join, ticket_of
-from tests.support.live import FAKES, GROUP, live_run
+from tests.support.live import FAKES, GROUP, Live, live_run
+from tests.support.media import S3Server, s3_keys, s3_object, s3_server
 from tests.support.stories import Chat, Schedules, TelegramChat, WhatsAppChat
 
 OURS = ("bot.", "handlers.", "storage.")
@@ -43,13 +49,25 @@ NEIGHBOUR_PHOTO = b"\xff\xd8\xff\xe0" + b"foto tetangga " * 60
 
 @dataclass
 class Person:
-    """The person who asks to be erased, and what identifies them on this channel."""
+    """The person who asks to be erased, what identifies them on this channel, and where the
+    run keeps its files (the media folder, or an S3 bucket)."""
 
     chat: Chat
     secrets: tuple[str, ...]
+    bucket: S3Server | None = None
+
+    async def stored(self, folder: Path) -> list[tuple[str, bytes]]:
+        """(name, bytes) of every stored file: in the folder, and in the bucket if any."""
+        found = await asyncio.to_thread(in_folder, folder)
+        if self.bucket is not None:
+            for key in await asyncio.to_thread(s3_keys, self.bucket):
+                stored = await asyncio.to_thread(s3_object, self.bucket, key)
+                assert stored is not None
+                found.append((key, stored[0]))
+        return found
 
 
-@pytest.fixture(params=("telegram", "whatsapp"))
+@pytest.fixture(params=("telegram", "whatsapp", "whatsapp+s3"))
 async def story(
     request: pytest.FixtureRequest,
     migrated_url: str,
@@ -60,41 +78,66 @@ async def story(
     schedules = Schedules()
     schedules.watch(monkeypatch)
     keep_at_twilio = {"delete_media_at_twilio": False}
-    async with live_run(migrated_url, sessions, tmp_path, whatsapp=keep_at_twilio) as live:
-        if request.param == "telegram":
-            tg = live.telegram
-            people = {TG_ID: ("Siti", "Aminah"), 7300000201: ("Andi", None)}
-            people |= {7300000301: ("Sri", None), 7300000401: ("Dewi", None)}
-            for user_id, (first, last) in people.items():
-                tg.add_user(user_id, first, last)
-                tg.get_bot().started.add(user_id)
-            resident = TelegramChat(tg, TG_ID, TG_ID, NAME)
-            cast = Cast(
-                "telegram",
-                live,
-                schedules,
-                resident=resident,
-                alerts=TelegramChat(tg, GROUP, 7300000201, "Andi"),
-                officer=TelegramChat(tg, 7300000201, 7300000201, "Andi"),
-                coordinator=TelegramChat(tg, 7300000301, 7300000301, "Sri"),
-                neighbour=TelegramChat(tg, 7300000401, 7300000401, "Dewi"),
-            )
-            yield cast, Person(resident, (NAME, "Aminah", str(TG_ID)))
-        else:
-            wa, hook = live.twilio, live.whatsapp_hook
-            officer = WhatsAppChat(wa, hook, "+6281311112222", "Andi")
-            resident = WhatsAppChat(wa, hook, WA_NUMBER, NAME)
-            cast = Cast(
-                "whatsapp",
-                live,
-                schedules,
-                resident=resident,
-                alerts=officer,
-                officer=officer,
-                coordinator=WhatsAppChat(wa, hook, "+6281244445555", "Sri"),
-                neighbour=WhatsAppChat(wa, hook, "+6281377700000", "Dewi"),
-            )
-            yield cast, Person(resident, (NAME, "Aminah", WA_NUMBER, WA_NUMBER[1:]))
+    with contextlib.ExitStack() as stack:
+        bucket = stack.enter_context(s3_server()) if request.param.endswith("+s3") else None
+        settings = {} if bucket is None else in_bucket(bucket)
+        async with live_run(
+            migrated_url, sessions, tmp_path, whatsapp=keep_at_twilio, **settings
+        ) as live:
+            yield people(request.param, live, schedules, bucket)
+
+
+def in_folder(folder: Path) -> list[tuple[str, bytes]]:
+    """(path, bytes) of every file under the folder."""
+    return [(str(p), p.read_bytes()) for p in folder.rglob("*") if p.is_file()]
+
+
+def in_bucket(s3: S3Server) -> dict[str, Any]:
+    """The run's settings for keeping files in the bucket (moto's S3 server)."""
+    return {
+        "media": MediaSettings(backend="s3", bucket=s3.bucket, endpoint_url=s3.endpoint_url),
+        "s3_access_key_id": SecretStr(s3.access_key_id),
+        "s3_secret_access_key": SecretStr(s3.secret_access_key),
+    }
+
+
+def people(
+    channel: str, live: Live, schedules: Schedules, bucket: S3Server | None
+) -> tuple[Cast, Person]:
+    """The cast of this channel: the person, an officer, a coordinator, a neighbour."""
+    if channel == "telegram":
+        tg = live.telegram
+        users = {TG_ID: ("Siti", "Aminah"), 7300000201: ("Andi", None)}
+        users |= {7300000301: ("Sri", None), 7300000401: ("Dewi", None)}
+        for user_id, (first, last) in users.items():
+            tg.add_user(user_id, first, last)
+            tg.get_bot().started.add(user_id)
+        resident = TelegramChat(tg, TG_ID, TG_ID, NAME)
+        cast = Cast(
+            "telegram",
+            live,
+            schedules,
+            resident=resident,
+            alerts=TelegramChat(tg, GROUP, 7300000201, "Andi"),
+            officer=TelegramChat(tg, 7300000201, 7300000201, "Andi"),
+            coordinator=TelegramChat(tg, 7300000301, 7300000301, "Sri"),
+            neighbour=TelegramChat(tg, 7300000401, 7300000401, "Dewi"),
+        )
+        return cast, Person(resident, (NAME, "Aminah", str(TG_ID)))
+    wa, hook = live.twilio, live.whatsapp_hook
+    officer = WhatsAppChat(wa, hook, "+6281311112222", "Andi")
+    resident = WhatsAppChat(wa, hook, WA_NUMBER, NAME)
+    cast = Cast(
+        "whatsapp",
+        live,
+        schedules,
+        resident=resident,
+        alerts=officer,
+        officer=officer,
+        coordinator=WhatsAppChat(wa, hook, "+6281244445555", "Sri"),
+        neighbour=WhatsAppChat(wa, hook, "+6281377700000", "Dewi"),
+    )
+    return cast, Person(resident, (NAME, "Aminah", WA_NUMBER, WA_NUMBER[1:]), bucket)
 
 
 async def file_report(
@@ -199,13 +242,11 @@ async def test_after_hapusdata_nothing_of_the_person_is_left_anywhere(
     ]
     assert leaks == [], "the database still holds the person"
 
-    media = tmp_path / "media"
-    files = [p for p in media.rglob("*") if p.is_file()]
-    for path in files:
-        data = path.read_bytes()
-        assert not any(s in str(path) or s.encode() in data for s in secrets), path
-        assert data not in PHOTOS, f"{path.name}: the person's photo is still stored"
-    assert any(p.read_bytes() == NEIGHBOUR_PHOTO for p in files), "the neighbour's stays"
+    files = await person.stored(tmp_path / "media")
+    for name, data in files:
+        assert not any(s in name or s.encode() in data for s in secrets), name
+        assert data not in PHOTOS, f"{name}: the person's photo is still stored"
+    assert any(data == NEIGHBOUR_PHOTO for _, data in files), "the neighbour's stays"
 
     if cast.channel == "whatsapp":  # Twilio held the person's photos: deleted there too
         twilio = cast.live.twilio
