@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, Text, cast, delete, false, or_, select, update
+from sqlalchemy import Select, Table, Text, cast, delete, false, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -74,11 +74,11 @@ async def personal_texts(session: AsyncSession, contact: Contact) -> list[str]:
     """What the person wrote or is known by, beyond name and phone: their reports' stories
     and addresses, the notes they added to any report, what an Open311 system said about
     them (the strings to scrub from stored messages)."""
-    mine = select(Report.id).where(Report.reporter_id == contact.id)
+    mine = _theirs(contact)
     texts: list[str] = []
     for description, address in (
         await session.execute(
-            select(Report.description, Report.address_text).where(Report.reporter_id == contact.id)
+            select(Report.description, Report.address_text).where(Report.id.in_(mine))
         )
     ).all():
         texts += [description or "", address or ""]
@@ -103,8 +103,7 @@ async def personal_texts(session: AsyncSession, contact: Contact) -> list[str]:
         )
     ).all():
         texts += [
-            row.first_name or "",
-            row.last_name or "",
+            f"{row.first_name or ''} {row.last_name or ''}".strip(),  # as alerts show it
             row.email or "",
             row.phone or "",
             row.device_id or "",
@@ -129,9 +128,7 @@ async def erase(
     name, phone, chat id, texts, and the shortened forms messages show) in that language."""
     found = Erased()
     channel, external_id = contact.channel, contact.external_id
-    mine = list(
-        (await session.scalars(select(Report.id).where(Report.reporter_id == contact.id))).all()
-    )
+    mine = list((await session.scalars(_theirs(contact))).all())
     found.reports = len(mine)
     # Their files: the report's own (not an officer's closure photo), and their drafts'.
     if mine:
@@ -196,6 +193,13 @@ async def erase(
             session.expunge(loaded)
     await _remember(session, id_hash, now)
     return found
+
+
+def _theirs(contact: Contact) -> Select[int]:
+    """The reports that are the person's: filed by them in a chat, or filed for their phone
+    number through Open311 and linked to them when they wrote (the story is theirs too)."""
+    linked = select(Open311Request.report_id).where(Open311Request.linked_contact_id == contact.id)
+    return select(Report.id).where(or_(Report.reporter_id == contact.id, Report.id.in_(linked)))
 
 
 async def _forget_open311(session: AsyncSession, contact: Contact, mine: Sequence[int]) -> None:

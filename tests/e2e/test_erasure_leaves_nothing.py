@@ -3,7 +3,8 @@ the database's own catalogue, not a list kept here), not in the media folder (na
 not at Twilio, not in the log. Run on both channels, against the real `run` wiring.
 
 The person used the bot richly first: two reports with photos (one named, one anonymous), a
-claimed report with news, a follow of a neighbour's report, a ronda team, a report draft with
+claimed report with news, a follow of a neighbour's report, (WhatsApp) a report a call
+centre filed for their number through Open311, which they then follow, a ronda team, a report draft with
 a photo left half-way, a copy of their data (/dataku) on the way. Files are kept in the media
 folder, and (WhatsApp) once more in an S3 bucket (moto's server). Twilio keeps inbound media
 here (``delete_media_at_twilio = false``), so erasing must delete it there. The log is read
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, inspect, select, text
@@ -30,8 +32,10 @@ from bot.config import MediaSettings
 from storage.models import Outbox, Report
 from storage.types import OutboxStatus
 from tests.e2e.test_stories import PIN, Cast, join, ticket_of
+from tests.support.chats import SUMBER_JAYA
 from tests.support.live import FAKES, GROUP, Live, live_run
 from tests.support.media import S3Server, s3_keys, s3_object, s3_server
+from tests.support.open311 import make_key, report_form
 from tests.support.stories import Chat, Schedules, TelegramChat, WhatsAppChat
 
 OURS = ("bot.", "handlers.", "storage.")
@@ -44,6 +48,8 @@ STORIES = (
     "Draf cerita tentang tetangga yang belum dikirim",
 )
 PHOTOS = tuple(b"\xff\xd8\xff\xe0" + f"foto warga nomor {i} ".encode() * 60 for i in range(3))
+EMAIL = "siti.aminah@example.id"
+CALLED_IN = "Motor hilang dari depan warung keluarga Aminah"
 NEIGHBOUR_PHOTO = b"\xff\xd8\xff\xe0" + b"foto tetangga " * 60
 
 
@@ -137,7 +143,8 @@ def people(
         coordinator=WhatsAppChat(wa, hook, "+6281244445555", "Sri"),
         neighbour=WhatsAppChat(wa, hook, "+6281377700000", "Dewi"),
     )
-    return cast, Person(resident, (NAME, "Aminah", WA_NUMBER, WA_NUMBER[1:]), bucket)
+    said = (NAME, "Aminah", WA_NUMBER, WA_NUMBER[1:], EMAIL, CALLED_IN, "Jl. Merpati 12")
+    return cast, Person(resident, said, bucket)
 
 
 async def file_report(
@@ -199,6 +206,13 @@ async def test_after_hapusdata_nothing_of_the_person_is_left_anywhere(
     cast, person = story
     resident = person.chat
     await cast.staff()
+    if cast.channel == "whatsapp":  # a call centre filed a report for their number first
+        _, key = await make_key(cast.live.sessions, SUMBER_JAYA, "Call centre")
+        form = report_form(key, phone=WA_NUMBER, email=EMAIL, description=CALLED_IN)
+        form |= {"first_name": "Siti", "last_name": "Aminah", "address_string": "Jl. Merpati 12"}
+        async with httpx.AsyncClient(base_url=cast.live.url, trust_env=False) as http:
+            filed = await http.post("/open311/v2/requests.json", data=form)
+        assert filed.status_code == 201, filed.text
     await join(resident)
     await join(cast.neighbour)
     theirs = await file_report(cast.neighbour, "Kesehatan", "Warga demam tinggi", NEIGHBOUR_PHOTO)
