@@ -91,7 +91,7 @@ async def test_erasing_reaches_every_row_that_refers_to_the_person(
             replacements=lambda lang: {},
         )
         await s.commit()
-    assert erased.reports == 1 and erased.files == {REF}
+    assert erased.reports == 2 and erased.files == {REF}  # their own, and the one filed for them
 
     async with sessions() as s:
         assert (await s.scalars(select(Contact))).all() == []
@@ -108,5 +108,7 @@ async def test_erasing_reaches_every_row_that_refers_to_the_person(
         assert broadcast.created_by_id is None and broadcast.text == "Rapat"
         kept = await s.scalar(select(Report).where(Report.ticket == "KTN-AAAAAA"))
         assert kept is not None and kept.address_text is None and kept.anonymous
+        called_in = await s.scalar(select(Report).where(Report.ticket == "KTN-BBBBBB"))
+        assert called_in is not None and called_in.description == "dihapus atas permintaan pelapor"
         assert [e.id_hash for e in (await s.scalars(select(ErasedContact))).all()] == ["h" * 64]
         assert await personal.is_erased(s, "h" * 64)
