@@ -37,6 +37,7 @@ SECRET_FIELDS = (
     "s3_access_key_id",
     "s3_secret_access_key",
     "media_url_secret",
+    "pdp_hash_secret",
 )
 
 
@@ -487,6 +488,8 @@ class Settings(BaseSettings):
     s3_access_key_id: SecretStr | None = None
     s3_secret_access_key: SecretStr | None = None
     media_url_secret: SecretStr | None = None
+    # The keyed hash of erased people's chat ids (handlers.personal): KTN_PDP_HASH_SECRET.
+    pdp_hash_secret: SecretStr | None = None
 
     config_path: Path | None = Field(default=None, exclude=True)
 

@@ -39,6 +39,7 @@ from handlers.core import BeforeCommit, process
 from handlers.types import Inbound, Outcome, Reply
 from storage import contacts, outbox
 from storage.inbound import handled
+from storage.outbox import ANSWERED_AT, FORGET
 from storage.types import DEFAULT_BOT, OutboxKind, utcnow
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,9 @@ def make_on_inbound(
             stored = held(inbound, prepared)
             inbound = prepared
         ctx = Context(config=core, now=clock(), bot_username=bot_username(), bot=bot_key)
-        before_commit = None if queued is None else _queue_replies(inbound, queued, core, bot_key)
+        before_commit = (
+            None if queued is None else _queue_replies(inbound, queued, core, bot_key, ctx.now)
+        )
         outcome: Outcome | None = None
         try:
             outcome = await process(sessions, inbound, ctx, before_commit=before_commit)
@@ -155,7 +158,7 @@ def make_on_inbound(
 
 
 def _queue_replies(
-    inbound: Inbound, queued: QueuedReplies, core: CoreConfig, bot_key: str
+    inbound: Inbound, queued: QueuedReplies, core: CoreConfig, bot_key: str, now: datetime
 ) -> BeforeCommit:
     """The core's replies as outbox rows, in the core's transaction, in the reader's language."""
 
@@ -170,6 +173,11 @@ def _queue_replies(
         channel = str(inbound.channel)
         contact = await contacts.find(session, channel, inbound.user_id)
         lang = (contact.language if contact else None) or core.default_language
+        extra: dict[str, object] = {"lang": lang}
+        if outcome.forget_replies:  # personal data: the row goes once sent (bot.delivery)
+            extra[FORGET] = True
+        if contact is None:  # erased: the window is the message's, not a contact's
+            extra[ANSWERED_AT] = now.isoformat()
         rows = [
             outbox.enqueue(
                 session,
@@ -183,7 +191,7 @@ def _queue_replies(
                     if inbound.message_id is None
                     else f"{OutboxKind.REPLY}:{inbound.message_id}:{index}"
                 ),
-                extra={"lang": lang},
+                extra=extra,
                 bot=bot_key,
             )
             for index, reply in enumerate(replies)

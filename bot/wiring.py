@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import secrets
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -81,7 +83,33 @@ def core_config_from(settings: Settings) -> CoreConfig:
             tell_reporters=settings.problems.tell_reporters,
             remind_hours_before=settings.problems.remind_hours_before,
         ),
+        pdp_hash_key=pdp_hash_key(settings),
     )
+
+
+PDP_SECRET_FILE = "pdp_hash_secret"  # noqa: S105 - a file name, not a secret
+
+
+def pdp_hash_key(settings: Settings) -> bytes:
+    """The secret of the keyed hash that remembers erased people: ``KTN_PDP_HASH_SECRET``, or
+    else a random one made once and kept in the data folder (``pdp_hash_secret``, readable by
+    the owner only). Several machines sharing one database need the variable: each would make
+    its own file, and one machine's hashes would mean nothing to the others."""
+    if settings.pdp_hash_secret is not None:
+        return settings.pdp_hash_secret.get_secret_value().encode()
+    path = settings.data_dir / PDP_SECRET_FILE
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    made = secrets.token_hex(32)
+    try:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(made + "\n")
+    except FileExistsError:  # another process of this deployment made it first: theirs
+        return bytes.fromhex(path.read_text().strip())
+    return bytes.fromhex(made)
 
 
 def desk_url(settings: Settings) -> str | None:

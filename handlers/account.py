@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from handlers import lifecycle, staff
+from handlers import lifecycle, personal, staff
 from handlers.commands import LANGUAGE_WORDS
 from handlers.permissions import is_staff, may_act
-from handlers.render import category_label, format_time, status_label
+from handlers.render import category_label, description_text, format_time, status_label
 from handlers.states import State
 from handlers.turn import Turn, expects, fallback, prompt
 from handlers.types import Option
-from storage import access_log, contacts, outbox, reports
+from storage import access_log, reports
 from storage.access_log import AccessKind, AccessVia
 from storage.models import Area, Contact, Report
 
@@ -80,6 +80,12 @@ async def show_status(turn: Turn, arg: str | None) -> None:
         areas = await reports.areas_by_id(turn.session, [report.area_id])
         area = areas.get(report.area_id)
         lines = [_detail(turn, report, area)]
+        if report.description and (
+            report.reporter_id == turn.contact.id
+            or await may_act(turn.session, turn.contact, report)
+        ):  # the story: for its reporter and the officers (an erased one's shows the marker)
+            story = description_text(turn.catalog, turn.lang, report.description)
+            lines.append(turn.t("status.detail_description", description=story))
         if report.duplicate_of_id is not None:
             target = await turn.session.get(Report, report.duplicate_of_id)
             if target is not None:
@@ -236,22 +242,10 @@ async def confirm_erase(turn: Turn) -> None:
 @expects(State.ERASE_CONFIRM)
 async def erase_answered(turn: Turn) -> bool:
     """Ya erases now; Tidak goes back to where the user was."""
-    if turn.option == "erase:yes":
-        name = turn.contact.display_name
-        mine = await reports.ids_reported_by(turn.session, turn.contact.id)
-        count = await contacts.erase(turn.session, turn.contact, turn.now)
-        if name:  # alerts waiting to go, and the copies we keep, lose the name too
-            await outbox.scrub_name(
-                turn.session,
-                mine,
-                name,
-                lambda lang: turn.config.catalog.text(
-                    lang or turn.config.default_language, "alert.reporter_anonymous"
-                ),
-            )
+    if turn.option == "erase:yes":  # everywhere: handlers.personal, storage.personal
+        count = await personal.erase(turn)
         turn.draft = {}
         turn.state = State.IDLE
-        turn.outcome.recorded.erased = True
         turn.say(turn.t("erase.done", reports=count))
         return True
     if turn.option == "erase:no":

@@ -27,7 +27,7 @@ from handlers import board
 from handlers.audience import officers_group, one_per_person
 from handlers.context import Context
 from handlers.permissions import area_chain_ids
-from handlers.render import category_label, format_clock, format_time
+from handlers.render import category_label, description_text, format_clock, format_time
 from handlers.routing import DEFAULT_BOT, BotRoutes
 from handlers.types import Location, Media, MediaKind, Option, Reply
 from storage import contacts, open311, outbox, reports
@@ -167,7 +167,11 @@ async def compose_alert(
         t("alert.category", category=category_label(catalog, lang, report.category)),
         t("alert.area", area=area.name if area else "-"),
         t("alert.time", time=format_time(report.created_at, area.timezone if area else None)),
-        t("alert.description", description=report.description or t("alert.voice_only")),
+        t(
+            "alert.description",
+            description=description_text(catalog, lang, report.description)
+            or t("alert.voice_only"),
+        ),
         t("alert.where", where=where),
         t("alert.reporter", reporter=reporter),
     ]

@@ -40,7 +40,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Context
-from handlers.render import category_label, format_clock
+from handlers.render import category_label, description_text, format_clock
 from handlers.types import Option, Reply
 from storage import boards, outbox
 from storage.models import Area, GroupBoard, Report
@@ -317,7 +317,8 @@ async def render(session: AsyncSession, ctx: Context, board: GroupBoard) -> Repl
             category_label(catalog, lang, report.category),
             *([rw] if rw else []),
             format_clock(report.created_at, zone, ctx.now),
-            _short(report.description) or t("alert.voice_only"),
+            short_description(description_text(catalog, lang, report.description))
+            or t("alert.voice_only"),
         ]
         lines.append(" · ".join(parts))
     footer = ["", t("board.updated", time=format_clock(ctx.now, zone))]
@@ -349,7 +350,7 @@ def _counts(counter: Counter[str]) -> str:
     return " · ".join(f"{name} {count}" for name, count in counter.most_common()) or "-"
 
 
-def _short(text: str | None) -> str:
+def short_description(text: str | None) -> str:
     one_line = " ".join((text or "").split())
     if len(one_line) <= DESCRIPTION_CHARS:
         return one_line

@@ -30,6 +30,7 @@ class Command(StrEnum):
     LANGUAGE = "language"
     STOP = "stop"
     ERASE = "erase"
+    MY_DATA = "my_data"  # a copy of what is kept about the person (UU PDP)
     AREA = "area"
     REGISTER = "register"
     LINK = "link"
@@ -73,6 +74,8 @@ WORDS: dict[str, Command] = {
     "stop": Command.STOP,
     "hapusdata": Command.ERASE,
     "deletemydata": Command.ERASE,
+    "dataku": Command.MY_DATA,
+    "mydata": Command.MY_DATA,
     "wilayah": Command.AREA,
     "area": Command.AREA,
     "daftar": Command.REGISTER,
@@ -130,6 +133,7 @@ MENU: tuple[tuple[str, str], ...] = (
     ("darurat", "emergency"),
     ("bahasa", "language"),
     ("berhenti", "stop"),
+    ("dataku", "mydata"),
     ("hapusdata", "deletemydata"),
 )
 # The menu for group chats (Telegram's BotCommandScopeAllGroupChats), same format as MENU.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +158,10 @@ class CoreConfig:
     # The newest unclaimed tickets the board lists, each with its claim button.
     board_tickets: int = 15
     problems: ProblemRules = field(default_factory=ProblemRules)
+    # The secret of the keyed hash (HMAC-SHA256) that remembers an erased person's channel and
+    # chat id (``handlers.personal``); bot.wiring gives KTN_PDP_HASH_SECRET or the one kept in
+    # the data folder. The default, random per process, suits tests only.
+    pdp_hash_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     def __post_init__(self) -> None:
         if not self.categories:

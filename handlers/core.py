@@ -28,6 +28,7 @@ from handlers import (  # noqa: F401
     onboarding,
     open311,
     patrol,
+    personal,
     problems,
     report,
     staff,
@@ -118,6 +119,7 @@ async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
     )
     if not await _claim(session, msg, ctx):
         return Outcome(duplicate=True)
+    returning = False
     if contact is None:
         contact = await contacts.create(
             session,
@@ -126,6 +128,7 @@ async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
             language=_first_language(msg, ctx),
             now=ctx.now,
         )
+        returning = True
     if conversation is None:
         conversation = await conversations.create(
             session, channel, msg.chat_id, msg.user_id, ctx.now
@@ -143,7 +146,15 @@ async def handle(session: AsyncSession, msg: Inbound, ctx: Context) -> Outcome:
         state=State.parse(conversation.state),
         draft=copy.deepcopy(conversation.draft or {}),
     )
+    if returning and await personal.was_erased(turn, contact):
+        contact.opted_out_at = ctx.now  # erased before: announcements only when asked again
     await run_turn(turn)
+    if turn.outcome.recorded.erased:  # contact and conversation are gone, with their files
+        await session.flush()
+        turn.outcome.outbox_ids = [row.id for row in turn.outbox]
+        turn.outcome.recorded.state = turn.state
+        turn.outcome.media_dropped = sorted(before | set(turn.outcome.media_dropped))
+        return turn.outcome
     await open311.link_pending(turn)  # reports filed for this phone number through the API
     if turn.outcome.replies:
         last = turn.outcome.replies[-1]

@@ -10,6 +10,7 @@ from handlers import (
     lifecycle,
     onboarding,
     patrol,
+    personal,
     problems,
     reminders,
     report,
@@ -45,6 +46,8 @@ async def run_command(turn: Turn, cmd: ParsedCommand) -> None:
             await onboarding.begin_report(turn, urgent=True)
         case Command.ERASE:
             await account.ask_erase(turn)
+        case Command.MY_DATA:
+            await personal.send_my_data(turn)
         case Command.AREA:
             await change_area(turn)
         case Command.HELP:

@@ -31,6 +31,15 @@ def category_label(catalog: Catalog, lang: str, key: str) -> str:
     return catalog.get(lang, f"category.{key}") or key.replace("_", " ").title()
 
 
+def description_text(catalog: Catalog, lang: str, description: str) -> str:
+    """A report's story as this reader sees it: an erased reporter's marker (stored in the
+    deployment's language, ``handlers.personal``) in the reader's language."""
+    for other in catalog.languages:
+        if description == catalog.text(other, "erase.marker"):
+            return catalog.text(lang, "erase.marker")
+    return description
+
+
 def status_label(catalog: Catalog, lang: str, status: str) -> str:
     """The report status in words ("menunggu petugas")."""
     return catalog.get(lang, f"status.{status}") or status

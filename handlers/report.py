@@ -500,6 +500,7 @@ async def submit(turn: Turn) -> None:
                 content_type=m.get("content_type"),
                 store_ref=str(m["ref"]) if is_ref(m["ref"]) else None,
                 size=m.get("size"),
+                origin=m.get("origin"),
             )
             for m in draft.get("media", [])
         ],

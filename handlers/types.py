@@ -95,7 +95,9 @@ class Media:
     ``ref`` is, once the channel's ``prepare`` step has downloaded it, the media store's
     ``sha256:<hex>`` (any channel can send it); before that, what the channel gave (a Telegram
     file_id, a Twilio media URL). ``size`` in bytes when known. ``problem``: the file was not
-    taken (``limit``: the largest size accepted for its kind, for the answer).
+    taken (``limit``: the largest size accepted for its kind, for the answer). ``origin``: the
+    channel's own copy where it can be deleted (a Twilio media URL), kept so that erasing the
+    sender deletes it there too.
     """
 
     kind: MediaKind
@@ -104,6 +106,7 @@ class Media:
     size: int | None = None
     problem: MediaProblem | None = None
     limit: int | None = None
+    origin: str | None = None
 
     @property
     def stored(self) -> bool:
@@ -118,16 +121,20 @@ class Media:
         }
         if self.size is not None:
             data["size"] = self.size
+        if self.origin is not None:
+            data["origin"] = self.origin
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Media:
         size = data.get("size")
+        origin = data.get("origin")
         return cls(
             MediaKind(data["kind"]),
             data["ref"],
             data.get("content_type"),
             size if type(size) is int else None,
+            origin=origin if isinstance(origin, str) else None,
         )
 
 
@@ -389,5 +396,8 @@ class Outcome:
     schedules_changed: bool = False
     media_kept: list[str] = field(default_factory=list)
     media_dropped: list[str] = field(default_factory=list)
+    # The replies carry personal data not kept once sent (/dataku's copy, /hapusdata's answer):
+    # a channel that queues its replies marks their rows to be deleted when sent.
+    forget_replies: bool = False
     duplicate: bool = False
     failed: bool = False  # nothing was recorded; the replies only apologise

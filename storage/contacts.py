@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Contact, Conversation, Report, ReportFollower
-from storage.types import Role
+from storage.models import Contact
 
 
 async def find(session: AsyncSession, channel: str, external_id: int) -> Contact | None:
@@ -77,9 +76,6 @@ def give_consent(
 ) -> None:
     """The contact agreed to the privacy notice: from now on name and phone are kept."""
     contact.consent_at = now
-    if contact.erased_at is not None:
-        contact.erased_at = None
-        contact.opted_out_at = None
     record_inbound(contact, display_name=display_name, phone=phone, now=now)
 
 
@@ -87,41 +83,6 @@ def forget_personal_fields(contact: Contact) -> None:
     """Drop name and phone (used when someone declines consent)."""
     contact.display_name = None
     contact.phone = None
-
-
-async def erase(session: AsyncSession, contact: Contact, now: datetime) -> int:
-    """Erase the contact's personal data; their reports stay, anonymised. Returns that count.
-
-    Name, phone, area, staff role and consent go; the contact is opted out of broadcasts;
-    followed reports are unfollowed; conversation drafts are dropped. The row itself (channel +
-    chat id) stays so the bot remembers the opt-out.
-    """
-    result = await session.execute(
-        update(Report)
-        .where(Report.reporter_id == contact.id)
-        .values(reporter_id=None, anonymous=True, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    await session.execute(delete(ReportFollower).where(ReportFollower.contact_id == contact.id))
-    contact.display_name = None
-    contact.phone = None
-    contact.area_id = None
-    contact.role = Role.RESIDENT.value  # staff rights come back only with a new invite
-    contact.consent_at = None
-    contact.erased_at = now
-    contact.opted_out_at = contact.opted_out_at or now
-    for conversation in (
-        await session.scalars(
-            select(Conversation).where(
-                Conversation.channel == contact.channel,
-                Conversation.user_id == contact.external_id,
-            )
-        )
-    ).all():
-        conversation.state = "idle"
-        conversation.draft = {}
-        conversation.updated_at = now
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def staff_in_area(session: AsyncSession, area_id: int, roles: Sequence[str]) -> list[Contact]:

@@ -23,6 +23,8 @@ class MediaJson(TypedDict):
     ref: str
     content_type: str | None
     size: NotRequired[int | None]
+    # The channel's own copy, deletable there (a Twilio media URL): erasing deletes it too.
+    origin: NotRequired[str]
 
 
 class ReportDraft(TypedDict, total=False):
@@ -106,16 +108,26 @@ def media_refs(draft: object) -> set[str]:
 
     Read generically, so a flow that keeps files in a new place is covered without a change
     here; a damaged draft yields what can be read."""
-    return set(_refs(draft))
+    return {
+        ref
+        for item in _files(draft)
+        if isinstance(ref := item.get("ref"), str) and ref.startswith(STORE_PREFIX)
+    }
 
 
-def _refs(value: object) -> Iterator[str]:
+def media_origins(draft: object) -> set[str]:
+    """The channel's own copies (``MediaJson.origin``, a Twilio media URL) of a draft's files,
+    read as generically as ``media_refs``."""
+    return {origin for item in _files(draft) if isinstance(origin := item.get("origin"), str)}
+
+
+def _files(value: object) -> Iterator[dict[str, object]]:
+    """Every ``{"kind", ...}`` object in the draft: a file, wherever a flow keeps it."""
     if isinstance(value, dict):
-        ref = value.get("ref")
-        if "kind" in value and isinstance(ref, str) and ref.startswith(STORE_PREFIX):
-            yield ref
+        if "kind" in value:
+            yield value
         for item in value.values():
-            yield from _refs(item)
+            yield from _files(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _refs(item)
+            yield from _files(item)

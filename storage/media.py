@@ -74,9 +74,11 @@ async def hold(
     content_type: str | None,
     now: datetime,
     holds: int = 1,
+    owner_id: int | None = None,
 ) -> None:
     """Record a stored (or about to be stored) file, ``holds`` more messages needing it for
-    now (0: stored for a send, kept only for the grace period unless referenced)."""
+    now (0: stored for a send, kept only for the grace period unless referenced); ``owner_id``:
+    the person a file about them was made for (``MediaBlob.owner_id``)."""
     stmt = _insert(session)(MediaBlob).values(
         ref=ref,
         size=size,
@@ -84,6 +86,7 @@ async def hold(
         holds=holds,
         created_at=now,
         touched_at=now,
+        owner_id=owner_id,
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=[MediaBlob.ref],

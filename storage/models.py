@@ -216,6 +216,9 @@ class ReportMedia(Base):
     size: Mapped[int | None] = mapped_column(BigInteger)
     # "report": sent with the report; "closure": the officer's proof that it was dealt with.
     purpose: Mapped[str] = mapped_column(String(16), default="report", server_default="report")
+    # Where the channel still holds its own copy that can be deleted there (a Twilio media URL):
+    # erasing the sender deletes it at the channel too (``storage.erasure``). NULL: none known.
+    origin: Mapped[str | None] = mapped_column(Text)
 
 
 class ReportFollower(Base):
@@ -539,6 +542,9 @@ class MediaBlob(Base):
     holds: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     touched_at: Mapped[datetime] = mapped_column(default=utcnow)  # last stored again or held
+    # A file made for one person about themselves (their /dataku copy, sent from a link):
+    # erasing them deletes it at once instead of after the grace period (``storage.personal``).
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
 
     __table_args__ = (Index("ix_media_blobs_touched_at", "touched_at"),)
 
@@ -792,3 +798,15 @@ class AccessLog(Base):
         Index("ix_access_log_at", "at"),
         Index("ix_access_log_actor_id", "actor_id"),
     )
+
+
+class ErasedContact(Base):
+    """Someone who asked for their data to be erased (``/hapusdata``), remembered only as the
+    HMAC-SHA256 of their channel and chat id under a secret key (``KTN_PDP_HASH_SECRET``):
+    never the id or the phone. A new contact whose hash is here starts opted out of
+    announcements (``storage.erasure``), so erasing is not undone by the next broadcast."""
+
+    __tablename__ = "erased_contacts"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -8,17 +8,21 @@ Every function takes the caller's session (or connection); the caller commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol, Required, TypedDict
 
-from sqlalchemy import ColumnElement, case, func, or_, select, text, update
+from sqlalchemy import ColumnElement, case, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.models import Outbox
 from storage.types import DEFAULT_BOT, OutboxStatus, utcnow
 
 OUTBOX_CHANNEL = "ktn_outbox"  # NOTIFY channel: new outbox rows were committed
+FORGET = "forget"  # payload key: delete the row once sent (``forget``)
+# payload key: when the message this reply answers came (ISO), for a reply whose contact is gone
+# (erased): the chat's 24-hour window is still open (bot.channels.whatsapp.sender)
+ANSWERED_AT = "answered_at"
 
 
 class JsonReply(Protocol):
@@ -67,29 +71,11 @@ def enqueue(
     return row
 
 
-async def scrub_name(
-    session: AsyncSession,
-    report_ids: Sequence[int],
-    name: str,
-    replacement: Callable[[str | None], str],
-) -> int:
-    """Replace a person's name in every stored message about these reports (sent or not), so
-    an erased reporter's name is neither sent later nor kept; ``replacement(lang)`` gives the
-    word to put instead. Returns how many rows changed. The caller commits."""
-    if not report_ids or len(name.strip()) < 3:
-        return 0
-    changed = 0
-    rows = await session.scalars(select(Outbox).where(Outbox.report_id.in_(report_ids)))
-    for row in rows:
-        reply = row.payload.get("reply") or {}
-        text = str(reply.get("text") or "")
-        if name not in text:
-            continue
-        lang = row.payload.get("lang")
-        new_reply = {**reply, "text": text.replace(name, replacement(lang if lang else None))}
-        row.payload = {**row.payload, "reply": new_reply}
-        changed += 1
-    return changed
+async def forget(session: AsyncSession, ids: Collection[int]) -> None:
+    """Delete rows that were sent and must not be kept (their payload says ``FORGET``: a
+    person's copy of their data, the answer to their erasure). The caller commits."""
+    if ids:
+        await session.execute(delete(Outbox).where(Outbox.id.in_(list(ids))))
 
 
 async def release_claims(session: AsyncSession, keep: str) -> int:

@@ -32,6 +32,7 @@ class MediaRef:
     content_type: str | None = None
     store_ref: str | None = None
     size: int | None = None
+    origin: str | None = None  # the channel's own deletable copy (a Twilio media URL)
 
 
 def random_ticket() -> str:
@@ -109,6 +110,7 @@ async def create_report(
                 content_type=item.content_type,
                 store_ref=item.store_ref,
                 size=item.size,
+                origin=item.origin,
                 created_at=now,
             )
         )
@@ -531,12 +533,6 @@ async def followers_of(session: AsyncSession, report_id: int) -> list[Contact]:
         .order_by(ReportFollower.created_at, Contact.id)
     )
     return list((await session.scalars(stmt)).all())
-
-
-async def ids_reported_by(session: AsyncSession, contact_id: int) -> list[int]:
-    """The ids of every report this contact filed."""
-    found = await session.scalars(select(Report.id).where(Report.reporter_id == contact_id))
-    return list(found)
 
 
 async def created_before(

@@ -110,6 +110,9 @@ class OutboxKind(StrEnum):
     NOTICE = "notice"
     BOARD = "board"  # a group's live report board in a surge (handlers.board)
     PROBLEM = "problem"  # a problem's news: an action's reminder to its owner, news to reporters
+    # Not a message: a file the channel holds, deleted there (an erased sender's Twilio media,
+    # ``storage.erasure``); ``payload["url"]`` names it. Retried like a send.
+    MEDIA_DELETE = "media_delete"
 
 
 class ProblemStage(StrEnum):

@@ -373,3 +373,18 @@ def test_an_s3_store_needs_a_bucket_and_credentials_from_the_environment(
 def test_bad_media_settings_are_named(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(expected)):
         load_settings(write(tmp_path, f"[media]\n{text}\n"))
+
+
+def test_the_erasure_hash_key_comes_from_the_environment_or_is_made_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.config import Settings
+    from bot.wiring import PDP_SECRET_FILE, pdp_hash_key
+
+    monkeypatch.delenv("KTN_PDP_HASH_SECRET", raising=False)
+    made = pdp_hash_key(Settings(data_dir=tmp_path / "data"))
+    kept = tmp_path / "data" / PDP_SECRET_FILE
+    assert len(made) == 32 and kept.stat().st_mode & 0o777 == 0o600
+    assert pdp_hash_key(Settings(data_dir=tmp_path / "data")) == made, "the same after a restart"
+    monkeypatch.setenv("KTN_PDP_HASH_SECRET", "rahasia-deployment")
+    assert pdp_hash_key(Settings(data_dir=tmp_path / "data")) == b"rahasia-deployment"

@@ -478,8 +478,12 @@ class Dispatcher:
         blocked_contacts: set[int] = set()
         migrations: dict[int, int] = {}
         retry_at: dict[ChatKey, datetime] = {}
+        forget: list[int] = []  # sent rows whose payload must not be kept (storage.outbox.FORGET)
         for r in results:
             env, err = r.envelope, r.error
+            if err is None and env.payload.get(outbox.FORGET):
+                forget.append(env.id)
+                continue
             if err is None:
                 sent.append(
                     {
@@ -537,6 +541,7 @@ class Dispatcher:
         try:
             async with self.sessions() as session:
                 await outbox.record(session, sent, changes)
+                await outbox.forget(session, forget)
                 if blocked_contacts:
                     await mark_blocked(session, blocked_contacts, now)
                 for old, new in migrations.items():

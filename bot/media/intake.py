@@ -68,9 +68,12 @@ async def take_media(
     *,
     seconds: float | None = None,
     on_stored: OnStored | None = None,
+    keep_origin: bool = False,
 ) -> Inbound:
     """The message with its files in the store (or marked with why not); private chats only
-    (a group's files are never kept). All files at once; each within ``seconds``."""
+    (a group's files are never kept). All files at once; each within ``seconds``.
+    ``keep_origin``: the channel's ref is its own deletable copy (a Twilio media URL), kept as
+    ``Media.origin`` so that erasing the sender deletes it there too."""
     if inbound.chat_kind is not ChatKind.PRIVATE or not inbound.media:
         return inbound
 
@@ -93,7 +96,8 @@ async def take_media(
         except Exception as exc:  # network, the channel's API, the store: the user may resend
             log.warning("a file of %s not received: %s", inbound.message_id, type(exc).__name__)
             return replace(item, problem=MediaProblem.UNAVAILABLE)
-        stored = replace(item, ref=blob.ref, size=blob.size)
+        origin = item.ref if keep_origin else None
+        stored = replace(item, ref=blob.ref, size=blob.size, origin=origin)
         if on_stored is not None:
             await on_stored(item, blob)
         return stored

@@ -53,9 +53,11 @@ class MediaLibrary:
         *,
         limit: int | None = None,
         hold: bool = True,
+        owner_id: int | None = None,
     ) -> Blob:
         """Store a file; ``hold``: a message that is being handled needs it (``release`` it
-        afterwards), else it is kept for the grace period unless something refers to it.
+        afterwards), else it is kept for the grace period unless something refers to it;
+        ``owner_id``: made for this person about themselves (erasing them deletes it).
         ``bot.media.store.TooLarge`` over ``limit`` bytes, with nothing stored."""
         spooled = await self.store.spool(source, content_type, limit=limit)
         blob = spooled.blob
@@ -68,6 +70,7 @@ class MediaLibrary:
                     content_type=content_type,
                     now=self.clock(),
                     holds=1 if hold else 0,
+                    owner_id=owner_id,
                 )
                 await session.commit()
             await self.store.keep(spooled)

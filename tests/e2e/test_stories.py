@@ -11,6 +11,7 @@ buttons, Telegram's flood limits, webhook secrets) stays in the single-channel t
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -316,3 +317,41 @@ async def test_recurring_reports_become_a_problem_worked_through_sara(cast: Cast
     assert "Pasang lampu di gang masjid" in reminder.text
     done = await cast.officer.say("selesai", "tercatat selesai")
     assert "Pasang lampu di gang masjid" in done.text
+
+
+async def test_a_resident_receives_their_own_data_as_a_file(cast: Cast) -> None:
+    await cast.staff()
+    await join(cast.resident)
+    ticket = ticket_of(await report(cast.resident, "Pagar balai desa roboh"))
+    before = cast.resident.mark()
+    summary = await cast.resident.say("/dataku", "Data pribadi Anda di KTN")
+    assert "Ratna" in summary.text and ticket in summary.text
+    await cast.resident.news("Data pribadi Anda (JSON)", before)
+    [document] = await cast.resident.documents(before)
+    data = json.loads(document)
+    assert data["contact"]["name"] == "Ratna" and data["consent"]["given_at"]
+    [mine] = data["reports"]
+    assert (mine["ticket"], mine["description"]) == (ticket, "Pagar balai desa roboh")
+    assert mine["trail"][0]["kind"] == "created" and mine["files"][0]["kind"] == "photo"
+
+
+async def test_hapusdata_leaves_the_officers_the_report_without_the_person(cast: Cast) -> None:
+    await cast.staff()
+    await join(cast.resident)
+    await join(cast.neighbour)
+    ticket = ticket_of(await report(cast.resident, "Pagar balai desa roboh"))
+    await cast.neighbour.say(f"/status {ticket}", ticket)  # not theirs: not found
+    await cast.resident.say("/hapusdata", "Hapus data pribadi Anda?")
+    await cast.resident.tap("Ya", "sudah dihapus")
+
+    story = await cast.officer.say(f"/status {ticket}", ticket)
+    assert "Isi: dihapus atas permintaan pelapor" in story.text
+    assert "Pagar balai desa roboh" not in story.text
+    await cast.officer.say("/bahasa en")
+    story = await cast.officer.say(f"/status {ticket}", ticket)
+    assert "Story: deleted at the reporter's request" in story.text
+    async with cast.live.sessions() as s:
+        kept = await s.scalar(select(Report).where(Report.ticket == ticket))
+    assert kept is not None and kept.reporter_id is None and kept.anonymous
+    again = await cast.resident.say("Halo", "Apakah Anda setuju?")  # a newcomer now
+    assert "Ratna" not in again.text

@@ -22,7 +22,7 @@ from handlers.context import Context
 from handlers.report import file_report
 from handlers.types import Reply
 from storage.areas import get_by_code
-from storage.models import BoardReport, GroupBoard, Outbox, Report
+from storage.models import BoardReport, Contact, GroupBoard, Outbox, Report
 from storage.types import OutboxStatus, ReportStatus
 from tests.support.chats import (
     ALERT_GROUP,
@@ -337,3 +337,38 @@ async def test_every_waiting_ticket_shows_the_newest_with_buttons(
     assert [o.data for o in reply.options] == [f"claim:{r.id}" for r in filed[:-4:-1]]
     older = ", ".join(r.ticket for r in filed[-4::-1])
     assert f"Juga menunggu (ketik: tangani KTN-…): {older}" in reply.text
+
+
+async def test_a_board_forgets_the_story_and_name_of_a_reporter_who_erased_their_data(
+    sessions: async_sessionmaker[AsyncSession], cast: Cast
+) -> None:
+    village = Village(sessions, config())
+    for _ in range(6):
+        await village.report()
+    story = "Banjir setinggi lutut di rumah Budi Santoso, gang Kenanga yang sempit sejak tadi malam"
+    async with sessions() as s:
+        area = await get_by_code(s, SUMBER_JAYA)
+        budi = await s.scalar(select(Contact).where(Contact.external_id == 1001))
+        assert area is not None and budi is not None
+        theirs, _ = await file_report(
+            s,
+            village.ctx(),
+            category="bencana",
+            description=story,
+            area_id=area.id,
+            reporter_id=budi.id,
+            anonymous=False,
+            urgent=False,
+            latitude=None,
+            longitude=None,
+        )
+        await s.commit()
+    [message] = await village.rows(kind="board")
+    assert "Banjir setinggi lutut" in board_reply(message).text  # shortened, as boards show
+
+    await cast.reporter.send("/hapusdata")
+    await cast.reporter.send(button="erase:yes")
+    [message] = await village.rows(kind="board")
+    shown = board_reply(message).text
+    assert theirs.ticket in shown and "dihapus atas permintaan pelapor" in shown
+    assert "Banjir" not in shown and "Budi" not in shown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers.states import State
 from storage import conversations
 from storage.areas import get_by_code
-from storage.models import Contact, Report, ReportFollower
+from storage.models import Contact, ErasedContact, Outbox, Report, ReportFollower
 from tests.support.chats import SUMBER_JAYA, WIYONO, FakeChat, load_areas, texts
 
 
@@ -97,20 +98,15 @@ async def test_hapusdata_erases_personal_data_and_anonymises_reports(reporter: F
     assert out.recorded.erased is True
 
     async with reporter.sessions() as session:
-        contact = await session.scalar(select(Contact).where(Contact.external_id == 1001))
-        assert contact is not None
-        assert (contact.display_name, contact.phone, contact.area_id, contact.consent_at) == (
-            None,
-            None,
-            None,
-            None,
-        )
-        assert contact.erased_at == reporter.now and contact.opted_out_at == reporter.now
+        # The contact and the conversation are gone; only a keyed hash of the chat id stays.
+        assert await session.scalar(select(Contact).where(Contact.external_id == 1001)) is None
+        assert await conversations.get(session, "telegram", 1001, 1001) is None
+        [kept] = (await session.scalars(select(ErasedContact))).all()
+        assert len(kept.id_hash) == 64 and "1001" not in kept.id_hash
         mine = await session.scalar(select(Report).where(Report.ticket == first))
         assert mine is not None and mine.reporter_id is None and mine.anonymous
+        assert mine.description == "dihapus atas permintaan pelapor"
         assert (await session.scalars(select(ReportFollower))).all() == []
-        conv = await conversations.get(session, "telegram", 1001, 1001)
-        assert conv is not None and conv.state == "idle" and "report" not in conv.draft
 
     out = await reporter.send("/status")
     assert "belum punya laporan" in texts(out)
@@ -118,6 +114,26 @@ async def test_hapusdata_erases_personal_data_and_anonymises_reports(reporter: F
     assert "tidak ditemukan" in texts(out), "the report is no longer linked to them"
     out = await reporter.send("halo")
     assert "Apakah Anda setuju?" in texts(out), "coming back starts with consent again"
+    async with reporter.sessions() as session:
+        back = await session.scalar(select(Contact).where(Contact.external_id == 1001))
+        assert back is not None and back.opted_out_at is not None, "no announcements unasked"
+
+
+async def test_mydata_gives_the_person_their_data_as_a_json_document(reporter: FakeChat) -> None:
+    ticket = await _ticket(reporter)
+    out = await reporter.send("/dataku")
+    said = texts(out)
+    assert "Data pribadi Anda di KTN" in said and "Budi Santoso" in said and ticket in said
+    [document] = [r.document for r in out.replies if r.document is not None]
+    assert document.filename.endswith(".json") and document.content_type == "application/json"
+    data = json.loads(document.data)
+    assert data["contact"]["name"] == "Budi Santoso" and data["contact"]["chat_id"] == 1001
+    assert data["consent"]["given_at"] is not None
+    [mine] = data["reports"]
+    assert mine["ticket"] == ticket and mine["trail"][0]["kind"] == "created"
+    assert out.forget_replies, "the copy is not kept in the outbox once sent"
+    await reporter.send("/language en")
+    assert "Your personal data at KTN" in texts(await reporter.send("/mydata"))
 
 
 async def test_hapusdata_no_keeps_everything(reporter: FakeChat) -> None:
@@ -131,3 +147,26 @@ async def test_hapusdata_no_keeps_everything(reporter: FakeChat) -> None:
         assert contact is not None and contact.display_name == "Budi Santoso"
         report = await session.scalar(select(Report))
         assert report is not None and report.reporter_id == contact.id
+
+
+async def test_followers_of_an_erased_reporters_report_are_told_nothing(
+    reporter: FakeChat,
+) -> None:
+    await _ticket(reporter, category="kesehatan")
+    neighbour = FakeChat(reporter.sessions, user_id=2002, name="Siti")
+    await neighbour.onboard()
+    await neighbour.send("/lapor")
+    await neighbour.press("Kesehatan")
+    assert neighbour.history[-1].recorded.followed is None
+    out = await neighbour.press("dup:follow")
+    assert out.recorded.followed is not None
+
+    async def to_neighbour() -> int:
+        async with reporter.sessions() as session:
+            rows = await session.scalars(select(Outbox).where(Outbox.chat_id == 2002))
+            return len(rows.all())
+
+    before = await to_neighbour()
+    await reporter.send("/hapusdata")
+    assert (await reporter.press("Ya")).recorded.erased
+    assert await to_neighbour() == before

@@ -248,6 +248,12 @@ async def test_expected_input_moves_on(chat: FakeChat, state: State) -> None:
     outcome = await expected(chat)
     assert outcome.recorded.state == after.value
     assert outcome.replies and not outcome.notice
+    if state is State.ERASE_CONFIRM:  # erased: no conversation is kept at all
+        async with chat.sessions() as session:
+            assert (
+                await conversations.get(session, chat.channel, chat.user_id, chat.user_id) is None
+            )
+        return
     assert (await _state(chat))[0] == after.value
 
 

@@ -297,6 +297,15 @@ async def test_a_resident_sees_the_teams_and_their_numbers(cast: Cast) -> None:
     assert "Join a team: type /patrol join NUMBER" in texts(await cast.resident.send("/patrol"))
 
 
+async def test_an_erased_member_leaves_the_teams_by_name(cast: Cast) -> None:
+    at = f"/ronda {SUMBER_JAYA}"
+    assert "Budi Santoso ✓" in texts(await cast.coordinator.send(at))
+    await cast.reporter.send("/hapusdata")
+    assert "sudah dihapus" in texts(await cast.reporter.press("Ya"))
+    shown = texts(await cast.coordinator.send(at))
+    assert "Budi" not in shown and "Pos Melati: Andi" in shown
+
+
 async def test_a_resident_of_an_area_without_teams_is_told_so(cast: Cast) -> None:
     elsewhere = FakeChat(cast.coordinator.sessions, user_id=3999, name="Warga Wiyono")
     await elsewhere.onboard(WIYONO)

@@ -364,8 +364,9 @@ async def test_an_erased_officer_is_no_longer_staff(cast: Cast) -> None:
     out = await cast.officer.send(button="erase:yes")
     assert out.recorded.erased is True
     async with cast.officer.sessions() as s:
-        me = await s.scalar(select(Contact).where(Contact.external_id == 4001))
-        assert me is not None and (me.role, me.area_id) == ("resident", None)
+        assert await s.scalar(select(Contact).where(Contact.external_id == 4001)) is None
+    out = await cast.officer.send("/laporan")  # back as a newcomer: no rights
+    assert "hanya untuk petugas dan koordinator" in texts(out)
 
 
 async def get_by_code_in(cast: Cast, code: str) -> int:

@@ -103,10 +103,12 @@ async def live_run(
     migrated_url: str,
     sessions: async_sessionmaker[AsyncSession],
     tmp_path: Path,
+    whatsapp: dict[str, Any] | None = None,
     **settings: Any,
 ) -> AsyncIterator[Live]:
     """`run` in webhook mode with both fakes until the block ends; ``settings`` replace the
-    defaults (e.g. ``media=MediaSettings(...)`` and its secrets)."""
+    defaults (e.g. ``media=MediaSettings(...)`` and its secrets), ``whatsapp`` adds to the
+    ``[whatsapp]`` settings (the fake's addresses are filled in here)."""
     await load_areas(sessions)
     await link_group(sessions, SUMBER_JAYA, GROUP, "Bhabin Sumber Jaya")
     await link_group(sessions, KAMPUNG_MELAYU, PARENT_GROUP, "Polsek Kampung Melayu")
@@ -131,6 +133,7 @@ async def live_run(
                 public_url=url,
                 api_base_url=twilio.base_url,
                 content_base_url=twilio.base_url,
+                **(whatsapp or {}),
             ),
             "http": HttpSettings(port=port),
             "outbox": OutboxSettings(sweep_seconds=0.2),

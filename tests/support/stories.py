@@ -13,6 +13,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 
 import bot.app
@@ -64,6 +65,11 @@ class Chat(abc.ABC):
     @abc.abstractmethod
     async def press(self, label: str) -> None:
         """Tap the button (or list item) with this label on the newest message showing it."""
+
+    @abc.abstractmethod
+    async def documents(self, after: int) -> list[bytes]:
+        """The files the bot sent as documents after ``mark()``'s point, as the person opens
+        them (Telegram: the upload; WhatsApp: fetched from the link Twilio was given)."""
 
     @staticmethod
     def names(label: str, shown: str) -> bool:
@@ -158,6 +164,18 @@ class TelegramChat(Chat):
     async def send(self, text: str) -> None:
         self.fake.send_text(self.chat_id, self.user_id, text)
 
+    async def documents(self, after: int) -> list[bytes]:
+        ids = {
+            int(e.data["message_id"])
+            for e in self.fake.events[after:]
+            if e.chat_id == self.chat_id and e.type == "message"
+        }
+        return [
+            self.fake.files[m.file_id].data
+            for m in self._sent()
+            if m.message_id in ids and m.kind == "document" and m.file_id is not None
+        ]
+
     async def send_photo(self, data: bytes) -> None:
         self.fake.send_photo(self.chat_id, self.user_id, data)
 
@@ -202,6 +220,16 @@ class WhatsAppChat(Chat):
 
     async def send(self, text: str) -> None:
         await self._post(self.fake.inbound_text(self.number, text, self.name))
+
+    async def documents(self, after: int) -> list[bytes]:
+        found = []
+        async with httpx.AsyncClient(trust_env=False) as client:
+            for message in self._sent()[after:]:
+                for url in message.media_urls:
+                    response = await client.get(url)
+                    if not response.headers.get("content-type", "").startswith("image/"):
+                        found.append(response.content)
+        return found
 
     async def send_photo(self, data: bytes) -> None:
         form = self.fake.inbound_media(self.number, data, "image/jpeg", profile_name=self.name)

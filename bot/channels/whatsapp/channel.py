@@ -292,7 +292,12 @@ class WhatsAppChannel:
         if not inbound.media or self.media is None:
             return inbound
         return await take_media(
-            inbound, self.media, self.limits, self._fetch, seconds=MEDIA_BUDGET_SECONDS
+            inbound,
+            self.media,
+            self.limits,
+            self._fetch,
+            seconds=MEDIA_BUDGET_SECONDS,
+            keep_origin=True,  # Twilio keeps a copy: erasing the sender deletes it there too
         )
 
     async def _fetch(self, item: Media, limit: int) -> AsyncIterator[bytes]:

@@ -27,13 +27,16 @@ class MediaUrls:
         self.links = links
         self.private_prefixes = tuple(private_prefixes)
 
-    async def __call__(self, reply: Reply) -> str | None:
-        """The URL of the reply's document or medium, or None."""
+    async def __call__(self, reply: Reply, owner_id: int | None = None) -> str | None:
+        """The URL of the reply's document or medium, or None; ``owner_id``: the document is
+        the person's own data (/dataku), deleted when they are erased."""
         document = reply.document
         if document is not None:
             if not WHATSAPP.can_send(MediaKind.DOCUMENT, len(document.data)):
                 return None
-            blob = await self.library.put(document.data, document.content_type, hold=False)
+            blob = await self.library.put(
+                document.data, document.content_type, hold=False, owner_id=owner_id
+            )
             return self.links.url(blob.ref, document.filename)
         media = reply.media
         if media is None:

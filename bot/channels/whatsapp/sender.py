@@ -42,6 +42,7 @@ from handlers.types import Reply
 from storage import contacts
 from storage.db import Sessions
 from storage.models import Contact
+from storage.outbox import ANSWERED_AT, FORGET
 from storage.types import Channel, OutboxKind, OutboxStatus, utcnow
 
 if TYPE_CHECKING:
@@ -51,7 +52,8 @@ log = logging.getLogger(__name__)
 
 # The URL Twilio fetches a reply's file or document from (a signed link to the media store),
 # or None when it has none that WhatsApp can carry.
-MediaUrl = Callable[[Reply], Awaitable[str | None]]
+# ``owner_id``: the person a document about themselves is for (``MediaBlob.owner_id``).
+MediaUrl = Callable[[Reply, int | None], Awaitable[str | None]]
 WINDOW = timedelta(hours=24)
 WINDOW_MARGIN = timedelta(minutes=10)  # a message queued at 23:59 may arrive after 24:00
 # A kind without its own template borrows this one's (an escalation is an alert, too).
@@ -154,6 +156,9 @@ class WhatsAppSender:
         """Send the row: free text inside the window, a template outside it. Returns the SID."""
         if envelope.kind == OutboxKind.ALERT_EDIT.value:
             raise SendError("WhatsApp messages cannot be edited", permanent=True)
+        if envelope.kind == OutboxKind.MEDIA_DELETE.value:
+            await self._delete_media(str(envelope.payload.get("url") or ""))
+            return None
         reply = Reply.from_json(envelope.payload["reply"])
         contact = await self._contact(envelope)
         if (
@@ -163,12 +168,13 @@ class WhatsAppSender:
             and contact.opted_out_at
         ):
             raise SendError("the recipient opted out of broadcasts (STOP)", permanent=True)
-        if not self.in_window(contact):
+        if not self.in_window(contact) and not self._answers_now(envelope):
             return await self._send_template(envelope, reply)
         lang = str(envelope.payload.get("lang") or (contact.language if contact else None) or "")
         lang = lang or self.default_language
         if self.media_url is not None:
-            media = await self.media_url(reply)
+            owner = envelope.contact_id if envelope.payload.get(FORGET) else None
+            media = await self.media_url(reply, owner)
         else:
             media = public_media_url(reply.media, self.private_prefixes)
         if reply.options and self.menus is not None:
@@ -237,6 +243,16 @@ class WhatsAppSender:
         last = contact.last_inbound_at if contact is not None else None
         return last is not None and self.clock() - last < WINDOW - WINDOW_MARGIN
 
+    def _answers_now(self, envelope: Envelope) -> bool:
+        """A reply to someone no longer a contact (erased) answers a message that opened the
+        window when it came (``storage.outbox.ANSWERED_AT``)."""
+        raw = envelope.payload.get(ANSWERED_AT)
+        try:
+            at = datetime.fromisoformat(str(raw)) if raw else None
+        except ValueError:
+            return False
+        return at is not None and self.clock() - at < WINDOW - WINDOW_MARGIN
+
     def template_for(self, kind: str) -> str | None:
         """The Content Template SID configured for this kind of message, if any."""
         return self.templates.get(kind) or self.templates.get(TEMPLATE_FALLBACK.get(kind, ""))
@@ -261,6 +277,27 @@ class WhatsAppSender:
             return await contacts.recipient(
                 session, envelope.contact_id, Channel.WHATSAPP.value, envelope.chat_id
             )
+
+    async def _delete_media(self, url: str) -> None:
+        """Delete a file Twilio keeps (an erased sender's photo): done when Twilio answers 204,
+        or 404 when it is gone already (``[whatsapp] delete_media_at_twilio`` deleted it after
+        the download). Our credentials go to Twilio's API only."""
+        if not url.startswith(self.private_prefixes):
+            raise SendError("media URL outside the Twilio API", permanent=True)
+        import aiohttp  # loaded already: the client is built on it
+
+        auth = (str(self.client.username), str(self.client.password))
+        try:
+            response = await self.client.http_client.request("DELETE", url, auth=auth)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise SendError(f"network: {exc.__class__.__name__}") from exc
+        status = int(response.status_code)
+        if status in (204, 404):
+            return
+        if status == 429:
+            raise SendError("twilio 429 deleting media", retry_after=1.0)
+        permanent = 400 <= status < 500 and status not in (401, 408)
+        raise SendError(f"twilio {status} deleting media", permanent=permanent)
 
     async def _create(
         self,

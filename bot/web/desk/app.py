@@ -47,7 +47,13 @@ from handlers import desk as rules
 from handlers.config import CoreConfig
 from handlers.context import Context
 from handlers.permissions import area_chain_ids, is_staff
-from handlers.render import DEFAULT_ZONE, category_label, format_time, status_label
+from handlers.render import (
+    DEFAULT_ZONE,
+    category_label,
+    description_text,
+    format_time,
+    status_label,
+)
 from storage import access_log, desk, exports
 from storage.access_log import AccessKind, AccessVia, describe_filter
 from storage.areas import descendant_ids
@@ -489,7 +495,7 @@ class Desk:
                 "urgent": r.report.urgent,
                 "area": r.area_name,
                 "assignee": r.assignee_name,
-                "description": _short(r.report.description),
+                "description": _short(description_text(catalog, viewer.lang, r.report.description)),
             }
             for r in rows
         ]
@@ -585,6 +591,7 @@ class Desk:
             status,
             viewer=viewer,
             report=report,
+            description=description_text(catalog, lang, report.description),
             area=area.name if area else "-",
             created=format_time(report.created_at, zone),
             category=category_label(catalog, lang, report.category),

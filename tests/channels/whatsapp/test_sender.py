@@ -295,3 +295,36 @@ def test_phone_numbers_never_reach_the_recorded_reason() -> None:
     assert without_numbers("To whatsapp:+6281234567890 failed (63016)") == (
         "To <nomor> failed (63016)"
     )
+
+
+async def test_an_erased_senders_media_is_deleted_at_twilio_and_a_failure_is_retried(
+    rig: Rig,
+) -> None:
+    url = rig.fake.add_media(b"\xff\xd8 foto warga", "image/jpeg")
+    env = await rig.row(0, "media_delete", Reply(""), url=url)
+    wrong = make_client(rig.fake.account_sid, "x" * 32, rig.fake.base_url, timeout=1.0)
+    refused = WhatsAppSender(
+        wrong,
+        rig.sessions,
+        from_number=DEFAULT_SENDER.removeprefix("whatsapp:"),
+        catalog=Catalog.load(),
+        default_language="id",
+        templates={},
+        status_callback=None,
+        messages_per_second=10,
+    )
+    try:
+        with pytest.raises(SendError) as failed:
+            await refused.send(env)
+    finally:
+        await refused.close()
+    assert not failed.value.permanent, "Twilio's 401 is retried, like a send"
+    assert len(rig.fake.media) == 1 and rig.fake.deleted_media == []
+
+    assert await rig.sender.send(env) is None
+    assert rig.fake.media == {} and len(rig.fake.deleted_media) == 1 and rig.fake.messages == []
+    assert await rig.sender.send(env) is None, "gone already (404): done"
+    elsewhere = await rig.row(0, "media_delete", Reply(""), url="https://example.com/f.jpg")
+    with pytest.raises(SendError) as outside:
+        await rig.sender.send(elsewhere)
+    assert outside.value.permanent, "our credentials go to Twilio only"

@@ -284,3 +284,25 @@ async def test_english_desk(sessions: async_sessionmaker[AsyncSession]) -> None:
         switched = await http.get("/dasbor/bahasa/id?back=/dasbor/angka", follow_redirects=True)
         assert "Angka" in switched.text and '<html lang="id">' in switched.text
     assert texts  # the helper stays imported for symmetry with the other tests
+
+
+async def test_an_erased_reporters_report_shows_the_marker_in_the_officers_language(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    cast = await _cast(sessions)
+    await cast.reporter.file_report(description="Pencurian helm di parkiran pasar")
+    (ticket,) = await _tickets(sessions)
+    await cast.reporter.send("/hapusdata")
+    await cast.reporter.send(button="erase:yes")
+    app, _desk = desk_app(sessions, cast.officer)
+    async with client(app) as http:
+        await sign_in(http, cast.officer)
+        page = await http.get(f"/dasbor/laporan/{ticket}")
+        listed = await http.get("/dasbor/")
+        assert "dihapus atas permintaan pelapor" in page.text
+        assert "dihapus atas permintaan pelapor" in listed.text
+        assert "Pencurian helm" not in page.text + listed.text
+        assert "Budi" not in page.text + listed.text
+        await http.get("/dasbor/bahasa/en")
+        page = await http.get(f"/dasbor/laporan/{ticket}")
+        assert "deleted at the reporter&#39;s request" in page.text
