@@ -153,14 +153,7 @@ async def overview(
 ) -> Answer:
     """The area's open problems, the actions not done (soonest due first, overdue marked) and
     the suggestions waiting, each with Terima / Abaikan."""
-    rules = ctx.config.problems
-    await store.compute_suggestions(
-        session,
-        min_reports=rules.suggest_min_reports,
-        days=rules.suggest_days,
-        now=ctx.now,
-        area_ids=areas,
-    )
+    suggestions = (await waiting_suggestions(session, ctx, areas))[:SUGGESTION_LIMIT]
     area_name = await _area_name(session, actor.area_id or areas[0])
     lines = [_t(ctx, lang, "problem.overview_title", area=area_name)]
     open_ = await store.in_areas(session, areas, limit=LIST_LIMIT)
@@ -185,7 +178,6 @@ async def overview(
         lines += ["", _t(ctx, lang, "problem.actions_title")]
     for action, problem in actions:
         lines.append(await _action_line(session, ctx, lang, action, problem))
-    suggestions = (await store.suggestions_in_areas(session, areas))[:SUGGESTION_LIMIT]
     if suggestions:
         lines += ["", _t(ctx, lang, "problem.suggestions_title")]
     for n, suggestion in enumerate(suggestions, start=1):
@@ -195,6 +187,22 @@ async def overview(
     for problem in open_[: max(0, 10 - len(options))]:
         options.append(Option(_t(ctx, lang, "problem.show", id=problem.id), f"pshow:{problem.id}"))
     return Answer("\n".join(lines), tuple(options))
+
+
+async def waiting_suggestions(
+    session: AsyncSession, ctx: Context, areas: list[int]
+) -> list[ProblemSuggestion]:
+    """The suggestions waiting in these areas, newest first, looked for afresh (the leader looks
+    every ``suggest_check_seconds``; a person asking should not wait for it)."""
+    rules = ctx.config.problems
+    await store.compute_suggestions(
+        session,
+        min_reports=rules.suggest_min_reports,
+        days=rules.suggest_days,
+        now=ctx.now,
+        area_ids=areas,
+    )
+    return await store.suggestions_in_areas(session, areas)
 
 
 async def _action_line(

@@ -27,6 +27,7 @@ class AccessKind(StrEnum):
     REPORT = "report"  # one report's page (the desk) or detail (/status)
     PHOTO = "photo"  # one of a report's photos (the desk)
     EXPORT = "export"  # a list of reports as a file (desk download, /ekspor, ktn-bot export)
+    PROBLEM = "problem"  # a problem's page on the desk (its notes may describe victims)
 
 
 class AccessVia(StrEnum):

@@ -727,6 +727,16 @@ async def numbers(
     return out
 
 
+async def tickets_of(session: AsyncSession, report_ids: Sequence[int]) -> dict[int, str]:
+    """The tickets of these reports, by id (a suggestion's reports on the problem list)."""
+    if not report_ids:
+        return {}
+    rows = await session.execute(
+        select(Report.id, Report.ticket).where(Report.id.in_(list(report_ids)))
+    )
+    return {i: t for i, t in rows.all()}
+
+
 async def names_of(session: AsyncSession, contact_ids: Sequence[int]) -> dict[int, str | None]:
     """Display names of these contacts."""
     if not contact_ids:

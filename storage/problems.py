@@ -62,8 +62,8 @@ def add_event(
     note: str | None = None,
     via: str | None = None,
 ) -> ProblemEvent:
-    """One line of the problem's trail (kinds: created, stage, report_added, report_removed,
-    merged, note, action, action_done)."""
+    """One line of the problem's trail (kinds: created, renamed, stage, report_added,
+    report_removed, merged, note, action, action_done)."""
     event = ProblemEvent(
         problem_id=problem_id,
         kind=kind,
@@ -399,6 +399,26 @@ async def move_stage(
         via=via,
     )
     return True
+
+
+async def rename(
+    session: AsyncSession,
+    problem: Problem,
+    title: str,
+    pillar: str,
+    *,
+    actor_id: int | None,
+    now: datetime,
+    via: str | None = None,
+) -> None:
+    """Give the problem its title and pillar (the trail keeps the old title)."""
+    _require_open(problem)
+    old = problem.title
+    problem.title = title.strip()[:160]
+    problem.pillar = pillar
+    problem.updated_at = now
+    add_event(session, problem.id, "renamed", now, actor_id=actor_id, note=old, via=via)
+    await session.flush()
 
 
 async def events_of(session: AsyncSession, problem_id: int) -> list[ProblemEvent]:
