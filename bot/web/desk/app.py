@@ -1,4 +1,5 @@
-"""The desk's HTTP side: sign-in by link, the reports list, a report, the map, the numbers.
+"""The desk's HTTP side: sign-in by link, the reports list, a report, the map, the numbers, the
+problems (``bot.web.desk.problems``).
 
 Everything lives under ``/dasbor`` (``/dashboard`` redirects there) on the server ``ktn-bot
 run`` already serves. A sign-in link (``/dasbor`` in a private chat, ``handlers.desk``) opens a
@@ -38,7 +39,7 @@ from starlette.staticfiles import StaticFiles
 from bot.config import WebSettings
 from bot.media.library import MediaLibrary
 from bot.web.app import BodyTooLarge, read_body
-from bot.web.desk import actions
+from bot.web.desk import actions, problems
 from bot.web.desk.charts import bar_chart
 from bot.web.desk.forms import MAX_FIELDS, MAX_FILES, bounded, is_multipart, megabytes
 from bot.web.desk.texts import DeskTexts
@@ -55,6 +56,7 @@ from handlers.render import (
     status_label,
 )
 from storage import access_log, desk, exports
+from storage import problems as problem_store
 from storage.access_log import AccessKind, AccessVia, describe_filter
 from storage.areas import descendant_ids
 from storage.models import Area, Contact, DeskSession, Report, ReportMedia
@@ -153,6 +155,15 @@ class Desk:
                     Route("/peta", page(self.map_page), methods=["GET"]),
                     Route("/peta.json", page(self.map_data), methods=["GET"]),
                     Route("/angka", page(self.numbers_page), methods=["GET"]),
+                    Route("/masalah", page(self.problems_page), methods=["GET"]),
+                    Route("/masalah", page(self.problems_action), methods=["POST"]),
+                    Route("/masalah/{problem_id:int}", page(self.problem_page), methods=["GET"]),
+                    Route("/masalah/{problem_id:int}", page(self.problem_action), methods=["POST"]),
+                    Route(
+                        "/masalah/{problem_id:int}/peta.json",
+                        page(self.problem_map),
+                        methods=["GET"],
+                    ),
                     Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
                 ],
             ),
@@ -584,6 +595,7 @@ class Desk:
         officers = [c for c in await desk.staff_of(session, chain) if c.id != report.assignee_id]
         status_now = ReportStatus(report.status)
         closure = self.core.closure_photo(report.category)
+        problem = await problem_store.problem_of_report(session, report.id)
         return self._html(
             request,
             "report.html",
@@ -599,6 +611,7 @@ class Desk:
             reporter=reporter,
             assignee=assignee.display_name if assignee else None,
             followers=await desk.follower_count(session, report.id),
+            problem=problem,
             trail=trail,
             photos=photos,
             closure_photos=closure_photos,
@@ -837,6 +850,38 @@ class Desk:
             ),
             "minutes": lambda m: _duration(t, lang, m),
         }
+
+    # --- problems (bot.web.desk.problems) ---------------------------------------------------
+
+    async def problems_page(
+        self, request: Request, session: AsyncSession, viewer: Viewer
+    ) -> Response:
+        """The problems of the person's areas, the suggestions waiting, a new problem."""
+        return await problems.list_page(self, request, session, viewer)
+
+    async def problems_action(
+        self, request: Request, session: AsyncSession, viewer: Viewer
+    ) -> Response:
+        """Make a problem, accept or dismiss a suggestion."""
+        return await problems.list_action(self, request, session, viewer)
+
+    async def problem_page(
+        self, request: Request, session: AsyncSession, viewer: Viewer
+    ) -> Response:
+        """One problem: its SARA stages, reports, map, notes, actions and assessment."""
+        return await problems.problem_page(self, request, session, viewer)
+
+    async def problem_action(
+        self, request: Request, session: AsyncSession, viewer: Viewer
+    ) -> Response:
+        """A form of the problem's page."""
+        return await problems.problem_action(self, request, session, viewer)
+
+    async def problem_map(
+        self, request: Request, session: AsyncSession, viewer: Viewer
+    ) -> Response:
+        """The places of the problem's reports."""
+        return await problems.problem_map(self, request, session, viewer)
 
     def not_found(self, request: Request, viewer: Viewer) -> Response:
         return self._html(

@@ -18,14 +18,14 @@ import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.config import WebSettings
-from bot.sandbox.telegram_fake import TelegramFake
+from bot.config import Settings
 from storage import desk
 from storage.areas import get_by_code
 from storage.models import Contact, Report
@@ -33,23 +33,17 @@ from storage.reports import create_report
 from storage.types import Role, utcnow
 from tests.conftest import ROOT
 from tests.support.chats import SUMBER_JAYA, WIYONO
-from tests.support.net import free_port
 from tests.support.telegram_run import (
     GROUP,
     RESIDENT,
     Running,
-    bot_running,
     file_report,
     invite_code,
-    lenient_private_chats,
-    link_alert_group,
-    settings_for,
 )
-from tests.web.desk.chromium import CHROMIUM_ARGS, chromium_path
+from tests.web.desk.chromium import CHROMIUM_ARGS, OFFICER, chromium_path, desk_running
 
 pytestmark = pytest.mark.browser
 
-OFFICER = 4101
 WAIT_MS = 15_000
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+/dasbor/masuk/[A-Za-z0-9_\-]+)")
 SHOTS = {"list": "desk-list.png", "map": "desk-map.png", "numbers": "desk-numbers.png"}
@@ -80,33 +74,26 @@ async def browser() -> AsyncIterator[Browser]:
             await chromium.close()
 
 
+def _photo_rules(settings: Settings) -> dict[str, Any]:
+    """A security report is resolved with a photo of the result, of at most PHOTO_MB."""
+    categories = [
+        c.model_copy(update={"closure_photo": "required"}) if c.key == "keamanan" else c
+        for c in settings.reports.categories
+    ]
+    return {
+        "reports": settings.reports.model_copy(update={"categories": categories}),
+        "media": settings.media.model_copy(
+            update={"max_mb": {**settings.media.max_mb, "photo": PHOTO_MB}}
+        ),
+    }
+
+
 @pytest.fixture
 async def desk_bot(
     migrated_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> AsyncIterator[tuple[Running, str]]:
-    await link_alert_group(sessions)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    async with TelegramFake(flood_limits=lenient_private_chats()) as fake:
-        fake.add_group(GROUP, "Bhabin Sumber Jaya", kind="supergroup")
-        fake.add_user(RESIDENT, "Siti", "Aminah")
-        fake.add_user(OFFICER, "Bripka", "Andi")
-        settings = settings_for(fake, migrated_url, tmp_path, port=port)
-        categories = [  # a security report is resolved with a photo of the result
-            c.model_copy(update={"closure_photo": "required"}) if c.key == "keamanan" else c
-            for c in settings.reports.categories
-        ]
-        settings = settings.model_copy(
-            update={
-                "web": WebSettings(public_url=base, tiles_url=""),
-                "reports": settings.reports.model_copy(update={"categories": categories}),
-                "media": settings.media.model_copy(
-                    update={"max_mb": {**settings.media.max_mb, "photo": PHOTO_MB}}
-                ),
-            }
-        )
-        async with bot_running(fake, settings, sessions) as bot:
-            yield bot, base
+    async with desk_running(migrated_url, sessions, tmp_path, _photo_rules) as running:
+        yield running
 
 
 async def seed_more(sessions: async_sessionmaker[AsyncSession]) -> None:
