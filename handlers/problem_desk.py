@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TypeGuard
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +32,14 @@ VIA = "dasbor"
 TITLE_MAX = 160  # problems.title
 WRITTEN_MAX = 1000  # an analysis note or an action
 MAX_TICKETS = 50  # tickets added at once when a problem is made by hand
+# The same problem, note or action sent again by the same person this soon is the same form
+# sent twice (a double click, a reload after POST): it is made once.
+AGAIN_WINDOW = timedelta(minutes=2)
+
+
+def _is_id(value: int | None) -> TypeGuard[int]:
+    """Whether the number can be a row's id (a forged one beyond INTEGER is none, not an error)."""
+    return value is not None and 0 < value <= chat.MAX_ID
 
 
 def _t(ctx: Context, lang: str, key: str, /, **params: object) -> str:
@@ -41,9 +50,14 @@ def _refused(ctx: Context, lang: str, key: str, /, **params: object) -> Verdict:
     return Verdict(False, _t(ctx, lang, key, **params))
 
 
+def _clean(text: str | None) -> str:
+    """What was typed, trimmed, without NUL characters (PostgreSQL refuses them in text)."""
+    return (text or "").replace("\x00", "").strip()
+
+
 def _text(ctx: Context, lang: str, text: str | None, limit: int) -> str | Verdict:
     """The text typed, trimmed; or why it cannot be taken (empty, too long)."""
-    cleaned = (text or "").strip()
+    cleaned = _clean(text)
     if not cleaned:
         return Verdict(False, needs_note=True)
     if len(cleaned) > limit:
@@ -55,16 +69,25 @@ async def problem_in_scope(
     session: AsyncSession, actor: Contact | None, problem_id: int
 ) -> Problem | None:
     """The problem, when the person may see it (staff of its area or an area above)."""
+    if not _is_id(problem_id):
+        return None
     problem = await store.get(session, problem_id)
     if problem is None or problem.area_id not in await chat.scope(session, actor):
         return None
     return problem
 
 
-def tickets_of(text: str | None) -> list[str] | None:
-    """'KTN-ABC234, ktn def567' -> the tickets; None when one of the words is no ticket."""
+def tickets_of(text: str | None, limit: int = MAX_TICKETS) -> list[str] | None:
+    """'KTN-ABC234, ktn def567, 7QX4PA' -> the tickets (each once, at most ``limit`` + 1: more
+    than ``limit`` is refused by the caller); None when one of them is no ticket."""
+    words = (text or "").replace(",", " ").replace(";", " ").split()
     found: list[str] = []
-    for word in (text or "").replace(",", " ").replace(";", " ").split():
+    at = 0
+    while at < len(words) and len(found) <= limit:
+        word = words[at]
+        if word.upper() == "KTN" and at + 1 < len(words):  # 'KTN 7QX4PA', as chat takes it
+            word, at = f"KTN-{words[at + 1]}", at + 1
+        at += 1
         ticket = reports.normalise_ticket(word)
         if ticket is None:
             return None
@@ -92,6 +115,9 @@ async def _reports_for(
             or problem_area not in await area_chain_ids(session, report.area_id)
         ):
             return _refused(ctx, lang, "problem.ticket_elsewhere", ticket=ticket)
+        held = await chat.held_elsewhere(session, report.id, areas)
+        if held is not None:
+            return _refused(ctx, lang, "problem.held", ticket=ticket, id=held.id)
         found.append(report)
     return found
 
@@ -121,6 +147,12 @@ async def create(
         return _refused(ctx, lang, "problem.tickets_unreadable"), None
     if len(wanted) > MAX_TICKETS:
         return _refused(ctx, lang, "problem.too_many_tickets", limit=MAX_TICKETS), None
+    since = ctx.now - AGAIN_WINDOW
+    again = await store.made_again(
+        session, created_by_id=actor.id, area_id=area_id, title=named, since=since
+    )
+    if again is not None:  # the form sent twice (a double click): the problem made the first time
+        return Verdict(True, _t(ctx, lang, "problem.made_already", id=again.id)), again
     found = await _reports_for(session, ctx, lang, areas, area_id, wanted)
     if isinstance(found, Verdict):
         return found, None
@@ -203,7 +235,7 @@ async def remove_report(
     """Take a report out of the problem (it stays as it is)."""
     if problem.stage == ProblemStage.CLOSED.value:
         return _refused(ctx, lang, "problem.closed_already", id=problem.id)
-    report = await session.get(Report, report_id) if report_id is not None else None
+    report = await session.get(Report, report_id) if _is_id(report_id) else None
     if report is None or not await store.remove_report(
         session, problem, report.id, actor_id=actor.id, now=ctx.now, via=VIA
     ):
@@ -221,7 +253,7 @@ async def merge(
 ) -> tuple[Verdict, Problem | None]:
     """Merge ``source`` into another open problem of the same area: its reports, notes and
     actions move there and ``source`` is closed. Returns the target when done."""
-    target = await problem_in_scope(session, actor, target_id) if target_id is not None else None
+    target = await problem_in_scope(session, actor, target_id) if _is_id(target_id) else None
     if (
         target is None
         or target.id == source.id
@@ -264,7 +296,7 @@ async def next_stage(
         return _refused(ctx, lang, "problem.closed_already", id=problem.id)
     if expected is not None and expected != problem.stage:
         return _refused(ctx, lang, "problem.moved_meanwhile")
-    cleaned = (note or "").strip() or None
+    cleaned = _clean(note) or None
     if cleaned is not None and len(cleaned) > NOTE_LIMIT:
         return _refused(ctx, lang, "staff.note_too_long", limit=NOTE_LIMIT, length=len(cleaned))
     if following is ProblemStage.CLOSED and cleaned is None:
@@ -296,7 +328,11 @@ async def add_note(
     written = _text(ctx, lang, text, WRITTEN_MAX)
     if isinstance(written, Verdict):
         return written if written.text else _refused(ctx, lang, "problem.text_missing")
-    await store.add_note(session, problem, which, written, author_id=actor.id, now=ctx.now, via=VIA)
+    since = ctx.now - AGAIN_WINDOW
+    if not await store.note_again(session, problem, which, written, actor.id, since):
+        await store.add_note(
+            session, problem, which, written, author_id=actor.id, now=ctx.now, via=VIA
+        )
     return Verdict(True, _t(ctx, lang, "problem.note_added", id=problem.id))
 
 
@@ -328,9 +364,19 @@ async def add_action(
         return _refused(ctx, lang, "problem.due_past")
     if due_at > ctx.now + timedelta(days=366):
         return _refused(ctx, lang, "problem.due_far")
-    await chat.add_action(
-        session, ctx, actor, problem, written, owner=owner, due_at=due_at, via=VIA
+    again = await store.action_again(
+        session,
+        problem,
+        written,
+        owner_id=owner.id,
+        due_at=due_at,
+        created_by_id=actor.id,
+        since=ctx.now - AGAIN_WINDOW,
     )
+    if not again:  # else the form was sent twice: the action is there once
+        await chat.add_action(
+            session, ctx, actor, problem, written, owner=owner, due_at=due_at, via=VIA
+        )
     name = owner.display_name or _t(ctx, lang, "staff.unnamed")
     return Verdict(True, _t(ctx, lang, "problem.action_added", id=problem.id, owner=name))
 
@@ -344,7 +390,9 @@ async def mark_done(
     action_id: int | None,
 ) -> Verdict:
     """Mark an action of this problem done: its owner, or a coordinator of the area."""
-    action = await session.get(ProblemAction, action_id) if action_id is not None else None
+    if problem.stage == ProblemStage.CLOSED.value:
+        return _refused(ctx, lang, "problem.closed_already", id=problem.id)
+    action = await store.get_action(session, action_id) if _is_id(action_id) else None
     if action is None or action.problem_id != problem.id:
         return _refused(ctx, lang, "problem.gone")
     if action.owner_id != actor.id and not is_supervisor(actor):
@@ -362,18 +410,24 @@ async def decide(
     suggestion_id: int | None,
     *,
     accept: bool,
+    fingerprint: str | None = None,
 ) -> tuple[Verdict, Problem | None]:
     """Accept a suggestion (the problem is made with its reports) or dismiss it (that set of
-    reports is never proposed again). Returns the problem made when accepted."""
+    reports is never proposed again). ``fingerprint``: the set of reports the page showed; when
+    the suggestion has changed since (a new report joined it), nothing is decided and the
+    person looks again. Returns the problem made when accepted."""
     suggestion = (
-        await store.get_suggestion(session, suggestion_id) if suggestion_id is not None else None
+        await store.get_suggestion(session, suggestion_id) if _is_id(suggestion_id) else None
     )
     if suggestion is None or suggestion.area_id not in await chat.scope(session, actor):
         return _refused(ctx, lang, "problem.gone"), None
     if suggestion.state != SuggestionState.PROPOSED.value:
         return _refused(ctx, lang, "problem.decided_already"), None
+    if fingerprint is not None and fingerprint != suggestion.fingerprint:
+        return _refused(ctx, lang, "problem.suggestion_changed"), None
     if not accept:
-        await store.dismiss_suggestion(session, suggestion, actor_id=actor.id, now=ctx.now)
+        if not await store.dismiss_suggestion(session, suggestion, actor_id=actor.id, now=ctx.now):
+            return _refused(ctx, lang, "problem.decided_already"), None
         return Verdict(True, _t(ctx, lang, "problem.dismissed")), None
     title = await chat.default_title(session, ctx, suggestion.category, suggestion.area_id)
     problem = await store.accept_suggestion(

@@ -25,6 +25,7 @@ the assessment's numbers in the closing note.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -320,6 +321,19 @@ def pillar_of(ctx: Context, category: str) -> str:
     return found.pillar if found is not None else "sosial_ekonomi"
 
 
+async def held_elsewhere(
+    session: AsyncSession, report_id: int, areas: Collection[int]
+) -> Problem | None:
+    """The problem the report belongs to when it may not be taken from it: a closed one (its
+    assessment is kept as it was) or one outside the person's areas. None: free to link."""
+    current = await store.problem_of_report(session, report_id)
+    if current is None:
+        return None
+    if current.stage == ProblemStage.CLOSED.value or current.area_id not in areas:
+        return current
+    return None
+
+
 async def _add_to(
     session: AsyncSession,
     ctx: Context,
@@ -331,6 +345,10 @@ async def _add_to(
     areas = await scope(session, actor)
     if report.area_id not in areas:
         return Answer(notice=_t(ctx, lang, "staff.not_allowed"))
+    held = await held_elsewhere(session, report.id, areas)
+    if held is not None:
+        text = _t(ctx, lang, "problem.held", ticket=report.ticket, id=held.id)
+        return Answer(text, notice=text)
     if problem_id is None:
         title = await default_title(session, ctx, report.category, report.area_id)
         made = await store.create(

@@ -144,11 +144,15 @@ async def in_areas(
     area_ids: Collection[int],
     *,
     open_only: bool = True,
+    closed_only: bool = False,
     limit: int = 200,
 ) -> list[Problem]:
-    """The problems of these areas, newest first (open ones only unless told)."""
+    """The problems of these areas, newest first (open ones only unless told; ``closed_only``:
+    the closed ones)."""
     stmt = select(Problem).where(Problem.area_id.in_(list(area_ids)))
-    if open_only:
+    if closed_only:
+        stmt = stmt.where(Problem.stage == ProblemStage.CLOSED.value)
+    elif open_only:
         stmt = stmt.where(Problem.stage != ProblemStage.CLOSED.value)
     stmt = stmt.order_by(Problem.created_at.desc(), Problem.id.desc()).limit(limit)
     return list((await session.scalars(stmt)).all())
@@ -425,6 +429,23 @@ async def events_of(session: AsyncSession, problem_id: int) -> list[ProblemEvent
     return await _rows_of(session, ProblemEvent, problem_id, ProblemEvent.created_at)
 
 
+async def made_again(
+    session: AsyncSession, *, created_by_id: int, area_id: int, title: str, since: datetime
+) -> Problem | None:
+    """A problem of this title and area the person made since then (a form sent twice)."""
+    stmt = (
+        select(Problem)
+        .where(
+            Problem.created_by_id == created_by_id,
+            Problem.area_id == area_id,
+            Problem.title == title.strip()[:160],
+            Problem.created_at >= since,
+        )
+        .order_by(Problem.id.desc())
+    )
+    return (await session.scalars(stmt)).first()
+
+
 # --- analysis notes ---------------------------------------------------------------------------
 
 
@@ -452,6 +473,27 @@ async def add_note(
     await session.flush()
     await _touch(session, problem, now)
     return note
+
+
+async def note_again(
+    session: AsyncSession,
+    problem: Problem,
+    kind: NoteKind,
+    text: str,
+    author_id: int,
+    since: datetime,
+) -> bool:
+    """Whether the person wrote this very note on the problem since then (a form sent twice)."""
+    found = await session.scalar(
+        select(ProblemNote.id).where(
+            ProblemNote.problem_id == problem.id,
+            ProblemNote.author_id == author_id,
+            ProblemNote.kind == kind.value,
+            ProblemNote.text == text.strip(),
+            ProblemNote.created_at >= since,
+        )
+    )
+    return found is not None
 
 
 async def notes_of(session: AsyncSession, problem_id: int) -> list[ProblemNote]:
@@ -491,6 +533,30 @@ async def add_action(
     )
     await _touch(session, problem, now)
     return action
+
+
+async def action_again(
+    session: AsyncSession,
+    problem: Problem,
+    text: str,
+    *,
+    owner_id: int,
+    due_at: datetime,
+    created_by_id: int,
+    since: datetime,
+) -> bool:
+    """Whether the person added this very action (text, owner, due time) since then."""
+    found = await session.scalar(
+        select(ProblemAction.id).where(
+            ProblemAction.problem_id == problem.id,
+            ProblemAction.created_by_id == created_by_id,
+            ProblemAction.owner_id == owner_id,
+            ProblemAction.due_at == due_at,
+            ProblemAction.text == text.strip(),
+            ProblemAction.created_at >= since,
+        )
+    )
+    return found is not None
 
 
 async def get_action(session: AsyncSession, action_id: int) -> ProblemAction | None:

@@ -154,4 +154,4 @@ async def _let_go(owner: Desk, photo: Media | None) -> None:
 
 def _officer(form: FormData) -> int | None:
     value = str(form.get("officer") or "")
-    return int(value) if value.isdigit() and len(value) <= 12 else None
+    return int(value) if value.isascii() and value.isdecimal() and len(value) <= 12 else None

@@ -42,6 +42,7 @@ from bot.web.app import BodyTooLarge, read_body
 from bot.web.desk import actions, problems
 from bot.web.desk.charts import bar_chart
 from bot.web.desk.forms import MAX_FIELDS, MAX_FILES, bounded, is_multipart, megabytes
+from bot.web.desk.headers import SECURITY_HEADERS
 from bot.web.desk.texts import DeskTexts
 from bot.web.open311.limits import RateLimiter
 from handlers import desk as rules
@@ -71,12 +72,6 @@ FLASH = "ktn_desk_flash"
 LANG = "ktn_desk_lang"
 PREFIX = "/dasbor"
 STATUSES = tuple(s.value for s in ReportStatus)
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -596,6 +591,8 @@ class Desk:
         status_now = ReportStatus(report.status)
         closure = self.core.closure_photo(report.category)
         problem = await problem_store.problem_of_report(session, report.id)
+        if problem is not None and problem.area_id not in viewer.scope:
+            problem = None  # a problem of an area above the person's: not theirs to open
         return self._html(
             request,
             "report.html",
@@ -893,7 +890,8 @@ class Desk:
 
 
 def _int(value: str | None) -> int | None:
-    if value is None or not value.isdigit() or len(value) > 12:
+    """A query's number (ASCII digits, at most 12), else None."""
+    if value is None or not value.isascii() or not value.isdecimal() or len(value) > 12:
         return None
     return int(value)
 

@@ -21,7 +21,9 @@ may describe victims and offenders).
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from bot.web.desk.charts import bar_chart
+from bot.web.desk.headers import SECURITY_HEADERS
 from handlers import problem_desk as rules
 from handlers import problems as chat
 from handlers.actions import Verdict
@@ -41,7 +44,7 @@ from handlers.render import DEFAULT_ZONE, category_label, format_time, status_la
 from storage import desk
 from storage import problems as store
 from storage.access_log import AccessKind
-from storage.models import Area, Contact, Problem, ProblemEvent, Report
+from storage.models import Area, Problem, ProblemAction, ProblemEvent, ProblemNote, Report
 from storage.types import NoteKind, ProblemStage
 
 if TYPE_CHECKING:
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHOWN = ("open", "closed", "all")
+DIGITS = re.compile(r"[0-9]{1,12}")
 LIST_LIMIT = 200
 WEEKS_SHOWN = 16  # the count over time: per week up to this many weeks, per month beyond
 
@@ -63,8 +67,9 @@ class Shown:
 
 
 def _int(value: object) -> int | None:
+    """A form's number (ASCII digits, at most 12), else None."""
     text = str(value or "")
-    return int(text) if text.isdigit() and len(text) <= 12 else None
+    return int(text) if DIGITS.fullmatch(text) else None
 
 
 def _lang(owner: Desk, viewer: Viewer) -> str:
@@ -93,11 +98,15 @@ async def list_page(
     lang = viewer.lang
     shown = request.query_params.get("tampil")
     shown = shown if shown in SHOWN else "open"
-    found = await store.in_areas(session, viewer.scope, open_only=False, limit=LIST_LIMIT)
-    if shown == "open":
-        found = [p for p in found if p.stage != ProblemStage.CLOSED.value]
-    elif shown == "closed":
-        found = [p for p in found if p.stage == ProblemStage.CLOSED.value]
+    found = await store.in_areas(
+        session,
+        viewer.scope,
+        open_only=shown == "open",
+        closed_only=shown == "closed",
+        limit=LIST_LIMIT + 1,
+    )
+    more = len(found) > LIST_LIMIT
+    found = found[:LIST_LIMIT]
     counts = await store.report_counts(session, [p.id for p in found])
     waiting = Counter[int]()
     overdue = Counter[int]()
@@ -126,6 +135,7 @@ async def list_page(
         suggestions.append(
             {
                 "id": s.id,
+                "fingerprint": s.fingerprint,
                 "count": len(s.report_ids),
                 "category": category_label(owner.core.catalog, lang, s.category),
                 "area": areas[s.area_id].name if s.area_id in areas else "-",
@@ -140,6 +150,8 @@ async def list_page(
         status,
         viewer=viewer,
         items=items,
+        more=more,
+        limit=LIST_LIMIT,
         shown=shown,
         empty=owner.texts.text(lang, f"desk.p_none_{shown}"),
         shows=[(s, owner.texts.text(lang, f"desk.problems_{s}")) for s in SHOWN],
@@ -185,11 +197,25 @@ async def list_action(
             return await list_page(
                 owner, request, session, viewer, kept=kept, flash=verdict.text, status=400
             )
+        log.info("desk: problem %s: create by contact %s", made.id, actor.id)
         return _back(owner, request, viewer, Shown(verdict, made.id))
     if what in ("accept", "dismiss"):
         verdict, made = await rules.decide(
-            session, ctx, actor, lang, _int(form.get("suggestion")), accept=what == "accept"
+            session,
+            ctx,
+            actor,
+            lang,
+            _int(form.get("suggestion")),
+            accept=what == "accept",
+            fingerprint=str(form.get("fingerprint") or "") or None,
         )
+        if verdict.done:
+            log.info(
+                "desk: suggestion %s: %s by contact %s",
+                _int(form.get("suggestion")),
+                what,
+                actor.id,
+            )
         return _back(owner, request, viewer, Shown(verdict, made.id if made else None))
     return owner.error(request, viewer, 400, "desk.bad_request")
 
@@ -233,7 +259,13 @@ async def problem_view(
     linked = await store.reports_of(session, problem.id)
     area_names = {a.id: a.name for a in await desk.areas_of(session, viewer.scope)}
     events = await store.events_of(session, problem.id)
-    people = await _people(session, events, problem)
+    written = await store.notes_of(session, problem.id)
+    planned = await store.actions_of(session, problem.id)
+    names = await _names(session, events, written, planned)
+
+    def who(contact_id: int | None) -> str:
+        return _who(owner, lang, names, contact_id)
+
     stage = ProblemStage(problem.stage)
     following = stage.next
     reached = _reached(events, problem)
@@ -262,11 +294,11 @@ async def problem_view(
         for r in linked
     ]
     notes = {kind.value: [] for kind in NoteKind}  # type: dict[str, list[dict[str, str]]]
-    for note in await store.notes_of(session, problem.id):
+    for note in written:
         notes.setdefault(note.kind, []).append(
             {
                 "text": note.text,
-                "who": _name(owner, lang, people.get(note.author_id)),
+                "who": who(note.author_id),
                 "time": format_time(note.created_at, zone),
             }
         )
@@ -274,15 +306,15 @@ async def problem_view(
         {
             "id": a.id,
             "text": a.text,
-            "owner": _name(owner, lang, people.get(a.owner_id)),
+            "owner": who(a.owner_id),
             "due": format_time(a.due_at, zone),
             "overdue": a.done_at is None and a.due_at < ctx.now,
             "reminded": format_time(a.reminded_at, zone) if a.reminded_at else None,
             "done": format_time(a.done_at, zone) if a.done_at else None,
-            "done_by": _name(owner, lang, people.get(a.done_by_id)) if a.done_at else None,
+            "done_by": who(a.done_by_id) if a.done_at else None,
             "can_done": rules.may_mark_done(viewer.contact, a) and stage.is_open,
         }
-        for a in await store.actions_of(session, problem.id)
+        for a in planned
     ]
     assessed = await store.assessment(session, problem, ctx.now)
     assessment = None
@@ -323,20 +355,20 @@ async def problem_view(
         is_open=stage.is_open,
         reports=reports,
         located=sum(1 for r in reports if r["located"]),
-        count_chart=_count_chart(owner, lang, linked, zone),
+        count_chart=_count_chart(owner, lang, linked, zone, problem.closed_at or ctx.now),
         notes=[(k, owner.texts.text(lang, f"desk.p_note_{k}"), v) for k, v in notes.items()],
         note_kinds=[(k.value, owner.texts.text(lang, f"desk.p_note_{k.value}")) for k in NoteKind],
         actions=actions,
-        owners=[(c.id, _name(owner, lang, c)) for c in owners_],
+        owners=[(c.id, c.display_name or owner.texts.text(lang, "desk.unnamed")) for c in owners_],
         due_min=_local_input(ctx.now + timedelta(minutes=5), zone),
         assessment=assessment,
-        closing_note=problem.closing_note if not stage.is_open else None,
+        closing_note=problem.closing_note if not stage.is_open and not merged_into else None,
         merged_into=merged_into,
         targets=[(p.id, p.title) for p in targets],
         pillars=[(p, _pillar(owner, lang, p)) for p in PILLARS],
-        trail=_trail(owner, lang, events, people, zone, linked, actions),
+        trail=_trail(owner, lang, events, who, zone, linked, actions),
         created=format_time(problem.created_at, zone),
-        zone=_zone_abbreviation(zone),
+        zone=_zone_abbreviation(zone, ctx.now),
         kept=kept or {},
         tiles_url=owner.settings.tiles_url,
         tiles_attribution=owner.settings.tiles_attribution,
@@ -352,7 +384,7 @@ async def problem_map(
         session, viewer.contact, request.path_params["problem_id"]
     )
     if problem is None:
-        return JSONResponse({"error": "not found"}, status_code=404)
+        return JSONResponse({"error": "not found"}, status_code=404, headers=SECURITY_HEADERS)
     catalog = owner.core.catalog
     lang = viewer.lang
     points = [
@@ -391,10 +423,10 @@ async def problem_action(
     lang = _lang(owner, viewer)
     actor = viewer.contact
     kept: dict[str, str] = {}
+    expected = str(form.get("stage") or "") or None
     if what == "next":
         note = str(form.get("note") or "")
         kept = {"closing": note}
-        expected = str(form.get("stage") or "") or None
         verdict = await rules.next_stage(
             session, ctx, actor, lang, problem, expected=expected, note=note
         )
@@ -415,6 +447,9 @@ async def problem_action(
             session, ctx, actor, lang, problem, _int(form.get("target"))
         )
         if target is not None:
+            log.info(
+                "desk: problem %s: merge into %s by contact %s", problem.id, target.id, actor.id
+            )
             return _back(owner, request, viewer, Shown(verdict, target.id))
     elif what == "note":
         kind = str(form.get("kind") or "")
@@ -445,8 +480,8 @@ async def problem_action(
         )
     else:
         return owner.error(request, viewer, 400, "desk.bad_request")
-    if verdict.needs_note:
-        verdict.text = owner.texts.text(viewer.lang, "desk.p_text_missing")
+    if what == "next" and problem.stage != (expected or problem.stage):
+        kept = {}  # moved by someone else (or a second click): nothing typed is lost
     if not verdict.done and any(v.strip() for v in kept.values()):
         return await problem_view(
             owner, request, session, viewer, problem, flash=verdict.text, kept=kept, status=400
@@ -497,10 +532,11 @@ def _pillar(owner: Desk, lang: str, pillar: str) -> str:
     return owner.core.catalog.get(lang, f"pillar.{pillar}") or pillar
 
 
-def _name(owner: Desk, lang: str, person: Contact | None) -> str:
-    if person is None:
+def _who(owner: Desk, lang: str, names: dict[int, str | None], contact_id: int | None) -> str:
+    """A staff member's name on the page ('sistem' for nobody, '(tanpa nama)' without one)."""
+    if contact_id is None or contact_id not in names:
         return owner.texts.text(lang, "desk.nobody")
-    return person.display_name or owner.texts.text(lang, "desk.unnamed")
+    return names[contact_id] or owner.texts.text(lang, "desk.unnamed")
 
 
 def _period(owner: Desk, lang: str, length: timedelta) -> str:
@@ -519,8 +555,8 @@ def _zone_name(area: Area | None) -> str:
     return (area.timezone if area is not None else None) or DEFAULT_ZONE
 
 
-def _zone_abbreviation(zone: str) -> str:
-    return format_time(datetime.now(UTC), zone).rsplit(" ", 1)[-1]
+def _zone_abbreviation(zone: str, now: datetime) -> str:
+    return format_time(now, zone).rsplit(" ", 1)[-1]
 
 
 def _local_input(moment: datetime, zone: str) -> str:
@@ -532,30 +568,25 @@ def _parse_local(value: str, zone: str) -> datetime | None:
     """A ``datetime-local`` value (the area's local time) as UTC; None when unreadable."""
     try:
         local = datetime.fromisoformat(value.strip())
-    except ValueError:
+        if local.tzinfo is None:
+            local = local.replace(tzinfo=ZoneInfo(zone))
+        return local.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a date, or one before year 1 in UTC
         return None
-    if local.tzinfo is None:
-        local = local.replace(tzinfo=ZoneInfo(zone))
-    return local.astimezone(UTC)
 
 
-async def _people(
-    session: AsyncSession, events: list[ProblemEvent], problem: Problem
-) -> dict[int | None, Contact]:
-    """Everyone the page names: actors of the trail, authors, owners (staff only: the trail of
-    a problem never names a reporter)."""
-    ids: set[int] = {e.actor_id for e in events if e.actor_id is not None}
-    for note in await store.notes_of(session, problem.id):
-        if note.author_id is not None:
-            ids.add(note.author_id)
-    for action in await store.actions_of(session, problem.id):
-        ids.update(i for i in (action.owner_id, action.done_by_id) if i is not None)
-    found: dict[int | None, Contact] = {}
-    for contact_id in sorted(ids):
-        person = await session.get(Contact, contact_id)
-        if person is not None:
-            found[contact_id] = person
-    return found
+async def _names(
+    session: AsyncSession,
+    events: list[ProblemEvent],
+    notes: list[ProblemNote],
+    actions: list[ProblemAction],
+) -> dict[int, str | None]:
+    """The names of everyone the page names: actors of the trail, authors of notes, owners of
+    actions (staff: residents never act on a problem, so no reporter is named)."""
+    ids = {e.actor_id for e in events} | {n.author_id for n in notes}
+    for action in actions:
+        ids |= {action.owner_id, action.done_by_id}
+    return await desk.names_of(session, sorted(i for i in ids if i is not None))
 
 
 def _reached(events: list[ProblemEvent], problem: Problem) -> dict[str, datetime]:
@@ -567,13 +598,14 @@ def _reached(events: list[ProblemEvent], problem: Problem) -> dict[str, datetime
     return reached
 
 
-def _count_chart(owner: Desk, lang: str, linked: list[Report], zone: str) -> Any:
-    """The reports' count per week (per month over a longer span), from the first to now."""
+def _count_chart(owner: Desk, lang: str, linked: list[Report], zone: str, until: datetime) -> Any:
+    """The reports' count per week (per month over a longer span), from the first report to
+    ``until`` (now, or when the problem was closed): the quiet weeks show too."""
     if not linked:
         return None
     tz = ZoneInfo(zone)
     days = [r.created_at.astimezone(tz).date() for r in linked]
-    first, last = min(days), max(days)
+    first, last = min(days), max(*days, until.astimezone(tz).date())
     monday = first - timedelta(days=first.weekday())
     weeks = (last - monday).days // 7 + 1
     if weeks <= WEEKS_SHOWN:
@@ -595,7 +627,7 @@ def _trail(
     owner: Desk,
     lang: str,
     events: list[ProblemEvent],
-    people: dict[int | None, Contact],
+    who: Callable[[int | None], str],
     zone: str,
     linked: list[Report],
     actions: list[dict[str, Any]],
@@ -620,7 +652,7 @@ def _trail(
             {
                 "time": format_time(e.created_at, zone),
                 "kind": owner.texts.get(lang, f"desk.p_event_{e.kind}") or e.kind,
-                "who": _name(owner, lang, people.get(e.actor_id)),
+                "who": who(e.actor_id),
                 "note": note,
                 "via": e.via,
             }

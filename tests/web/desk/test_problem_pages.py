@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage import problems as problems_store
 from storage.areas import get_by_code
 from storage.models import (
     AccessLog,
@@ -29,7 +31,7 @@ from storage.models import (
     Report,
 )
 from storage.reports import create_report
-from tests.support.chats import SUMBER_JAYA, Cast, FakeChat, staff_cast
+from tests.support.chats import SUMBER_JAYA, WIYONO, Cast, FakeChat, staff_cast
 from tests.support.desk import client, desk_app, sign_in, with_desk
 
 FLASH_PAGE = re.compile(r'<p class="flash" role="status">([^<]*)</p>')
@@ -285,6 +287,15 @@ async def test_another_areas_problem_is_not_found_and_a_form_without_its_token_i
         assert forged.status_code == 403
         unknown = await officer.post("/dasbor/masalah/1", data={"do": "nuke", "csrf": csrf})
         assert unknown.status_code == 400
+        # numbers beyond any id: not found, politely (no error from the database)
+        huge = "9" * 12
+        assert (await officer.get(f"/dasbor/masalah/{'9' * 19}")).status_code == 404
+        _a, said = await _post(officer, "/dasbor/masalah/1", csrf, do="done", action=huge)
+        assert said.startswith("Masalah atau saran ini tidak ditemukan")
+        _a, said = await _post(officer, "/dasbor/masalah/1", csrf, do="merge", target=huge)
+        assert said.startswith("Pilih masalah terbuka lain")
+        _a, said = await _post(officer, "/dasbor/masalah", csrf, do="accept", suggestion=huge)
+        assert said.startswith("Masalah atau saran ini tidak ditemukan")
     async with _signed_in(sessions, cast.other_officer) as (wiyono, csrf):
         assert (await wiyono.get("/dasbor/masalah/1")).status_code == 404
         assert (await wiyono.get("/dasbor/masalah/1/peta.json")).status_code == 404
@@ -502,3 +513,215 @@ async def test_the_assessment_counts_a_seeded_timeline(
     assert expected in page.text
     assert "Perubahan: -67%" in page.text
     assert "Sebelum (10 hari)" in page.text and "Sesudah (10 hari)" in page.text
+
+
+async def _seed(
+    sessions: async_sessionmaker[AsyncSession], code: str, count: int, now: datetime
+) -> list[str]:
+    """``count`` anonymous security reports of the area with this code; their tickets."""
+    async with sessions() as s:
+        area = await get_by_code(s, code)
+        assert area is not None
+        made = [
+            await create_report(
+                s,
+                category="keamanan",
+                description=f"Di {area.name} {i}",
+                area_id=area.id,
+                reporter_id=None,
+                anonymous=True,
+                urgent=False,
+                now=now - timedelta(hours=i + 1),
+            )
+            for i in range(count)
+        ]
+        await s.commit()
+        return [r.ticket for r in made]
+
+
+async def _area_option(http: httpx.AsyncClient, name: str) -> str:
+    page = await http.get("/dasbor/masalah")
+    found = re.search(rf'<option value="(\d+)">{name}<', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+async def test_nothing_crosses_the_line_of_a_persons_areas(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Reports, owners, actions, suggestions and problems of areas the person does not work in
+    stay out of reach, whatever the form says; a report of a closed problem stays there."""
+    cast = await _cast(sessions)
+    ours = await _file(cast, 3)
+    wiyono = await _seed(sessions, WIYONO, 5, cast.officer.now)
+    # the kecamatan's coordinator makes a kecamatan-wide problem with a Sumber Jaya report
+    async with _signed_in(sessions, cast.coordinator) as (http, csrf):
+        kecamatan = await _area_option(http, "Kampung Melayu")
+        sumber = await _area_option(http, "Sumber Jaya")
+        form = {"do": "create", "pillar": "keamanan"}
+        await _post(http, "/dasbor/masalah", csrf, **form, title="Se-kecamatan", area=kecamatan)
+        await _post(http, "/dasbor/masalah/1", csrf, do="add", tickets=ours[0])
+    # Wiyono's officer: a problem of his own with an action he owns
+    async with _signed_in(sessions, cast.other_officer) as (http, csrf):
+        desa = await _area_option(http, "Wiyono")
+        await _post(
+            http, "/dasbor/masalah", csrf, **form, title="Wiyono", area=desa, tickets=wiyono[0]
+        )
+        page = await http.get("/dasbor/masalah/2")
+        wayan = re.search(r'<option value="(\d+)">Brigpol Wayan<', page.text)
+        assert wayan
+        soon = (cast.other_officer.now + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+        await _post(
+            http,
+            "/dasbor/masalah/2",
+            csrf,
+            do="action",
+            text="Patroli",
+            owner=wayan.group(1),
+            due=soon,
+        )
+        await http.get("/dasbor/masalah")  # Wiyono's suggestion is made
+    [wiyono_action] = await _all(sessions, ProblemAction)
+
+    async with _signed_in(sessions, cast.officer) as (http, csrf):
+        # a report of a problem above his area is not taken from it
+        answer, said = await _post(
+            http, "/dasbor/masalah", csrf, **form, title="Punya saya", area=sumber, tickets=ours[0]
+        )
+        assert answer.status_code == 400
+        assert said == (
+            f"Laporan {ours[0]} termasuk masalah #1 yang sudah ditutup atau di luar wilayah "
+            "Anda, jadi tidak dipindahkan."
+        )
+        _a, said = await _post(
+            http, "/dasbor/masalah", csrf, **form, title="Punya saya", area=sumber, tickets=ours[1]
+        )
+        assert said.startswith("🧩 Masalah #3 dibuat")
+        path = "/dasbor/masalah/3"
+        _a, said = await _post(http, path, csrf, do="add", tickets=wiyono[1])
+        assert said.startswith(f"Laporan {wiyono[1]} tidak ditemukan di wilayah masalah ini")
+        _a, said = await _post(
+            http, path, csrf, do="action", text="Patroli", owner=wayan.group(1), due=soon
+        )
+        assert said.startswith("Pilih penanggung jawab")
+        _a, said = await _post(http, path, csrf, do="done", action=str(wiyono_action.id))
+        assert said.startswith("Masalah atau saran ini tidak ditemukan")
+        for target in ("1", "2"):
+            _a, said = await _post(http, path, csrf, do="merge", target=target)
+            assert said.startswith("Pilih masalah terbuka lain")
+        suggestions = await _all(sessions, ProblemSuggestion)
+        [theirs] = [s for s in suggestions if s.area_id != int(sumber)]  # Wiyono's other four
+        _a, said = await _post(
+            http, "/dasbor/masalah", csrf, do="accept", suggestion=str(theirs.id)
+        )
+        assert said.startswith("Masalah atau saran ini tidak ditemukan")
+        # closed, its reports stay with it
+        for stage in ("scanning", "analysis", "response", "assessment"):
+            await _post(http, path, csrf, do="next", stage=stage, note="Selesai ditangani")
+        _a, said = await _post(http, path, csrf, do="done", action="1")
+        assert said == "Masalah #3 sudah ditutup; tidak bisa diubah lagi."
+        answer, said = await _post(
+            http, "/dasbor/masalah", csrf, **form, title="Lagi", area=sumber, tickets=ours[1]
+        )
+        assert answer.status_code == 400 and "termasuk masalah #3 yang sudah ditutup" in said
+    async with _signed_in(sessions, cast.coordinator) as (http, csrf):
+        await _post(http, "/dasbor/masalah", csrf, **form, title="Desa", area=sumber)
+        _a, said = await _post(http, "/dasbor/masalah/4", csrf, do="merge", target="1")
+        assert said.startswith("Pilih masalah terbuka lain")  # another area's (the kecamatan)
+    async with sessions() as s:
+        links = {r: await store_of(s, r) for r in (ours[0], ours[1], wiyono[0], wiyono[1])}
+    assert links == {ours[0]: 1, ours[1]: 3, wiyono[0]: 2, wiyono[1]: None}
+    async with sessions() as s:
+        still = await s.get(ProblemSuggestion, theirs.id)
+    assert still is not None and still.state == "proposed"
+    assert (await _all(sessions, ProblemAction))[0].done_at is None
+
+
+async def store_of(session: AsyncSession, ticket: str) -> int | None:
+    """The id of the problem the report of this ticket belongs to."""
+    report = await session.scalar(select(Report).where(Report.ticket == ticket))
+    assert report is not None
+    problem = await problems_store.problem_of_report(session, report.id)
+    return problem.id if problem else None
+
+
+async def test_the_due_time_is_the_areas_local_time_and_a_second_click_makes_nothing_twice(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    cast = await _cast(sessions)
+    [ticket] = await _file(cast, 1)
+    wib = ZoneInfo("Asia/Jakarta")  # Sumber Jaya's zone
+    async with _signed_in(sessions, cast.officer) as (http, csrf):
+        sumber = await _area_option(http, "Sumber Jaya")
+        form = {"do": "create", "title": "Curanmor", "pillar": "keamanan", "area": sumber}
+        # 'KTN ABC234' as chat takes it; sent twice (a double click): one problem
+        spaced = ticket.replace("-", " ").lower()
+        _a, said = await _post(http, "/dasbor/masalah", csrf, **form, tickets=spaced)
+        assert said == "🧩 Masalah #1 dibuat: Curanmor (1 laporan)."
+        answer, said = await _post(http, "/dasbor/masalah", csrf, **form, tickets=spaced)
+        assert answer.headers["location"] == "/dasbor/masalah/1"
+        assert said == "Masalah ini sudah dibuat (#1)."
+        for _twice in range(2):
+            await _post(http, "/dasbor/masalah/1", csrf, do="note", kind="place", text="Gang")
+        page = await http.get("/dasbor/masalah/1")
+        andi = re.search(r'<option value="(\d+)">Bripka Andi<', page.text)
+        assert andi
+        now = cast.officer.now
+        # three hours ahead in Sumber Jaya (WIB, UTC+7): stored as that moment
+        local = (now + timedelta(hours=3)).astimezone(wib).replace(second=0, microsecond=0)
+        action = {"do": "action", "text": "Pasang lampu", "owner": andi.group(1)}
+        for _twice in range(2):
+            _a, said = await _post(
+                http, "/dasbor/masalah/1", csrf, **action, due=f"{local:%Y-%m-%dT%H:%M}"
+            )
+            assert said.startswith("Tindakan ditambahkan")
+        # the same clock reading in UTC would be three hours ahead; in WIB it is past
+        utc_reading = (now + timedelta(hours=3)).astimezone(UTC)
+        late = await http.post(
+            "/dasbor/masalah/1",
+            data={"csrf": csrf, **action, "text": "Lain", "due": f"{utc_reading:%Y-%m-%dT%H:%M}"},
+        )
+        assert late.status_code == 400 and "Batas waktu itu sudah lewat" in late.text
+        # unreadable or impossible times and numbers: a polite answer, never an error
+        for due in ("0001-01-01T00:00", "besok", ""):
+            bad = await http.post(
+                "/dasbor/masalah/1", data={"csrf": csrf, **action, "text": "Lain", "due": due}
+            )
+            assert bad.status_code == 400 and "Isi batas waktunya" in bad.text
+        _a, said = await _post(http, "/dasbor/masalah/1", csrf, do="done", action="²")
+        assert said.startswith("Masalah atau saran ini tidak ditemukan")
+        odd = await http.post(
+            "/dasbor/masalah/1", data={"csrf": csrf, **action, "owner": "²", "due": "x"}
+        )
+        assert odd.status_code == 400
+    [made] = await _all(sessions, ProblemAction)
+    assert made.due_at == local.astimezone(UTC)
+    assert len(await _all(sessions, ProblemNote)) == 1
+    assert len(await _all(sessions, Problem)) == 1
+
+
+async def test_a_suggestion_changed_since_the_page_was_shown_is_not_decided_blindly(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    cast = await _cast(sessions)
+    await _file(cast, 3)
+    async with _signed_in(sessions, cast.officer) as (http, csrf):
+        page = await http.get("/dasbor/masalah")
+        shown = re.search(r'name="fingerprint" value="([0-9a-f]{64})"', page.text)
+        assert shown
+        await _file(cast, 1)  # a fourth report joins the set meanwhile
+        await http.get("/dasbor/masalah")  # (looked for again, by anyone)
+        [suggestion] = await _all(sessions, ProblemSuggestion)
+        assert suggestion.fingerprint != shown.group(1)
+        _a, said = await _post(
+            http,
+            "/dasbor/masalah",
+            csrf,
+            do="accept",
+            suggestion=str(suggestion.id),
+            fingerprint=shown.group(1),
+        )
+        assert said.startswith("Saran ini berubah sejak halaman dibuka")
+    [suggestion] = await _all(sessions, ProblemSuggestion)
+    assert suggestion.state == "proposed" and len(suggestion.report_ids) == 4
+    assert await _all(sessions, Problem) == []

@@ -1,11 +1,12 @@
 """The problem pages in headless Chromium against the real ``ktn-bot run`` and the fake Bot
-API: three reports of one resident make a suggestion on the desk, accepted with one click; the
-problem's page shows its reports on a map and their count per week; the stages move one by one
-(the resident hears when the response starts and when it is closed, naming nobody); an analysis
-note and an action are written on the desk, the action's owner is reminded in Telegram by the
-scheduler and answers "selesai" there, which the page shows; the assessment's numbers and chart
-appear; the closing note is kept. The pages fit a phone with every control labelled, and read
-in English. Screenshots go to artifacts/ and, when missing, docs/desk-problem.png."""
+API: three reports of one resident make a suggestion on the desk, accepted with one click; a
+problem made by hand is merged into it; the problem's page shows its reports on a map and their
+count per week; the stages move one by one (the resident hears when the response starts and
+when it is closed, naming nobody); an analysis note and an action are written on the desk, the
+action's owner is reminded in Telegram by the scheduler and answers "selesai" there, which the
+page shows; the assessment's numbers and chart appear; the closing note is kept. The pages fit
+a phone with every control labelled, and read in English. Screenshots go to artifacts/ and,
+when missing, docs/desk-problem.png."""
 
 from __future__ import annotations
 
@@ -128,6 +129,22 @@ async def test_a_problem_from_suggestion_to_closing_in_chromium(
     await expect(chart).to_be_visible()
     assert await chart.locator("rect.bar").count() >= 2  # two weeks at least
 
+    # a problem made by hand, then merged into #1 (its trail says so)
+    await page.get_by_role("link", name="Masalah", exact=True).click()
+    await page.get_by_label("Judul").fill("Helm hilang di parkiran")
+    await page.get_by_label("Pilar").select_option(label="Keamanan")
+    await page.get_by_label("Wilayah").select_option(label="Sumber Jaya")
+    await page.get_by_role("button", name="Buat masalah").click()
+    await expect(page.locator(".flash")).to_contain_text("Masalah #2 dibuat")
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Helm hilang di parkiran")
+    await page.get_by_label("Gabungkan masalah ini ke").select_option(
+        label="#1 Keamanan berulang di Sumber Jaya"
+    )
+    await page.get_by_role("button", name="Gabungkan").click()
+    await expect(page.locator(".flash")).to_contain_text("Masalah #2 digabung ke masalah #1")
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Masalah #1")
+    await expect(page.locator(".trail")).to_contain_text("dari masalah #2")
+
     # Scanning -> Analysis, and a note on the place
     await page.get_by_role("button", name="Lanjut ke Analisis").click()
     await expect(page.locator(".flash")).to_contain_text("kini di tahap Analisis")
@@ -203,11 +220,13 @@ async def test_a_problem_from_suggestion_to_closing_in_chromium(
     await expect(page.get_by_role("heading", name="4. Assessment")).to_be_visible()
     await page.get_by_role("link", name="Problems", exact=True).click()
     await page.get_by_role("link", name="Closed", exact=True).click()
-    await expect(page.locator("table.problems tbody tr")).to_have_count(1)
+    await expect(page.locator("table.problems tbody tr")).to_have_count(2)  # #1 and merged #2
 
     async with sessions() as s:
         problem = await s.get(Problem, 1)
+        merged = await s.get(Problem, 2)
         action = await s.scalar(select(ProblemAction))
     assert problem is not None and problem.stage == "closed"
+    assert merged is not None and (merged.stage, merged.merged_into_id) == ("closed", 1)
     assert problem.closing_note is not None and problem.closing_note.startswith(CLOSING)
     assert action is not None and action.done_at is not None and action.reminded_at is not None
