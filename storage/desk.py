@@ -590,19 +590,30 @@ async def _spreads(
     """end - start in minutes per area, per officer and overall. PostgreSQL computes them
     itself (``percentile_cont(0.5)`` is ``statistics.median``, ``percentile_disc(0.9)`` the
     nearest rank); on SQLite the database computes each duration (reading only a covering
-    index) and Python sorts them once per group."""
+    index), joined per area and officer, and Python sorts them once per group."""
     if dialect_of(session) == "postgresql":
         return await _spreads_in_postgres(session, start, end, where)
-    stmt = select(Report.area_id, Report.assignee_id, _minutes(session, start, end)).where(*where)
+    # One row per (area, officer) with its durations joined by commas: a few hundred rows
+    # instead of one per report (at 130,000 reports the rows' handling, not SQLite, was half
+    # the time); group_concat writes a REAL with 15 significant digits.
+    stmt = (
+        select(
+            Report.area_id,
+            Report.assignee_id,
+            func.group_concat(_minutes(session, start, end), ","),
+        )
+        .where(*where)
+        .group_by(Report.area_id, Report.assignee_id)
+    )
     by_area: dict[int, list[float]] = {}
     by_officer: dict[int, list[float]] = {}
     overall: list[float] = []
-    for area_id, officer_id, minutes in await session.execute(stmt):
-        value = float(minutes)
-        by_area.setdefault(area_id, []).append(value)
+    for area_id, officer_id, joined in await session.execute(stmt):
+        values = list(map(float, str(joined).split(","))) if joined else []
+        by_area.setdefault(area_id, []).extend(values)
         if officer_id is not None:
-            by_officer.setdefault(officer_id, []).append(value)
-        overall.append(value)
+            by_officer.setdefault(officer_id, []).extend(values)
+        overall.extend(values)
     return (
         {k: spread_of(v) for k, v in by_area.items()},
         {k: spread_of(v) for k, v in by_officer.items()},
