@@ -26,7 +26,7 @@ from handlers.permissions import area_chain_ids, is_supervisor
 from storage import problems as store
 from storage import reports
 from storage.models import Contact, Problem, ProblemAction, ProblemSuggestion, Report
-from storage.types import NoteKind, ProblemStage, SuggestionState
+from storage.types import NoteKind, ProblemStage
 
 VIA = "dasbor"
 TITLE_MAX = 160  # problems.title
@@ -410,40 +410,14 @@ async def decide(
     suggestion_id: int | None,
     *,
     accept: bool,
-    fingerprint: str | None = None,
+    stamp: int | None = None,
 ) -> tuple[Verdict, Problem | None]:
-    """Accept a suggestion (the problem is made with its reports) or dismiss it (that set of
-    reports is never proposed again). ``fingerprint``: the set of reports the page showed; when
-    the suggestion has changed since (a new report joined it), nothing is decided and the
-    person looks again. Returns the problem made when accepted."""
-    suggestion = (
-        await store.get_suggestion(session, suggestion_id) if _is_id(suggestion_id) else None
+    """Terima / Abaikan on the desk: the chat's ``decide`` (``stamp``: the set of reports the
+    page showed). Returns the problem made when accepted."""
+    decided = await chat.decide(
+        session, ctx, actor, lang, suggestion_id, accept=accept, stamp=stamp, via=VIA
     )
-    if suggestion is None or suggestion.area_id not in await chat.scope(session, actor):
-        return _refused(ctx, lang, "problem.gone"), None
-    if suggestion.state != SuggestionState.PROPOSED.value:
-        return _refused(ctx, lang, "problem.decided_already"), None
-    if fingerprint is not None and fingerprint != suggestion.fingerprint:
-        return _refused(ctx, lang, "problem.suggestion_changed"), None
-    if not accept:
-        if not await store.dismiss_suggestion(session, suggestion, actor_id=actor.id, now=ctx.now):
-            return _refused(ctx, lang, "problem.decided_already"), None
-        return Verdict(True, _t(ctx, lang, "problem.dismissed")), None
-    title = await chat.default_title(session, ctx, suggestion.category, suggestion.area_id)
-    problem = await store.accept_suggestion(
-        session,
-        suggestion,
-        pillar=chat.pillar_of(ctx, suggestion.category),
-        title=title,
-        actor_id=actor.id,
-        now=ctx.now,
-        via=VIA,
-    )
-    if problem is None:
-        return _refused(ctx, lang, "problem.decided_already"), None
-    count = len(await store.report_ids_of(session, problem.id))
-    text = _t(ctx, lang, "problem.accepted", id=problem.id, title=problem.title, count=count)
-    return Verdict(True, text), problem
+    return Verdict(decided.done, decided.text), decided.problem
 
 
 async def suggestions(

@@ -5,8 +5,10 @@ Staff only, within their area and the areas below it (``scope``). Buttons carry 
 
 - ``pmenu:<report>``: the alert's "Masalah…": which open problem of the report's area to add the
   report to, or a new one (``padd:<report>:<problem>``, ``pnew:<report>``);
-- ``pok:<suggestion>`` / ``pno:<suggestion>``: accept (the problem is made with its reports) or
-  dismiss a suggestion (that set of reports is never proposed again, ``storage.problems``);
+- ``pok:<suggestion>:<stamp>`` / ``pno:<suggestion>:<stamp>``: accept (the problem is made with
+  its reports) or dismiss a suggestion (that set of reports is never proposed again,
+  ``storage.problems``); the stamp names the set of reports shown, so a suggestion a new report
+  joined meanwhile is not decided blindly;
 - ``pshow:<problem>`` / ``pnext:<problem>``: a problem's page in chat, and its next SARA stage;
 - ``pdone:<action>``: the owner's "Selesai" under a reminder (``pdone:0``: "which one?").
 
@@ -183,8 +185,9 @@ async def overview(
         lines += ["", _t(ctx, lang, "problem.suggestions_title")]
     for n, suggestion in enumerate(suggestions, start=1):
         lines.append(await _suggestion_line(session, ctx, lang, n, suggestion))
-        options.append(Option(_t(ctx, lang, "problem.accept", n=n), f"pok:{suggestion.id}"))
-        options.append(Option(_t(ctx, lang, "problem.dismiss", n=n), f"pno:{suggestion.id}"))
+        shown = f"{suggestion.id}:{store.stamp(suggestion.fingerprint)}"  # the set shown
+        options.append(Option(_t(ctx, lang, "problem.accept", n=n), f"pok:{shown}"))
+        options.append(Option(_t(ctx, lang, "problem.dismiss", n=n), f"pno:{shown}"))
     for problem in open_[: max(0, 10 - len(options))]:
         options.append(Option(_t(ctx, lang, "problem.show", id=problem.id), f"pshow:{problem.id}"))
     return Answer("\n".join(lines), tuple(options))
@@ -381,34 +384,60 @@ async def _add_to(
 # --- suggestions ---------------------------------------------------------------------------
 
 
-async def _decide(
-    session: AsyncSession, ctx: Context, actor: Contact, lang: str, suggestion_id: int, accept: bool
-) -> Answer:
-    suggestion = await store.get_suggestion(session, suggestion_id)
-    if suggestion is None or suggestion.area_id not in await scope(session, actor):
-        return Answer(notice=_t(ctx, lang, "problem.gone"))
-    if suggestion.state != SuggestionState.PROPOSED.value:
-        text = _t(ctx, lang, "problem.decided_already")
-        return Answer(text, notice=text)
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What came of Terima / Abaikan: done or not, what to say, the problem made."""
+
+    done: bool
+    text: str
+    problem: Problem | None = None
+
+
+async def decide(
+    session: AsyncSession,
+    ctx: Context,
+    actor: Contact,
+    lang: str,
+    suggestion_id: int | None,
+    *,
+    accept: bool,
+    stamp: int | None = None,
+    via: str | None = None,
+) -> Decision:
+    """Accept a suggestion (a problem with its reports) or dismiss it (that set of reports is
+    never proposed again), in chat and on the desk. ``stamp``: the set of reports that was shown
+    (``storage.problems.stamp``); when the suggestion's set has changed since (a new report
+    joined it), nothing is decided and the person looks again."""
+    found = (
+        await store.get_suggestion(session, suggestion_id)
+        if suggestion_id is not None and 0 < suggestion_id <= MAX_ID
+        else None
+    )
+    if found is None or found.area_id not in await scope(session, actor):
+        return Decision(False, _t(ctx, lang, "problem.gone"))
+    if found.state != SuggestionState.PROPOSED.value:
+        return Decision(False, _t(ctx, lang, "problem.decided_already"))
+    if stamp is not None and stamp != store.stamp(found.fingerprint):
+        return Decision(False, _t(ctx, lang, "problem.suggestion_changed"))
     if not accept:
-        await store.dismiss_suggestion(session, suggestion, actor_id=actor.id, now=ctx.now)
-        text = _t(ctx, lang, "problem.dismissed")
-        return Answer(text, notice=text)
-    title = await default_title(session, ctx, suggestion.category, suggestion.area_id)
+        if not await store.dismiss_suggestion(session, found, actor_id=actor.id, now=ctx.now):
+            return Decision(False, _t(ctx, lang, "problem.decided_already"))
+        return Decision(True, _t(ctx, lang, "problem.dismissed"))
+    title = await default_title(session, ctx, found.category, found.area_id)
     problem = await store.accept_suggestion(
         session,
-        suggestion,
-        pillar=pillar_of(ctx, suggestion.category),
+        found,
+        pillar=pillar_of(ctx, found.category),
         title=title,
         actor_id=actor.id,
         now=ctx.now,
+        via=via,
     )
     if problem is None:
-        text = _t(ctx, lang, "problem.decided_already")
-        return Answer(text, notice=text)
+        return Decision(False, _t(ctx, lang, "problem.decided_already"))
     count = len(await store.report_ids_of(session, problem.id))
     text = _t(ctx, lang, "problem.accepted", id=problem.id, title=problem.title, count=count)
-    return Answer(text, notice=text)
+    return Decision(True, text, problem)
 
 
 async def suggest_everywhere(session: AsyncSession, ctx: Context) -> list[ProblemSuggestion]:
@@ -665,8 +694,9 @@ async def answer_button(
         if kind == "pmenu":
             return await report_menu(session, ctx, actor, lang, report)
         return await _add_to(session, ctx, actor, lang, report, second if kind == "padd" else None)
-    if kind in ("pok", "pno"):
-        return await _decide(session, ctx, actor, lang, first, accept=kind == "pok")
+    if kind in ("pok", "pno"):  # pok:<suggestion>[:<stamp of the set shown>]
+        decided = await decide(session, ctx, actor, lang, first, accept=kind == "pok", stamp=second)
+        return Answer(decided.text, notice=decided.text)
     if kind == "pshow":
         problem = await store.get(session, first)
         if problem is None or problem.area_id not in await scope(session, actor):

@@ -675,6 +675,12 @@ def fingerprint(report_ids: Iterable[int]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()
 
 
+def stamp(fingerprint: str) -> int:
+    """A short number for a set of reports (its fingerprint's first 28 bits): what a button or a
+    form carries to say which set was shown (a chat button's data is at most 64 bytes)."""
+    return int(fingerprint[:7], 16)
+
+
 async def _clusters(
     session: AsyncSession,
     *,

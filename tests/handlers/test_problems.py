@@ -58,7 +58,8 @@ async def test_three_reports_make_one_suggestion_accepted_with_one_tap(cast: Cas
     assert "🧩 Masalah di Sumber Jaya" in text and "Belum ada masalah terbuka." in text
     assert "1. 3 laporan Keamanan di Sumber Jaya dalam 30 hari terakhir" in text
     [suggestion] = await rows(cast.officer.sessions, ProblemSuggestion)
-    assert option_data(cast.officer) == [f"pok:{suggestion.id}", f"pno:{suggestion.id}"]
+    shown = f"{suggestion.id}:{store.stamp(suggestion.fingerprint)}"  # the set of reports shown
+    assert option_data(cast.officer) == [f"pok:{shown}", f"pno:{shown}"]
     assert [o.label for o in cast.officer.options] == ["Terima 1", "Abaikan 1"]
 
     accepted = await cast.officer.press("Terima 1")
@@ -97,6 +98,28 @@ async def test_a_dismissed_suggestion_stays_dismissed(cast: Cast) -> None:
     await cast.reporter.file_report()
     text = texts(await cast.officer.send("/masalah"))
     assert "1. 4 laporan Keamanan di Sumber Jaya" in text
+
+
+async def test_a_tap_on_a_suggestion_that_changed_since_it_was_shown_decides_nothing(
+    cast: Cast,
+) -> None:
+    """Terima under an old /masalah, after a fourth report joined the suggestion: the set of
+    reports tapped is not the one that would be made a problem, so the officer looks again."""
+    await three_reports(cast)
+    await cast.officer.send("/masalah")
+    old_accept = option_data(cast.officer)[0]
+    cast.reporter.now = cast.officer.now
+    await cast.reporter.file_report()
+    async with cast.officer.sessions() as s:  # the leader's sweep sees the fourth report
+        await problems.suggest_everywhere(s, cast.officer.context())
+        await s.commit()
+    late = await cast.officer.send(button=old_accept)
+    assert "Saran ini berubah sejak halaman dibuka" in texts(late)
+    assert await rows(cast.officer.sessions, Problem) == []
+    again = await cast.officer.send("/masalah")
+    assert "1. 4 laporan Keamanan di Sumber Jaya" in texts(again)
+    accepted = await cast.officer.press("Terima 1")
+    assert "(4 laporan)" in texts(accepted)
 
 
 async def test_the_group_alerts_masalah_adds_its_report_to_a_problem(cast: Cast) -> None:

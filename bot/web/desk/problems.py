@@ -135,7 +135,7 @@ async def list_page(
         suggestions.append(
             {
                 "id": s.id,
-                "fingerprint": s.fingerprint,
+                "stamp": store.stamp(s.fingerprint),
                 "count": len(s.report_ids),
                 "category": category_label(owner.core.catalog, lang, s.category),
                 "area": areas[s.area_id].name if s.area_id in areas else "-",
@@ -207,7 +207,7 @@ async def list_action(
             lang,
             _int(form.get("suggestion")),
             accept=what == "accept",
-            fingerprint=str(form.get("fingerprint") or "") or None,
+            stamp=_int(form.get("stamp")),
         )
         if verdict.done:
             log.info(

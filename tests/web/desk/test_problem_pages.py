@@ -707,19 +707,19 @@ async def test_a_suggestion_changed_since_the_page_was_shown_is_not_decided_blin
     await _file(cast, 3)
     async with _signed_in(sessions, cast.officer) as (http, csrf):
         page = await http.get("/dasbor/masalah")
-        shown = re.search(r'name="fingerprint" value="([0-9a-f]{64})"', page.text)
+        shown = re.search(r'name="stamp" value="(\d+)"', page.text)
         assert shown
         await _file(cast, 1)  # a fourth report joins the set meanwhile
         await http.get("/dasbor/masalah")  # (looked for again, by anyone)
         [suggestion] = await _all(sessions, ProblemSuggestion)
-        assert suggestion.fingerprint != shown.group(1)
+        assert problems_store.stamp(suggestion.fingerprint) != int(shown.group(1))
         _a, said = await _post(
             http,
             "/dasbor/masalah",
             csrf,
             do="accept",
             suggestion=str(suggestion.id),
-            fingerprint=shown.group(1),
+            stamp=shown.group(1),
         )
         assert said.startswith("Saran ini berubah sejak halaman dibuka")
     [suggestion] = await _all(sessions, ProblemSuggestion)
