@@ -225,12 +225,12 @@ async def _scrub_outbox(
     """Messages to the person go, sent or not (nothing more is sent to them; nothing kept);
     messages to others that quote them (alerts and their edits, boards, patrol messages
     naming them) lose their words. Found by the stored JSON's text, whatever the kind."""
+    # Two statements, each on its index (ix_outbox_contact_id, ix_outbox_chat_status): one with
+    # OR read the whole table.
+    await session.execute(delete(Outbox).where(Outbox.contact_id == contact.id))
     await session.execute(
         delete(Outbox).where(
-            or_(
-                Outbox.contact_id == contact.id,
-                (Outbox.channel == contact.channel) & (Outbox.chat_id == contact.external_id),
-            )
+            Outbox.chat_id == contact.external_id, Outbox.channel == contact.channel
         )
     )
     needles = [n for n in replacements(None) if len(n.strip()) >= _MIN_NEEDLE]
