@@ -236,7 +236,9 @@ async def _scrub_outbox(
     needles = [n for n in replacements(None) if len(n.strip()) >= _MIN_NEEDLE]
     if not needles:
         return
-    # As the JSON column stores them (non-ASCII escaped): the search runs in the database.
+    # As the JSON column stores them (non-ASCII escaped): the search runs in the database. It
+    # reads every row, in the caller's write transaction (bench/erasure.py, 1,000,000 rows:
+    # ~1.2 s on SQLite, where every other writer waits, ~2.3 s on PostgreSQL).
     stored = [json.dumps(n)[1:-1] for n in needles]
     quoting = or_(*(cast(Outbox.payload, Text).contains(s, autoescape=True) for s in stored))
     for row in (await session.scalars(select(Outbox).where(quoting))).all():
