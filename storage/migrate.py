@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0016"  # the newest revision in migrations/versions (tests/test_storage.py checks it)
+HEAD = "0017"  # the newest revision in migrations/versions (tests/test_storage.py checks it)
 
 
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
