@@ -139,10 +139,7 @@ async def problem_numbers(
     session: AsyncSession, area_ids: list[int], since: datetime, now: datetime
 ) -> tuple[int, int, int]:
     """(open problems, overdue actions, new suggestions) of these areas."""
-    open_ = len(await problems.in_areas(session, area_ids, limit=10_000))
-    overdue = len(await problems.open_actions_in_areas(session, area_ids, due_before=now))
-    new = len(await problems.suggestions_in_areas(session, area_ids, since=since))
-    return open_, overdue, new
+    return await problems.counts_in_areas(session, area_ids, now=now, since=since)
 
 
 async def compute_stats(

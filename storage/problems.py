@@ -158,6 +158,32 @@ async def in_areas(
     return list((await session.scalars(stmt)).all())
 
 
+async def counts_in_areas(
+    session: AsyncSession, area_ids: Collection[int], *, now: datetime, since: datetime
+) -> tuple[int, int, int]:
+    """(open problems, their actions overdue at ``now``, suggestions waiting that were made or
+    changed since ``since``) of these areas, counted by the database (the recap's line)."""
+    areas = list(area_ids)
+    open_problem = and_(Problem.area_id.in_(areas), Problem.stage != ProblemStage.CLOSED.value)
+    problems = await session.scalar(select(func.count()).select_from(Problem).where(open_problem))
+    overdue = await session.scalar(
+        select(func.count())
+        .select_from(ProblemAction)
+        .join(Problem, Problem.id == ProblemAction.problem_id)
+        .where(open_problem, ProblemAction.done_at.is_(None), ProblemAction.due_at < now)
+    )
+    waiting = await session.scalar(
+        select(func.count())
+        .select_from(ProblemSuggestion)
+        .where(
+            ProblemSuggestion.area_id.in_(areas),
+            ProblemSuggestion.state == SuggestionState.PROPOSED.value,
+            ProblemSuggestion.created_at >= since,
+        )
+    )
+    return int(problems or 0), int(overdue or 0), int(waiting or 0)
+
+
 async def report_counts(session: AsyncSession, problem_ids: Collection[int]) -> dict[int, int]:
     """How many reports each problem has."""
     if not problem_ids:
